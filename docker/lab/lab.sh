@@ -1,0 +1,489 @@
+#!/usr/bin/env bash
+# seedprobe test lab: a private Postfix + Dovecot (IMAP, LMTP, Sieve) on loopback
+# that simulates mail providers, for seedprobe's integration tests and demos.
+#
+# Usage: lab.sh install|start|stop|restart|status|foreground|reset-mail
+#
+#   install     install the Debian packages if a binary is missing (root)
+#   start       render config, make CA/certs/passwords if missing, start both
+#               daemons and wait until 127.0.0.1:2525, :1143, :1993 answer.
+#               A no-op when the lab is already healthy; concurrent calls are
+#               serialised with flock.
+#   stop        stop both daemons (idempotent)
+#   restart     stop, then start
+#   status      exit 0 when healthy, 1 otherwise
+#   foreground  start, then stay in the foreground showing the logs until
+#               TERM/INT (then stop) or until a daemon dies (exit 1)
+#   reset-mail  delete every message in every lab mailbox and the Postfix queue
+#
+# Everything lives under ${SEEDPROBE_LAB_DIR:-/tmp/seedprobe-lab}: rendered
+# config, queue, maildirs, logs, TLS files (tls/ca.pem), passwords
+# (secrets/<localpart>.pass), pid files. Keep that path short: Dovecot's unix
+# sockets live under it and are limited to 107 bytes.
+#
+# Environment:
+#   SEEDPROBE_LAB_DIR      state directory (default /tmp/seedprobe-lab)
+#   SEEDPROBE_LAB_SEEDS    seed list (default seeds.list next to this script)
+#   SEEDPROBE_LAB_TIMEOUT  seconds to wait for the ports on start (default 30)
+set -euo pipefail
+shopt -s lastpipe # so `... | put FILE` records CHANGED in this shell
+
+LAB_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_DIR=${SEEDPROBE_LAB_DIR:-/tmp/seedprobe-lab}
+LAB_DIR=${LAB_DIR%/}
+SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
+START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
+
+PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve swaks openssl)
+# One file per package, so a half-installed set is noticed.
+REQUIRED_FILES=(
+    /usr/sbin/postfix /usr/sbin/postqueue /usr/sbin/postsuper
+    /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp
+    /usr/bin/sievec /usr/bin/swaks /usr/bin/openssl
+)
+
+PF_DIR=$LAB_DIR/postfix
+PF_PID=$LAB_DIR/spool/pid/master.pid
+DC_CONF=$LAB_DIR/dovecot/dovecot.conf
+DC_PID=$LAB_DIR/run/dovecot/master.pid
+LOG_DIR=$LAB_DIR/log
+LOCK=$LAB_DIR/.lock
+
+log() { printf 'lab.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "'$1' needs root (Postfix and Dovecot start only as root); run it with sudo or as root"
+}
+
+check_lab_dir() {
+    # Dovecot's deepest socket is about 36 bytes below LAB_DIR; sun_path is 108.
+    [[ $LAB_DIR == /* ]] || die "SEEDPROBE_LAB_DIR must be an absolute path (got '$LAB_DIR')"
+    [[ $LAB_DIR =~ ^/[A-Za-z0-9._/-]+$ ]] ||
+        die "SEEDPROBE_LAB_DIR may only contain letters, digits, '.', '_', '-' and '/' (got '$LAB_DIR')"
+    ((${#LAB_DIR} <= 64)) ||
+        die "SEEDPROBE_LAB_DIR is ${#LAB_DIR} characters long; keep it at most 64 (unix socket paths are limited to 107 bytes)"
+}
+
+# --- install ---------------------------------------------------------------
+
+missing_files() {
+    local f
+    for f in "${REQUIRED_FILES[@]}"; do
+        [[ -e $f ]] || printf '%s\n' "$f"
+    done
+}
+
+cmd_install() {
+    local missing
+    missing=$(missing_files)
+    [[ -z $missing ]] && return 0
+    need_root install
+    log "installing ${PACKAGES[*]} (missing: $(echo $missing))"
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}"
+    missing=$(missing_files)
+    [[ -z $missing ]] || die "still missing after apt-get install: $(echo $missing)"
+}
+
+# --- health ----------------------------------------------------------------
+
+# pid_alive PIDFILE COMM: the pid file names a live (not zombie) process
+# called COMM.
+pid_alive() {
+    local pid comm stat
+    [[ -r $1 ]] || return 1
+    read -r pid 2>/dev/null <"$1" || return 1
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
+    [[ $comm == "$2" ]] || return 1
+    read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+postfix_running() { pid_alive "$PF_PID" master; }
+dovecot_running() { pid_alive "$DC_PID" dovecot; }
+
+# banner PORT PREFIX: something on 127.0.0.1:PORT greets with PREFIX.
+banner() {
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        IFS= read -r -t 2 line <&3 || exit 1
+        printf "%s\r\n" "$3" >&3 2>/dev/null || true
+        [[ $line == "$2"* ]]' _ "$1" "$2" "$3" 2>/dev/null
+}
+# port_open PORT: 127.0.0.1:PORT accepts a TCP connection.
+port_open() {
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+healthy() {
+    # Pid files are root-only; an unprivileged caller (a test suite run by a
+    # user, the probe container) judges by the ports alone.
+    if [[ $EUID -eq 0 ]]; then
+        postfix_running && dovecot_running || return 1
+    fi
+    banner 2525 220 QUIT &&
+        banner 1143 '* OK' 'a LOGOUT' &&
+        port_open 1993
+}
+
+describe() {
+    local what
+    if [[ $EUID -eq 0 ]]; then
+        postfix_running && what="running (pid $(tr -d ' ' <"$PF_PID"))" || what="not running"
+        printf 'postfix: %s\n' "$what"
+        dovecot_running && what="running (pid $(<"$DC_PID"))" || what="not running"
+        printf 'dovecot: %s\n' "$what"
+    fi
+    banner 2525 220 QUIT && what=ok || what=closed
+    printf 'smtp  127.0.0.1:2525 %s\n' "$what"
+    banner 1143 '* OK' 'a LOGOUT' && what=ok || what=closed
+    printf 'imap  127.0.0.1:1143 %s\n' "$what"
+    port_open 1993 && what=ok || what=closed
+    printf 'imaps 127.0.0.1:1993 %s\n' "$what"
+}
+
+show_logs() {
+    local f
+    for f in "$LOG_DIR"/start.log "$LOG_DIR"/postfix.log "$LOG_DIR"/dovecot.log; do
+        [[ -s $f ]] || continue
+        printf '==> %s (last 30 lines) <==\n' "$f" >&2
+        tail -n 30 "$f" >&2
+    done
+}
+
+# --- rendering ---------------------------------------------------------------
+
+# put DEST MODE: write stdin to DEST, replacing it only if the content changed
+# (changed files are remembered in CHANGED, to reload a running daemon).
+CHANGED=()
+put() {
+    local dest=$1 mode=$2 tmp
+    tmp=$(mktemp "$dest.XXXXXX")
+    cat >"$tmp"
+    chmod "$mode" "$tmp"
+    if [[ -e $dest ]] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+    else
+        mv -f "$tmp" "$dest"
+        CHANGED+=("$dest")
+    fi
+}
+# changed PREFIX...: render changed a file under one of the PREFIXes.
+changed() {
+    local f p
+    for f in "${CHANGED[@]}"; do
+        for p in "$@"; do [[ $f == "$p"* ]] && return 0; done
+    done
+    return 1
+}
+
+template() {
+    sed "s|@LAB_DIR@|$LAB_DIR|g" "$LAB_SRC/$1"
+}
+
+# Reads $SEEDS into SEED_ADDRS / SEED_KINDS.
+read_seeds() {
+    local addr kind rest n=0
+    SEED_ADDRS=() SEED_KINDS=()
+    [[ -r $SEEDS ]] || die "seed list $SEEDS not found"
+    while read -r addr kind rest || [[ -n $addr ]]; do
+        n=$((n + 1))
+        [[ -z $addr || $addr == \#* ]] && continue
+        [[ $addr =~ ^[a-z0-9._-]+@[a-z0-9.-]+$ ]] || die "$SEEDS:$n: bad address '$addr' (lower-case local@domain)"
+        case $kind in
+        inbox | junk | tagged | defer | reject | discard) ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard)" ;;
+        esac
+        SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
+    done <"$SEEDS"
+    ((${#SEED_ADDRS[@]} > 0)) || die "$SEEDS lists no seeds"
+}
+
+random_password() {
+    local raw
+    raw=$(LC_ALL=C tr -dc 'A-Za-z0-9' < <(head -c 1024 /dev/urandom))
+    ((${#raw} >= 20)) || die "could not read enough randomness from /dev/urandom"
+    printf 'lab-%s' "${raw:0:20}"
+}
+
+render_secrets() {
+    local addr pass file users=""
+    # World-readable on purpose: loopback-only lab passwords, read by tests
+    # that may run as another user (e.g. the probe container).
+    install -d -m 0755 "$LAB_DIR/secrets"
+    for addr in "${SEED_ADDRS[@]}"; do
+        file=$LAB_DIR/secrets/${addr%@*}.pass
+        [[ -s $file ]] || random_password | put "$file" 0644
+        pass=$(<"$file")
+        [[ $pass =~ ^[A-Za-z0-9._-]+$ ]] || die "$file: password may only contain letters, digits, '.', '_', '-'"
+        users+="$addr:{PLAIN}$pass::::::"$'\n'
+    done
+    printf '%s' "$users" | put "$LAB_DIR/dovecot/users" 0640
+    chgrp dovecot "$LAB_DIR/dovecot/users"
+}
+
+render_postfix_tables() {
+    local i addr kind
+    {
+        echo "# rendered by lab.sh from $SEEDS"
+        for addr in "${SEED_ADDRS[@]}"; do echo "${addr#*@} lab"; done | sort -u
+    } | put "$PF_DIR/virtual_domains" 0644
+    {
+        echo "# rendered by lab.sh from $SEEDS"
+        for i in "${!SEED_ADDRS[@]}"; do
+            case ${SEED_KINDS[$i]} in
+            inbox | junk | tagged | discard) echo "${SEED_ADDRS[$i]} lab" ;;
+            esac
+        done
+    } | put "$PF_DIR/virtual_mailboxes" 0644
+    {
+        echo "# rendered by lab.sh from $SEEDS"
+        for i in "${!SEED_ADDRS[@]}"; do
+            addr=${SEED_ADDRS[$i]} kind=${SEED_KINDS[$i]}
+            case $kind in
+            defer) echo "$addr 450 4.7.1 Temporarily deferred: seedprobe lab simulates a rate limit, try again later" ;;
+            reject) echo "$addr 550 5.7.1 Message refused: seedprobe lab simulates a block list" ;;
+            esac
+        done
+    } | put "$PF_DIR/recipient_access" 0644
+    {
+        echo "# rendered by lab.sh from $SEEDS"
+        for i in "${!SEED_ADDRS[@]}"; do
+            [[ ${SEED_KINDS[$i]} == discard ]] && echo "${SEED_ADDRS[$i]} discard:seedprobe lab discards this recipient"
+        done
+    } | put "$PF_DIR/transport" 0644
+}
+
+render_tls() {
+    local tls=$LAB_DIR/tls tmp
+    install -d -m 0755 "$tls"
+    [[ -s $tls/dh.pem ]] ||
+        openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048 2>/dev/null | put "$tls/dh.pem" 0644
+    [[ -s $tls/ca.pem && -s $tls/ca.key && -s $tls/server.pem && -s $tls/server.key ]] && return 0
+    log "creating the lab CA and server certificate in $tls"
+    tmp=$(mktemp -d "$tls/new.XXXXXX")
+    cat >"$tmp/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+O = seedprobe lab
+CN = seedprobe lab CA
+[ca_ext]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:localhost, DNS:mx.lab.test, DNS:imap.lab.test, IP:127.0.0.1
+EOF
+    if [[ -s $tls/ca.pem && -s $tls/ca.key ]]; then
+        cp "$tls/ca.pem" "$tls/ca.key" "$tmp/"
+    else
+        openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+            -config "$tmp/openssl.cnf" -extensions ca_ext \
+            -keyout "$tmp/ca.key" -out "$tmp/ca.pem" 2>/dev/null
+    fi
+    openssl req -new -newkey rsa:2048 -nodes -sha256 -config "$tmp/openssl.cnf" \
+        -subj '/O=seedprobe lab/CN=mx.lab.test' \
+        -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
+    openssl x509 -req -sha256 -days 3650 -in "$tmp/server.csr" \
+        -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -set_serial "0x$(openssl rand -hex 12)" \
+        -extfile "$tmp/openssl.cnf" -extensions server_ext -out "$tmp/server.pem" 2>/dev/null
+    chmod 0600 "$tmp/ca.key" "$tmp/server.key"
+    chmod 0644 "$tmp/ca.pem" "$tmp/server.pem"
+    # Key before certificate, CA last: a half-finished run is redone next time.
+    mv -f "$tmp/server.key" "$tls/server.key"
+    mv -f "$tmp/server.pem" "$tls/server.pem"
+    mv -f "$tmp/ca.key" "$tls/ca.key"
+    mv -f "$tmp/ca.pem" "$tls/ca.pem"
+    CHANGED+=("$tls/server.pem")
+    rm -rf "$tmp"
+}
+
+render() {
+    read_seeds
+    install -d -m 0755 "$PF_DIR" "$LAB_DIR/spool" "$LAB_DIR/dovecot" "$LAB_DIR/run" \
+        "$LAB_DIR/dovecot-state" "$LOG_DIR" "$LAB_DIR/sieve"
+    install -d -m 0750 -o mail -g mail "$LAB_DIR/mail" "$LAB_DIR/home"
+    chown mail:mail "$LAB_DIR/sieve"
+
+    template postfix/main.cf | put "$PF_DIR/main.cf" 0644
+    template postfix/master.cf | put "$PF_DIR/master.cf" 0644
+    render_postfix_tables
+    template dovecot/dovecot.conf | put "$DC_CONF" 0644
+    template sieve/providers.sieve | put "$LAB_DIR/sieve/providers.sieve" 0644
+    render_tls
+    render_secrets
+
+    # Precompile the global script (Dovecot could not write the binary
+    # next to it otherwise); recompiles only when the script changed.
+    if [[ ! $LAB_DIR/sieve/providers.svbin -nt $LAB_DIR/sieve/providers.sieve ]]; then
+        sievec -c "$DC_CONF" "$LAB_DIR/sieve/providers.sieve" ||
+            die "sievec could not compile $LAB_DIR/sieve/providers.sieve"
+        chown mail:mail "$LAB_DIR/sieve/providers.svbin"
+    fi
+}
+
+# --- start / stop ------------------------------------------------------------
+
+# lock: serialise start/stop/reset-mail between processes (fd 9).
+lock() {
+    install -d -m 0755 "$LAB_DIR"
+    exec 9>"$LOCK"
+    flock -w 120 9 || die "another lab.sh held $LOCK for 120 s"
+}
+unlock() { exec 9>&-; }
+
+start_daemons() {
+    local deadline
+    # A daemon that survived (the other one had died) gets the new config.
+    if postfix_running && changed "$PF_DIR/" "$LAB_DIR/tls/"; then
+        postfix -c "$PF_DIR" reload </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- || true
+    fi
+    if dovecot_running && changed "$DC_CONF" "$LAB_DIR/tls/"; then
+        kill -HUP "$(<"$DC_PID")" 2>/dev/null || true
+    fi
+    if ! postfix_running; then
+        # fd 9 (the lock) must not leak into the daemons.
+        postfix -c "$PF_DIR" start </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+            { show_logs; die "postfix -c $PF_DIR start failed"; }
+    fi
+    if ! dovecot_running; then
+        rm -f "$DC_PID"
+        # Dovecot keeps the caller's stdio open: never hand it a pipe.
+        dovecot -c "$DC_CONF" </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+            { show_logs; die "dovecot -c $DC_CONF failed to start"; }
+    fi
+    deadline=$((SECONDS + START_TIMEOUT))
+    until healthy; do
+        if ((SECONDS >= deadline)); then
+            describe >&2
+            show_logs
+            die "the lab did not become healthy within ${START_TIMEOUT}s"
+        fi
+        sleep 0.1
+    done
+}
+
+cmd_start() {
+    check_lab_dir
+    healthy && return 0
+    need_root start
+    lock
+    if ! healthy; then
+        cmd_install
+        render
+        start_daemons
+        log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993, state $LAB_DIR"
+    fi
+    unlock
+}
+
+# wait_gone PIDFILE COMM WHAT: poll until the process has exited (bounded).
+wait_gone() {
+    local deadline=$((SECONDS + 30))
+    while pid_alive "$1" "$2"; do
+        ((SECONDS < deadline)) || die "$3 (pid $(<"$1")) did not stop within 30 s"
+        sleep 0.1
+    done
+}
+
+stop_daemons() {
+    if postfix_running; then
+        postfix -c "$PF_DIR" stop </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+            kill -TERM "$(tr -d ' ' <"$PF_PID")" 2>/dev/null || true
+        wait_gone "$PF_PID" master postfix
+    fi
+    if dovecot_running; then
+        kill -TERM "$(<"$DC_PID")" 2>/dev/null || true
+        wait_gone "$DC_PID" dovecot dovecot
+    fi
+}
+
+cmd_stop() {
+    check_lab_dir
+    [[ -d $LAB_DIR ]] || return 0
+    need_root stop
+    lock
+    stop_daemons
+    unlock
+}
+
+cmd_status() {
+    check_lab_dir
+    if healthy; then
+        describe
+        return 0
+    fi
+    describe
+    return 1
+}
+
+cmd_foreground() {
+    cmd_start
+    describe
+    local tail_pid
+    tail -n 0 -F "$LOG_DIR/postfix.log" "$LOG_DIR/dovecot.log" &
+    tail_pid=$!
+    trap 'kill "$tail_pid" 2>/dev/null || true; log "stopping"; cmd_stop; exit 0' TERM INT
+    while postfix_running && dovecot_running; do
+        sleep 5 &
+        wait $! || true
+    done
+    kill "$tail_pid" 2>/dev/null || true
+    describe >&2
+    show_logs
+    die "a lab daemon died"
+}
+
+cmd_reset_mail() {
+    check_lab_dir
+    need_root reset-mail
+    lock
+    if [[ -d $LAB_DIR/spool ]] && postfix_running; then
+        postsuper -c "$PF_DIR" -d ALL >>"$LOG_DIR/start.log" 2>&1 || true
+    fi
+    local dir user
+    if dovecot_running; then
+        # Expunge through Dovecot so open IMAP sessions and indexes stay consistent.
+        for dir in "$LAB_DIR"/mail/*/*/; do
+            [[ -d $dir ]] || continue
+            dir=${dir%/}
+            user=${dir##*/}@$(basename "$(dirname "$dir")")
+            doveadm -c "$DC_CONF" expunge -u "$user" mailbox '*' all ||
+                log "warning: could not expunge the mail of $user"
+        done
+    else
+        rm -rf "${LAB_DIR:?}"/mail/* "${LAB_DIR:?}"/home/*
+    fi
+    unlock
+    log "all lab mailboxes emptied"
+}
+
+main() {
+    local cmd=${1:-}
+    case $cmd in
+    install) cmd_install ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    restart) cmd_stop && cmd_start ;;
+    status) cmd_status ;;
+    foreground) cmd_foreground ;;
+    reset-mail) cmd_reset_mail ;;
+    -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" ;;
+    *)
+        echo "usage: lab.sh install|start|stop|restart|status|foreground|reset-mail" >&2
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"

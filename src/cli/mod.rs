@@ -1,0 +1,299 @@
+//! The `probe` command line: parse, call the library, print, and map the result to an exit
+//! code. The only place that prints to stdout, and the only place that uses `anyhow`.
+
+mod exit;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+pub use exit::Exit;
+
+use crate::config::{Config, SecretString};
+use crate::report::RunReport;
+use crate::run::{self, Progress, RunError};
+use crate::store::Store;
+use crate::verdict::Verdict;
+
+/// Measure where your mail lands: send tagged test messages to seed mailboxes, find them over
+/// IMAP, and report inbox, spam, deferred, rejected or missing for each.
+#[derive(Debug, Parser)]
+#[command(name = "probe", version, about, long_about = None)]
+pub struct Cli {
+    /// The seeds file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "PROBE_CONFIG",
+        default_value = "seeds.yaml"
+    )]
+    pub config: PathBuf,
+    /// The SQLite store [default: the user's data directory].
+    #[arg(long, global = true, env = "PROBE_STORE")]
+    pub store: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug). PROBE_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one tagged message to each chosen seed; print the run id.
+    Send(SendArgs),
+    /// Poll the seed mailboxes for a run's messages until each has a verdict.
+    Poll(PollArgs),
+    /// Send, then poll, then show the verdicts.
+    Run(SendArgs),
+}
+
+/// Which seeds.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SeedChoice {
+    /// Every seed in the config.
+    #[arg(long)]
+    pub all: bool,
+    /// Only this seed (repeatable).
+    #[arg(long = "seed", value_name = "NAME")]
+    pub seeds: Vec<String>,
+}
+
+/// Arguments of `send` and `run`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Which seeds.
+    #[command(flatten)]
+    pub choice: SeedChoice,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `poll`.
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// The run [default: the latest unfinished run].
+    #[arg(long = "run", value_name = "ID")]
+    pub run: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of the `probe` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Ok.into()
+            };
+        }
+    };
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("probe: error: cannot start the async runtime: {e}");
+            return Exit::ProbeFailure.into();
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = execute(&cli) => r,
+            _ = tokio::signal::ctrl_c() => Ok(Exit::Interrupted),
+        }
+    });
+    match result {
+        Ok(Exit::Interrupted) => {
+            eprintln!(
+                "probe: interrupted; what was recorded is kept. Finish the run with `probe poll`."
+            );
+            Exit::Interrupted.into()
+        }
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("probe: error: {e:#}");
+            exit::for_error(&e).into()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "seedprobe=info,warn",
+        _ => "seedprobe=debug,info",
+    };
+    let base = std::env::var("PROBE_LOG").unwrap_or_else(|_| default.to_owned());
+    // async-imap traces every command it writes, LOGIN included: never let that through.
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{base},async_imap=off,imap_proto=off"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .finish();
+    // No `log` bridge is installed, for the same reason.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
+    match &cli.command {
+        Command::Send(args) => {
+            let (config, secrets, mut store) = prepare(cli, &args.choice)?;
+            let seeds = config.select(&args.choice.seeds)?;
+            let run_id = run::send(&config, &seeds, &mut store, &mut print_progress).await?;
+            let report = load_report(&store, &run_id)?;
+            drop(secrets);
+            if args.json {
+                print_json(&report)?;
+            } else {
+                println!("{run_id}");
+            }
+            let refused = report
+                .messages
+                .iter()
+                .any(|m| matches!(m.verdict, Some(Verdict::Deferred) | Some(Verdict::Rejected)));
+            Ok(if refused { Exit::NotAllInbox } else { Exit::Ok })
+        }
+        Command::Run(args) => {
+            let (config, secrets, mut store) = prepare(cli, &args.choice)?;
+            let seeds = config.select(&args.choice.seeds)?;
+            let run_id = run::send(&config, &seeds, &mut store, &mut print_progress).await?;
+            let summary =
+                run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
+            finish(&store, &run_id, args.json, summary)
+        }
+        Command::Poll(args) => {
+            let config = Config::load(&cli.config)?;
+            let store = open_store(cli)?;
+            let run_id = match &args.run {
+                Some(id) => id.clone(),
+                None => store.latest_unfinished_run()?,
+            };
+            let messages = store.messages(&run_id)?;
+            let wanted: Vec<String> = messages
+                .iter()
+                .filter(|m| m.verdict.is_none())
+                .map(|m| m.seed.clone())
+                .filter(|name| config.seeds.iter().any(|s| &s.name == name))
+                .collect();
+            let seeds = config.select(&wanted)?;
+            let secrets = if wanted.is_empty() {
+                HashMap::new()
+            } else {
+                config.resolve_secrets(&seeds)?
+            };
+            let summary =
+                run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
+            finish(&store, &run_id, args.json, summary)
+        }
+    }
+}
+
+/// Everything that can fail before a message leaves: config, seeds, passwords, store.
+fn prepare(
+    cli: &Cli,
+    choice: &SeedChoice,
+) -> anyhow::Result<(Config, HashMap<String, SecretString>, Store)> {
+    let config = Config::load(&cli.config)?;
+    let seeds = config.select(&choice.seeds)?;
+    let secrets = config.resolve_secrets(&seeds)?;
+    let store = open_store(cli)?;
+    Ok((config, secrets, store))
+}
+
+fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let path = match &cli.store {
+        Some(p) => p.clone(),
+        None => Store::default_path()
+            .context("no home directory to put the store in; give --store or PROBE_STORE")?,
+    };
+    Ok(Store::open(&path)?)
+}
+
+fn load_report(store: &Store, run_id: &str) -> Result<RunReport, RunError> {
+    Ok(RunReport {
+        run: store.run(run_id)?,
+        messages: store.messages(run_id)?,
+    })
+}
+
+fn finish(
+    store: &Store,
+    run_id: &str,
+    json: bool,
+    summary: run::PollSummary,
+) -> anyhow::Result<Exit> {
+    let report = load_report(store, run_id)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.to_table());
+    }
+    if summary.accounts > 0 && summary.logged_in == 0 {
+        eprintln!("probe: error: no seed mailbox could be polled (every login failed)");
+        return Ok(Exit::ProbeFailure);
+    }
+    let all_inbox = report
+        .messages
+        .iter()
+        .all(|m| m.verdict == Some(Verdict::Inbox));
+    Ok(if all_inbox {
+        Exit::Ok
+    } else {
+        Exit::NotAllInbox
+    })
+}
+
+fn print_json(report: &RunReport) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_progress(p: Progress<'_>) {
+    match p {
+        Progress::Sent { seed, ending } => eprintln!("sent {seed}: {ending}"),
+        Progress::Polling {
+            pending,
+            accounts,
+            timeout,
+        } => eprintln!(
+            "polling {accounts} mailbox(es) for {pending} message(s), for up to {}",
+            humantime::format_duration(std::time::Duration::from_secs(timeout.as_secs()))
+        ),
+        Progress::Decided { seed, verdict } => eprintln!("{seed}: {verdict}"),
+        Progress::PollProblem {
+            seeds,
+            error,
+            fatal,
+        } => eprintln!(
+            "{}: {error}{}",
+            seeds.join(", "),
+            if fatal {
+                " (giving up on this mailbox)"
+            } else {
+                ""
+            }
+        ),
+    }
+}

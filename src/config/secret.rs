@@ -1,0 +1,155 @@
+//! Where a password comes from, and the password itself.
+//!
+//! A config never holds a password in clear: it names an environment variable, a file or a
+//! command (as himalaya does). Secrets are resolved once, before anything is sent, so a missing
+//! variable stops the run before a message leaves; the value then lives only in a [`SecretString`],
+//! whose `Debug` is redacted and which has no `Display`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+/// A password source, as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretSource {
+    /// The value of an environment variable.
+    Env(String),
+    /// The contents of a file (one trailing newline is dropped). Relative to the config file.
+    File(PathBuf),
+    /// The first line of a command's standard output, run with `sh -c`.
+    Command(String),
+}
+
+/// A secret value. It cannot be printed; [`SecretString::expose`] hands it to the one call that
+/// needs it (a LOGIN).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself; call it only where it goes on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Why a secret could not be resolved. The texts never contain the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The variable is unset, empty or not valid UTF-8.
+    #[error("environment variable {0} is not set (or is empty)")]
+    EnvMissing(String),
+    /// The file cannot be read.
+    #[error("cannot read password file {path}: {source}")]
+    File {
+        /// The file as resolved.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is empty.
+    #[error("password file {0} is empty")]
+    FileEmpty(PathBuf),
+    /// The command could not be run or failed.
+    #[error("password command `{command}` failed: {reason}")]
+    Command {
+        /// The command as written.
+        command: String,
+        /// Exit status or spawn error (never its output).
+        reason: String,
+    },
+}
+
+impl SecretSource {
+    /// Resolves the secret. `base` is the directory of the config file, for relative paths.
+    pub fn resolve(&self, base: &Path) -> Result<SecretString, SecretError> {
+        match self {
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(SecretString(v)),
+                _ => Err(SecretError::EnvMissing(var.clone())),
+            },
+            SecretSource::File(path) => {
+                let path = base.join(path);
+                let text = std::fs::read_to_string(&path).map_err(|source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                if value.is_empty() {
+                    return Err(SecretError::FileEmpty(path));
+                }
+                Ok(SecretString(value.to_owned()))
+            }
+            SecretSource::Command(command) => {
+                let fail = |reason: String| SecretError::Command {
+                    command: command.clone(),
+                    reason,
+                };
+                let output = Command::new("sh")
+                    .arg("-c")
+                    .arg(command)
+                    .current_dir(base)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .map_err(|e| fail(e.to_string()))?;
+                if !output.status.success() {
+                    return Err(fail(output.status.to_string()));
+                }
+                let text = String::from_utf8(output.stdout)
+                    .map_err(|_| fail("output is not UTF-8".into()))?;
+                let value = text.lines().next().unwrap_or("").to_owned();
+                if value.is_empty() {
+                    return Err(fail("printed nothing".into()));
+                }
+                Ok(SecretString(value))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = SecretString::new("hunter2".into());
+        assert_eq!(format!("{s:?}"), "<redacted>");
+    }
+
+    #[test]
+    fn command_first_line_and_failure() {
+        let base = Path::new("/");
+        let ok = SecretSource::Command("printf 'abc\\nrest'".into()).resolve(base);
+        assert_eq!(ok.unwrap().expose(), "abc");
+        let err = SecretSource::Command("exit 3".into())
+            .resolve(base)
+            .unwrap_err();
+        assert!(err.to_string().contains("exit status: 3"), "{err}");
+    }
+
+    #[test]
+    fn file_strips_one_newline() {
+        let dir = std::env::temp_dir().join(format!("seedprobe-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
+        let v = SecretSource::File("pw".into()).resolve(&dir).unwrap();
+        assert_eq!(v.expose(), "s3cret");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

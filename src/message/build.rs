@@ -1,0 +1,73 @@
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+
+use super::Token;
+use crate::config::{MessageTemplate, Sender};
+
+/// The header that confirms a search hit is ours.
+pub const X_PROBE_ID: &str = "X-Probe-Id";
+
+#[derive(Debug, Clone)]
+struct XProbeId(String);
+
+impl Header for XProbeId {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str(X_PROBE_ID)
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(XProbeId(s.trim().to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// A composed message, ready for DATA.
+#[derive(Debug, Clone)]
+pub struct TestMessage {
+    /// Its token.
+    pub token: Token,
+    /// The subject as sent.
+    pub subject: String,
+    /// The `Message-ID`, with angle brackets.
+    pub message_id: String,
+    /// RFC 5322 bytes with CRLF line ends.
+    pub bytes: Vec<u8>,
+}
+
+/// The message could not be composed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compose the test message: {0}")]
+pub struct BuildError(#[from] lettre::error::Error);
+
+/// Composes the test message for one seed.
+pub fn build(
+    sender: &Sender,
+    template: &MessageTemplate,
+    to: &lettre::Address,
+    seed_name: &str,
+    token: Token,
+) -> Result<TestMessage, BuildError> {
+    let fill = |s: &str| {
+        s.replace("{token}", &token.to_string())
+            .replace("{seed}", seed_name)
+    };
+    let subject = fill(&template.subject);
+    let message_id = format!("<{token}.seedprobe@{}>", sender.from.email.domain());
+    let message = lettre::Message::builder()
+        .from(sender.from.clone())
+        .to(lettre::message::Mailbox::new(None, to.clone()))
+        .subject(subject.clone())
+        .message_id(Some(message_id.clone()))
+        .header(XProbeId(token.to_string()))
+        .user_agent(format!("seedprobe/{}", env!("CARGO_PKG_VERSION")))
+        .date_now()
+        .body(fill(&template.body))?;
+    Ok(TestMessage {
+        token,
+        subject,
+        message_id,
+        bytes: message.formatted(),
+    })
+}

@@ -1,0 +1,11 @@
+//! The test message and the token that lets polling find it again.
+//!
+//! Each message carries one [`Token`] three times: in the subject (what IMAP searches, since
+//! some providers do not index custom headers), in an `X-Probe-Id` header (what confirms a
+//! search hit), and in the `Message-ID`.
+
+mod build;
+mod tag;
+
+pub use build::{BuildError, TestMessage, X_PROBE_ID, build};
+pub use tag::Token;

@@ -1,0 +1,553 @@
+//! Polling: log into a seed mailbox, find each message by its token, note where it is.
+//!
+//! One connection and one login per account for the whole poll. Each round EXAMINEs (read-only)
+//! the inbox and the spam folder, searches the subject for the pending tokens, and confirms a
+//! hit by its `X-Probe-Id` from a `BODY.PEEK[HEADER]` fetch. Nothing is ever flagged, moved or
+//! deleted. This module reports sightings; [`crate::verdict`] decides what they mean.
+
+mod folders;
+mod stream;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
+pub use stream::ImapStream;
+
+use crate::config::{Imap, SecretString};
+use crate::message::{Token, X_PROBE_ID};
+
+type Session = async_imap::Session<ImapStream>;
+
+/// The role of the folder a message was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderRole {
+    /// The inbox.
+    Inbox,
+    /// The spam folder.
+    Junk,
+}
+
+impl FolderRole {
+    /// Stable name, for the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FolderRole::Inbox => "inbox",
+            FolderRole::Junk => "junk",
+        }
+    }
+}
+
+/// Header fields worth keeping as evidence: a verdict is explained by these.
+const EVIDENCE_HEADERS: &[&str] = &[
+    "Subject",
+    "X-Spam-Flag",
+    "X-Spam-Status",
+    "X-Spam-Score",
+    "X-Spam-Level",
+    "Authentication-Results",
+    "Received",
+    "X-MS-Exchange-Organization-SCL",
+    "X-Forefront-Antispam-Report",
+    "X-Microsoft-Antispam",
+    "X-UI-Filterresults",
+];
+
+/// Header fields of a found message, in message order, unfolded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderEvidence {
+    /// The decoded subject.
+    pub subject: Option<String>,
+    /// Selected raw fields as (name, value).
+    pub fields: Vec<(String, String)>,
+}
+
+impl HeaderEvidence {
+    /// Extracts the evidence from a raw header block.
+    pub fn from_header_block(raw: &[u8]) -> Option<(Option<String>, HeaderEvidence)> {
+        let message = mail_parser::MessageParser::new().parse_headers(raw)?;
+        let probe_id = message.header_raw(X_PROBE_ID).map(|v| v.trim().to_owned());
+        let fields = message
+            .headers_raw()
+            .filter(|(name, _)| {
+                EVIDENCE_HEADERS
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(name))
+            })
+            .map(|(name, value)| (name.to_owned(), unfold(value)))
+            .collect();
+        let evidence = HeaderEvidence {
+            subject: message.subject().map(str::to_owned),
+            fields,
+        };
+        Some((probe_id, evidence))
+    }
+
+    /// The values of a field, case-insensitively.
+    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn unfold(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// One message found in a seed mailbox.
+#[derive(Debug, Clone)]
+pub struct Sighting {
+    /// Which message.
+    pub token: Token,
+    /// The folder's wire name.
+    pub folder: String,
+    /// Inbox or spam folder.
+    pub role: FolderRole,
+    /// Its UID there.
+    pub uid: u32,
+    /// Header fields that explain the verdict.
+    pub evidence: HeaderEvidence,
+    /// When probe saw it.
+    pub seen_at: SystemTime,
+}
+
+/// A polling failure, naming the server. Never carries a password.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// TCP connect failed.
+    #[error("{server}: cannot connect: {source}")]
+    Connect {
+        /// host:port
+        server: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TLS could not be set up or the certificate was refused.
+    #[error("{server}: TLS failed: {reason}")]
+    Tls {
+        /// host:port
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// A step took longer than `timing.imap_timeout`.
+    #[error("{server}: no answer to {step} within the IMAP timeout")]
+    Timeout {
+        /// host:port
+        server: String,
+        /// The command or step.
+        step: &'static str,
+    },
+    /// The server refused the login.
+    #[error("{server}: login as {username} refused: {reply}")]
+    Login {
+        /// host:port
+        server: String,
+        /// The login name.
+        username: String,
+        /// The server's answer.
+        reply: String,
+    },
+    /// The server answered a command with NO/BAD or something unparsable.
+    #[error("{server}: {step} failed: {reply}")]
+    Command {
+        /// host:port
+        server: String,
+        /// The command.
+        step: &'static str,
+        /// The server's answer or the parse error.
+        reply: String,
+    },
+}
+
+impl PollError {
+    /// True when retrying cannot help (wrong password): polling that account stops.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, PollError::Login { .. } | PollError::Tls { .. })
+    }
+}
+
+/// What one account's poll tells the run as it goes.
+#[derive(Debug)]
+pub enum PollEvent {
+    /// The spam folder in use for an account (None: only the inbox can be searched).
+    JunkFolder {
+        /// The seeds polled through this account.
+        seeds: Vec<String>,
+        /// The folder, if any.
+        folder: Option<JunkFolder>,
+    },
+    /// A message was found.
+    Found(Sighting),
+    /// Something failed; `fatal` means this account is given up.
+    Error {
+        /// The seeds polled through this account.
+        seeds: Vec<String>,
+        /// What failed.
+        error: PollError,
+        /// Whether polling this account stopped.
+        fatal: bool,
+    },
+}
+
+/// One account to poll and the messages to look for in it.
+#[derive(Debug, Clone)]
+pub struct AccountPoll {
+    /// The seeds sharing this account (usually one).
+    pub seeds: Vec<String>,
+    /// How to reach it.
+    pub imap: Imap,
+    /// Its password.
+    pub password: SecretString,
+    /// Extra trust anchors for its TLS.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The messages to find.
+    pub tokens: Vec<Token>,
+    /// When to give up on what is still unseen.
+    pub deadline: Instant,
+}
+
+/// Timing shared by all accounts.
+#[derive(Debug, Clone, Copy)]
+pub struct PollSettings {
+    /// Pause between rounds.
+    pub interval: Duration,
+    /// Limit for each IMAP step.
+    pub command_timeout: Duration,
+}
+
+/// How an account's poll went, returned when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSummary {
+    /// Whether a login ever succeeded.
+    pub logged_in: bool,
+    /// Connections re-established after a failure.
+    pub reconnects: u32,
+    /// True when polling went on until every token was found or the deadline passed, with a
+    /// search after the deadline; false when the account was given up.
+    pub completed: bool,
+    /// Tokens not found.
+    pub unfound: Vec<Token>,
+}
+
+/// Polls one account until every token is found, the deadline passes, or the account fails for
+/// good. Events go to `events` as they happen, so the caller can store them at once.
+pub async fn poll_account(
+    job: AccountPoll,
+    settings: PollSettings,
+    events: mpsc::UnboundedSender<PollEvent>,
+) -> AccountSummary {
+    let mut pending: HashSet<Token> = job.tokens.iter().copied().collect();
+    let mut summary = AccountSummary::default();
+    let mut session: Option<Session> = None;
+    let mut searched_after_deadline = false;
+    let mut junk: Option<JunkFolder> = None;
+    let report = |error: PollError, fatal: bool| {
+        let _ = events.send(PollEvent::Error {
+            seeds: job.seeds.clone(),
+            error,
+            fatal,
+        });
+    };
+    while !pending.is_empty() {
+        if session.is_none() {
+            match open(&job, settings.command_timeout).await {
+                Ok((s, listed)) => {
+                    if summary.logged_in {
+                        summary.reconnects += 1;
+                    } else {
+                        junk = find_junk(
+                            &listed,
+                            job.imap.spam_folder.as_deref(),
+                            &job.imap.spam_folder_names,
+                        );
+                        let _ = events.send(PollEvent::JunkFolder {
+                            seeds: job.seeds.clone(),
+                            folder: junk.clone(),
+                        });
+                    }
+                    summary.logged_in = true;
+                    session = Some(s);
+                }
+                Err(e) => {
+                    let fatal = e.is_fatal();
+                    report(e, fatal);
+                    if fatal {
+                        summary.unfound = pending.into_iter().collect();
+                        return summary;
+                    }
+                }
+            }
+        }
+        if let Some(s) = session.as_mut() {
+            let started = Instant::now();
+            match round(s, &job, junk.as_ref(), &pending, settings.command_timeout).await {
+                Ok(found) => {
+                    searched_after_deadline = started >= job.deadline;
+                    for sighting in found {
+                        pending.remove(&sighting.token);
+                        let _ = events.send(PollEvent::Found(sighting));
+                    }
+                }
+                Err(e) => {
+                    report(e, false);
+                    session = None;
+                }
+            }
+        }
+        if pending.is_empty() || searched_after_deadline {
+            break;
+        }
+        // A search that starts at or after the deadline is owed before anything is called
+        // missing; if the server keeps failing, give up a little later and decide nothing.
+        let now = Instant::now();
+        if now >= job.deadline + 2 * settings.command_timeout {
+            break;
+        }
+        let next = if now >= job.deadline {
+            now + settings.interval.min(Duration::from_secs(1))
+        } else {
+            (now + settings.interval).min(job.deadline)
+        };
+        tokio::time::sleep_until(next).await;
+    }
+    if let Some(mut s) = session {
+        let _ = tokio::time::timeout(settings.command_timeout, s.logout()).await;
+    }
+    summary.completed = pending.is_empty() || searched_after_deadline;
+    summary.unfound = pending.into_iter().collect();
+    summary
+}
+
+fn server(imap: &Imap) -> String {
+    format!("{}:{}", imap.host, imap.port)
+}
+
+async fn step<T, E: std::fmt::Display>(
+    imap: &Imap,
+    what: &'static str,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, PollError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(PollError::Timeout {
+            server: server(imap),
+            step: what,
+        }),
+        Ok(Err(e)) => Err(PollError::Command {
+            server: server(imap),
+            step: what,
+            reply: e.to_string(),
+        }),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// Connects, logs in and lists the folders.
+async fn open(
+    job: &AccountPoll,
+    timeout: Duration,
+) -> Result<(Session, Vec<ListedMailbox>), PollError> {
+    let imap = &job.imap;
+    let stream = stream::connect(imap, job.tls.clone(), timeout).await?;
+    let starttls_done = imap.tls == crate::config::ImapTls::Starttls;
+    let mut client = async_imap::Client::new(stream);
+    if !starttls_done {
+        let greeting = step(imap, "greeting", timeout, async {
+            client
+                .read_response()
+                .await
+                .and_then(|r| r.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into()))
+        })
+        .await?;
+        if let async_imap::imap_proto::Response::Data { status, .. } = greeting.parsed()
+            && *status != async_imap::imap_proto::Status::Ok
+        {
+            return Err(PollError::Command {
+                server: server(imap),
+                step: "greeting",
+                reply: format!("{status:?}"),
+            });
+        }
+    }
+    let login = tokio::time::timeout(timeout, client.login(&imap.username, job.password.expose()))
+        .await
+        .map_err(|_| PollError::Timeout {
+            server: server(imap),
+            step: "LOGIN",
+        })?;
+    let mut session = login.map_err(|(e, _)| PollError::Login {
+        server: server(imap),
+        username: imap.username.clone(),
+        reply: e.to_string(),
+    })?;
+    let listed = step(imap, "LIST", timeout, async {
+        let names: Vec<_> = session
+            .list(Some(""), Some("*"))
+            .await?
+            .try_collect()
+            .await?;
+        Ok::<_, async_imap::error::Error>(
+            names
+                .iter()
+                .map(|n| {
+                    use async_imap::types::NameAttribute as A;
+                    let attrs = n.attributes();
+                    ListedMailbox {
+                        name: n.name().to_owned(),
+                        delimiter: n.delimiter().map(str::to_owned),
+                        junk: attrs.iter().any(|a| matches!(a, A::Junk)),
+                        noselect: attrs.iter().any(|a| match a {
+                            A::NoSelect => true,
+                            A::Extension(x) => x.eq_ignore_ascii_case("\\NonExistent"),
+                            _ => false,
+                        }),
+                    }
+                })
+                .collect(),
+        )
+    })
+    .await?;
+    Ok((session, listed))
+}
+
+/// One round: the inbox, then the spam folder.
+async fn round(
+    session: &mut Session,
+    job: &AccountPoll,
+    junk: Option<&JunkFolder>,
+    pending: &HashSet<Token>,
+    timeout: Duration,
+) -> Result<Vec<Sighting>, PollError> {
+    let mut found = Vec::new();
+    let mut folders = vec![("INBOX".to_owned(), FolderRole::Inbox)];
+    if let Some(j) = junk {
+        folders.push((j.name.clone(), FolderRole::Junk));
+    }
+    for (folder, role) in folders {
+        let still: Vec<Token> = pending
+            .iter()
+            .filter(|t| !found.iter().any(|s: &Sighting| s.token == **t))
+            .copied()
+            .collect();
+        if still.is_empty() {
+            break;
+        }
+        found.extend(search_folder(session, job, &folder, role, &still, timeout).await?);
+    }
+    Ok(found)
+}
+
+/// `OR SUBJECT a OR SUBJECT b SUBJECT c`: one SEARCH for every pending token.
+fn subject_query(tokens: &[Token]) -> String {
+    let mut query = String::new();
+    for (i, token) in tokens.iter().enumerate() {
+        if i + 1 < tokens.len() {
+            query.push_str("OR ");
+        }
+        query.push_str(&format!("SUBJECT \"{token}\" "));
+    }
+    query.trim_end().to_owned()
+}
+
+async fn search_folder(
+    session: &mut Session,
+    job: &AccountPoll,
+    folder: &str,
+    role: FolderRole,
+    tokens: &[Token],
+    timeout: Duration,
+) -> Result<Vec<Sighting>, PollError> {
+    let imap = &job.imap;
+    // EXAMINE, not SELECT: read-only, so not even \Recent changes. Re-examining each round also
+    // makes servers report mail that arrived since the last round.
+    step(imap, "EXAMINE", timeout, session.examine(folder)).await?;
+    let uids = step(
+        imap,
+        "UID SEARCH",
+        timeout,
+        session.uid_search(subject_query(tokens)),
+    )
+    .await?;
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut uids: Vec<u32> = uids.into_iter().collect();
+    uids.sort_unstable();
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let fetched = step(imap, "UID FETCH", timeout, async {
+        session
+            .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    let mut found = Vec::new();
+    for fetch in &fetched {
+        let (Some(uid), Some(header)) = (fetch.uid, fetch.header()) else {
+            continue;
+        };
+        let Some((Some(probe_id), evidence)) = HeaderEvidence::from_header_block(header) else {
+            continue;
+        };
+        let Some(token) = tokens.iter().find(|t| t.to_string() == probe_id) else {
+            continue;
+        };
+        if found.iter().any(|s: &Sighting| s.token == *token) {
+            continue;
+        }
+        found.push(Sighting {
+            token: *token,
+            folder: folder.to_owned(),
+            role,
+            uid,
+            evidence,
+            seen_at: SystemTime::now(),
+        });
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_query_nests_or() {
+        let a: Token = "01JAAAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
+        let b: Token = "01JBBBBBBBBBBBBBBBBBBBBBBB".parse().unwrap();
+        assert_eq!(subject_query(&[a]), format!("SUBJECT \"{a}\""));
+        assert_eq!(
+            subject_query(&[a, b]),
+            format!("OR SUBJECT \"{a}\" SUBJECT \"{b}\"")
+        );
+    }
+
+    #[test]
+    fn evidence_keeps_probe_id_and_spam_fields() {
+        let raw = b"Received: from a\r\n by b; Sat, 28 Nov 2026 08:00:00 +0000\r\nSubject: [SPAM] Deliverability check X\r\nX-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\nX-Spam-Flag: YES\r\nFrom: a@b\r\n\r\n";
+        let (id, ev) = HeaderEvidence::from_header_block(raw).unwrap();
+        assert_eq!(id.as_deref(), Some("01JAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(ev.subject.as_deref(), Some("[SPAM] Deliverability check X"));
+        assert_eq!(ev.values("x-spam-flag").collect::<Vec<_>>(), ["YES"]);
+        assert_eq!(
+            ev.values("Received").next(),
+            Some("from a by b; Sat, 28 Nov 2026 08:00:00 +0000")
+        );
+        assert!(ev.values("From").next().is_none());
+    }
+}

@@ -1,0 +1,244 @@
+//! Presenting a run: a terminal table or JSON. Reads the store's records; decides nothing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::store::{MessageRecord, RunRecord};
+use crate::verdict::Verdict;
+
+/// A run and its messages, as stored.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run.
+    pub run: RunRecord,
+    /// Its messages, in sending order.
+    pub messages: Vec<MessageRecord>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The `--json` document. Field names are a stable interface: add, never rename.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    /// Run id.
+    pub run_id: &'a str,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// When every message had a verdict, RFC 3339.
+    pub finished_at: Option<String>,
+    /// Whether every message has a verdict.
+    pub finished: bool,
+    /// `direct` or `relay`.
+    pub transport: &'a str,
+    /// The From mailbox.
+    pub sender: &'a str,
+    /// Messages per verdict (and `pending`).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// One entry per message.
+    pub messages: Vec<JsonMessage<'a>>,
+}
+
+/// One message in the JSON report.
+#[derive(Debug, Serialize)]
+pub struct JsonMessage<'a> {
+    /// Seed name.
+    pub seed: &'a str,
+    /// Provider label or `-`.
+    pub provider: &'a str,
+    /// Recipient address.
+    pub address: &'a str,
+    /// The message's token (X-Probe-Id).
+    pub token: &'a str,
+    /// The verdict; null while pending.
+    pub verdict: Option<&'static str>,
+    /// Why.
+    pub reason: Option<&'a str>,
+    /// How the SMTP transaction ended.
+    pub smtp: JsonSmtp<'a>,
+    /// Folder found in.
+    pub folder: Option<&'a str>,
+    /// From the end of the SMTP transaction to probe's sighting.
+    pub latency_ms: Option<u64>,
+    /// TLS of the SMTP connection.
+    pub tls: Option<serde_json::Value>,
+    /// Header fields of the found message.
+    pub headers: Option<serde_json::Value>,
+    /// The last polling problem for this seed.
+    pub poll_error: Option<&'a str>,
+}
+
+/// The final SMTP reply (or error).
+#[derive(Debug, Serialize)]
+pub struct JsonSmtp<'a> {
+    /// Last host tried.
+    pub host: Option<&'a str>,
+    /// Stage where the transaction ended.
+    pub stage: Option<&'a str>,
+    /// Reply code.
+    pub code: Option<u16>,
+    /// Enhanced status code, e.g. `4.7.1`.
+    pub enhanced: Option<&'a str>,
+    /// Reply text.
+    pub text: Option<&'a str>,
+    /// Error when no reply ended the transaction.
+    pub error: Option<&'a str>,
+}
+
+impl RunReport {
+    /// Messages per verdict label, with `pending` for undecided ones.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for m in &self.messages {
+            *counts
+                .entry(m.verdict.map(Verdict::as_label).unwrap_or("pending"))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The JSON document.
+    pub fn to_json(&self) -> JsonReport<'_> {
+        let parse = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        };
+        JsonReport {
+            run_id: &self.run.id,
+            started_at: rfc3339(self.run.started_at),
+            finished_at: self.run.finished_at.map(rfc3339),
+            finished: self.run.finished_at.is_some(),
+            transport: &self.run.transport,
+            sender: &self.run.sender_from,
+            counts: self.counts(),
+            messages: self
+                .messages
+                .iter()
+                .map(|m| JsonMessage {
+                    seed: &m.seed,
+                    provider: &m.provider,
+                    address: &m.address,
+                    token: &m.token,
+                    verdict: m.verdict.map(Verdict::as_label),
+                    reason: m.verdict_reason.as_deref(),
+                    smtp: JsonSmtp {
+                        host: m.smtp_host.as_deref(),
+                        stage: m.smtp_stage.as_deref(),
+                        code: m.smtp_code,
+                        enhanced: m.smtp_enhanced.as_deref(),
+                        text: m.smtp_text.as_deref(),
+                        error: m.smtp_error.as_deref(),
+                    },
+                    folder: m.folder.as_deref(),
+                    latency_ms: m.latency().map(|d| d.as_millis() as u64),
+                    tls: parse(&m.tls_json),
+                    headers: parse(&m.headers_json),
+                    poll_error: m.poll_error.as_deref(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The terminal table: one row per seed, then the counts and any polling problems.
+    pub fn to_table(&self) -> String {
+        let header = [
+            "SEED",
+            "PROVIDER",
+            "VERDICT",
+            "SMTP REPLY",
+            "FOLDER",
+            "LATENCY",
+        ];
+        let rows: Vec<[String; 6]> = self
+            .messages
+            .iter()
+            .map(|m| {
+                [
+                    m.seed.clone(),
+                    m.provider.clone(),
+                    m.verdict
+                        .map(|v| v.as_label().to_owned())
+                        .unwrap_or_else(|| "pending".into()),
+                    smtp_summary(m),
+                    m.folder.clone().unwrap_or_else(|| "-".into()),
+                    m.latency()
+                        .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(|h| h.chars().count());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let line = |out: &mut String, cells: &[&str]| {
+            let mut l = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(cell);
+                } else {
+                    let _ = write!(l, "{cell:<w$}  ");
+                }
+            }
+            out.push_str(l.trim_end());
+            out.push('\n');
+        };
+        line(&mut out, &header);
+        for row in &rows {
+            line(&mut out, &row.each_ref().map(String::as_str));
+        }
+        let counts = self
+            .counts()
+            .into_iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "\nrun {}: {} message(s): {counts}",
+            self.run.id,
+            self.messages.len()
+        );
+        for m in self.messages.iter().filter(|m| m.verdict.is_none()) {
+            if let Some(e) = &m.poll_error {
+                let _ = writeln!(out, "{}: not decided: {e}", m.seed);
+            }
+        }
+        out
+    }
+}
+
+const SMTP_WIDTH: usize = 64;
+
+fn smtp_summary(m: &MessageRecord) -> String {
+    let text = match (m.smtp_code, &m.smtp_error) {
+        (Some(code), _) => {
+            let mut s = code.to_string();
+            if let Some(e) = &m.smtp_enhanced {
+                s.push(' ');
+                s.push_str(e);
+            }
+            if let Some(t) = &m.smtp_text {
+                s.push(' ');
+                s.push_str(t);
+            }
+            s
+        }
+        (None, Some(e)) => e.clone(),
+        (None, None) => "-".into(),
+    };
+    if text.chars().count() > SMTP_WIDTH {
+        let cut: String = text.chars().take(SMTP_WIDTH - 1).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}

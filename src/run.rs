@@ -1,0 +1,406 @@
+//! A run, end to end: send one tagged message per seed, then poll until each has a verdict.
+//!
+//! This is glue: it calls [`crate::message`], [`crate::send`], [`crate::poll`] and
+//! [`crate::verdict`], and writes each result to the [`Store`] the moment it exists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::{Config, ConfigError, ImapTls, SecretString, Seed};
+use crate::message::{self, Token};
+use crate::poll::{self, AccountPoll, PollEvent, PollSettings};
+use crate::send::{self, Delivery, Envelope, Route, SendSettings, Timeouts};
+use crate::store::{AttemptRecord, NewRun, SendRecord, Store, StoreError, unix_ms};
+use crate::verdict::{Evidence, classify};
+
+/// Why a run could not go on. Per-seed problems are not errors: they are stored and reported.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The message could not be composed.
+    #[error(transparent)]
+    Build(#[from] message::BuildError),
+    /// A trust anchor could not be loaded.
+    #[error("seed {seed}: {error}")]
+    Tls {
+        /// The seed.
+        seed: String,
+        /// What failed.
+        error: crate::tls::TlsError,
+    },
+}
+
+/// Things worth telling the user while a run goes on (the CLI prints them to stderr).
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A message's SMTP transaction ended.
+    Sent {
+        /// Seed name.
+        seed: &'a str,
+        /// How it ended.
+        ending: &'a send::Ending,
+    },
+    /// Polling started.
+    Polling {
+        /// Messages awaiting a verdict.
+        pending: usize,
+        /// Accounts polled.
+        accounts: usize,
+        /// The longest wait.
+        timeout: Duration,
+    },
+    /// A verdict was reached by polling.
+    Decided {
+        /// Seed name.
+        seed: &'a str,
+        /// Its verdict.
+        verdict: crate::verdict::Verdict,
+    },
+    /// A polling problem.
+    PollProblem {
+        /// Seeds affected.
+        seeds: &'a [String],
+        /// What happened.
+        error: &'a poll::PollError,
+        /// Whether the account was given up.
+        fatal: bool,
+    },
+}
+
+/// Sends one tagged message to each seed and stores each outcome before the next send.
+/// Returns the new run's id.
+pub async fn send(
+    config: &Config,
+    seeds: &[&Seed],
+    store: &mut Store,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<String, RunError> {
+    let run_id = ulid::Ulid::new().to_string();
+    store.create_run(&NewRun {
+        id: run_id.clone(),
+        started_at: SystemTime::now(),
+        config_path: config.path.display().to_string(),
+        transport: config.sender.transport.as_str().to_owned(),
+        sender_from: config.sender.from.to_string(),
+        ehlo: config.sender.ehlo.clone(),
+        timeout: config.timing.timeout,
+    })?;
+    let settings = SendSettings {
+        ehlo: config.sender.ehlo.clone(),
+        timeouts: Timeouts {
+            connect: config.timing.smtp_timeout,
+            command: config.timing.smtp_timeout,
+            data_end: config.timing.smtp_timeout,
+        },
+        extra_roots: Vec::new(),
+    };
+    for seed in seeds {
+        let token = Token::generate();
+        let msg = message::build(
+            &config.sender,
+            &config.message,
+            &seed.address,
+            &seed.name,
+            token,
+        )?;
+        let route = match &seed.mx {
+            Some(hp) => Route::Fixed {
+                host: hp.host.clone(),
+                port: hp.port,
+            },
+            None => Route::Mx {
+                domain: seed.address.domain().to_owned(),
+            },
+        };
+        let envelope = Envelope {
+            mail_from: config.sender.from.email.to_string(),
+            rcpt_to: seed.address.to_string(),
+        };
+        let delivery = send::deliver(&route, &envelope, &msg.bytes, &settings).await;
+        let ending = delivery.ending();
+        progress(Progress::Sent {
+            seed: &seed.name,
+            ending,
+        });
+        let record = send_record(&run_id, seed, &msg, &delivery);
+        store.record_send(&record)?;
+    }
+    store.finish_run_if_done(&run_id)?;
+    Ok(run_id)
+}
+
+fn send_record(
+    run_id: &str,
+    seed: &Seed,
+    msg: &message::TestMessage,
+    delivery: &Delivery,
+) -> SendRecord {
+    let ending = delivery.ending();
+    let reply = ending.reply();
+    let error = match ending {
+        send::Ending::Failed { error, .. } => Some(error),
+        _ => None,
+    };
+    let last = delivery.attempts.last();
+    SendRecord {
+        run_id: run_id.to_owned(),
+        token: msg.token.to_string(),
+        seed: seed.name.clone(),
+        provider: seed.provider_name().to_owned(),
+        address: seed.address.to_string(),
+        subject: msg.subject.clone(),
+        message_id: msg.message_id.clone(),
+        sent_at: SystemTime::now(),
+        smtp_host: last.map(|a| a.host.clone()),
+        smtp_stage: ending.stage().map(|s| s.as_str().to_owned()),
+        smtp_code: reply.map(|r| r.code),
+        smtp_enhanced: reply.and_then(|r| r.enhanced).map(|e| e.to_string()),
+        smtp_text: reply.map(|r| r.text()),
+        smtp_error: error.map(|e| e.to_string()),
+        smtp_error_kind: error.map(|e| e.kind().to_owned()),
+        tls_json: last
+            .and_then(|a| a.tls.as_ref())
+            .and_then(|t| serde_json::to_string(t).ok()),
+        decision: classify(Evidence::Sent(ending)),
+        attempts: delivery
+            .attempts
+            .iter()
+            .map(|a| AttemptRecord {
+                host: a.host.clone(),
+                addr: a.addr.map(|s| s.to_string()),
+                ending: a.ending.to_string(),
+                tls_json: a.tls.as_ref().and_then(|t| serde_json::to_string(t).ok()),
+                transcript_json: serde_json::to_string(&a.transcript)
+                    .unwrap_or_else(|_| "[]".into()),
+            })
+            .collect(),
+    }
+}
+
+/// How polling went, for the exit code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PollSummary {
+    /// Accounts that had messages to look for.
+    pub accounts: usize,
+    /// Of those, accounts where a login succeeded.
+    pub logged_in: usize,
+}
+
+/// Polls every account with undecided messages of `run_id` until each has a verdict or its
+/// timeout passes; accepted messages still unseen then are `missing`. Messages of accounts that
+/// never logged in keep no verdict, with the problem noted, so `probe poll` can finish them.
+pub async fn poll(
+    config: &Config,
+    secrets: &HashMap<String, SecretString>,
+    store: &Store,
+    run_id: &str,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<PollSummary, RunError> {
+    let run = store.run(run_id)?;
+    let timeout = Duration::from_millis(run.timeout_ms.max(0) as u64);
+    let pending: Vec<_> = store
+        .messages(run_id)?
+        .into_iter()
+        .filter(|m| m.verdict.is_none())
+        .collect();
+    let seed_of = |name: &str| config.seeds.iter().find(|s| s.name == name);
+
+    // One job per account (host, port, user): seeds may share a mailbox.
+    let mut jobs: BTreeMap<(String, u16, String), AccountPoll> = BTreeMap::new();
+    let mut seed_by_token: HashMap<Token, String> = HashMap::new();
+    let now_wall = SystemTime::now();
+    let now = Instant::now();
+    for m in &pending {
+        let Some(seed) = seed_of(&m.seed) else {
+            store.record_poll_error(
+                run_id,
+                std::slice::from_ref(&m.seed),
+                &format!("seed {} is not in {}", m.seed, config.path.display()),
+            )?;
+            continue;
+        };
+        let Some(password) = secrets.get(&seed.name) else {
+            continue;
+        };
+        let Ok(token) = m.token.parse::<Token>() else {
+            continue;
+        };
+        let sent = std::time::UNIX_EPOCH + Duration::from_millis(m.sent_at.max(0) as u64);
+        let remaining = (sent + timeout)
+            .duration_since(now_wall)
+            .unwrap_or(Duration::ZERO);
+        let deadline = now + remaining;
+        let key = (
+            seed.imap.host.clone(),
+            seed.imap.port,
+            seed.imap.username.clone(),
+        );
+        if !jobs.contains_key(&key) {
+            let tls = match seed.imap.tls {
+                ImapTls::None => None,
+                _ => Some(tls_for(config, seed)?),
+            };
+            jobs.insert(
+                key.clone(),
+                AccountPoll {
+                    seeds: Vec::new(),
+                    imap: seed.imap.clone(),
+                    password: password.clone(),
+                    tls,
+                    tokens: Vec::new(),
+                    deadline,
+                },
+            );
+        }
+        let job = jobs.get_mut(&key).expect("inserted above");
+        if !job.seeds.contains(&seed.name) {
+            job.seeds.push(seed.name.clone());
+        }
+        job.tokens.push(token);
+        job.deadline = job.deadline.max(deadline);
+        seed_by_token.insert(token, seed.name.clone());
+    }
+
+    let mut summary = PollSummary {
+        accounts: jobs.len(),
+        ..PollSummary::default()
+    };
+    if jobs.is_empty() {
+        store.finish_run_if_done(run_id)?;
+        return Ok(summary);
+    }
+    progress(Progress::Polling {
+        pending: seed_by_token.len(),
+        accounts: jobs.len(),
+        timeout: jobs
+            .values()
+            .map(|j| j.deadline.saturating_duration_since(now))
+            .max()
+            .unwrap_or_default(),
+    });
+
+    let settings = PollSettings {
+        interval: config.timing.poll_interval,
+        command_timeout: config.timing.imap_timeout,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in jobs.into_values() {
+        let tx = tx.clone();
+        tasks.spawn(poll::poll_account(job, settings, tx));
+    }
+    drop(tx);
+
+    // Store each event as it comes; the channel closes when every account is done.
+    while let Some(event) = rx.recv().await {
+        match event {
+            PollEvent::JunkFolder { seeds, folder } => {
+                let detail = match &folder {
+                    Some(f) => serde_json::json!({ "folder": f.name, "source": f.source }),
+                    None => serde_json::json!({ "folder": null,
+                        "note": "no spam folder found: a message filed as spam would show as missing" }),
+                };
+                for seed in &seeds {
+                    store.record_observation(run_id, None, Some(seed), "junk_folder", &detail)?;
+                }
+            }
+            PollEvent::Found(s) => {
+                let seed = seed_by_token.get(&s.token).cloned().unwrap_or_default();
+                let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
+                let token = s.token.to_string();
+                store.record_observation(
+                    run_id,
+                    Some(&token),
+                    Some(&seed),
+                    "found",
+                    &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
+                        "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
+                )?;
+                if let Some(decision) = classify(Evidence::Found {
+                    role: s.role,
+                    folder: &s.folder,
+                    headers: &s.evidence,
+                }) {
+                    store.record_decision(
+                        &token,
+                        &decision,
+                        Some((&s.folder, s.role.as_str(), s.seen_at, &headers)),
+                    )?;
+                    progress(Progress::Decided {
+                        seed: &seed,
+                        verdict: decision.verdict,
+                    });
+                }
+            }
+            PollEvent::Error {
+                seeds,
+                error,
+                fatal,
+            } => {
+                let text = error.to_string();
+                for seed in &seeds {
+                    store.record_observation(
+                        run_id,
+                        None,
+                        Some(seed),
+                        "poll_error",
+                        &serde_json::json!({ "error": text, "fatal": fatal }),
+                    )?;
+                }
+                store.record_poll_error(run_id, &seeds, &text)?;
+                progress(Progress::PollProblem {
+                    seeds: &seeds,
+                    error: &error,
+                    fatal,
+                });
+            }
+        }
+    }
+
+    while let Some(joined) = tasks.join_next().await {
+        let Ok(account) = joined else {
+            continue;
+        };
+        if account.logged_in {
+            summary.logged_in += 1;
+        }
+        // Only an account searched once more after its deadline can call a message missing;
+        // one that was given up leaves its messages undecided for a later `probe poll`.
+        if !account.completed {
+            continue;
+        }
+        for token in account.unfound {
+            let decision = classify(Evidence::NotFoundByDeadline).expect("always decides");
+            store.record_decision(&token.to_string(), &decision, None)?;
+            if let Some(seed) = seed_by_token.get(&token) {
+                progress(Progress::Decided {
+                    seed,
+                    verdict: decision.verdict,
+                });
+            }
+        }
+    }
+    store.finish_run_if_done(run_id)?;
+    Ok(summary)
+}
+
+fn tls_for(config: &Config, seed: &Seed) -> Result<Arc<rustls::ClientConfig>, RunError> {
+    let tls_err = |error| RunError::Tls {
+        seed: seed.name.clone(),
+        error,
+    };
+    let roots = match &seed.imap.ca_file {
+        Some(path) => crate::tls::load_ca_file(&config.base_dir().join(path)).map_err(tls_err)?,
+        None => Vec::new(),
+    };
+    crate::tls::verifying_config(&roots).map_err(tls_err)
+}

@@ -1,0 +1,361 @@
+//! How a transaction ended: stages, endings and session errors.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::ser::SerializeStruct;
+
+use super::reply::{Reply, ReplyError, Severity};
+
+/// The SMTP stage at which a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Finding the MX hosts or a host's addresses.
+    Resolve,
+    /// Opening the TCP connection.
+    Connect,
+    /// Waiting for the server greeting (RFC 5321 §4.3.1 "connection establishment").
+    Banner,
+    /// EHLO, or the HELO fallback.
+    Ehlo,
+    /// The STARTTLS command and the TLS handshake (RFC 3207).
+    StartTls,
+    /// MAIL FROM.
+    MailFrom,
+    /// RCPT TO.
+    RcptTo,
+    /// The DATA command and the transfer of the message content.
+    Data,
+    /// From the moment the final "." was sent until its reply. A failure here
+    /// leaves it unknown whether the server took the message (RFC 1047).
+    DataEnd,
+}
+
+impl Stage {
+    /// The stage's name, as serialised ("mail_from", …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Resolve => "resolve",
+            Stage::Connect => "connect",
+            Stage::Banner => "banner",
+            Stage::Ehlo => "ehlo",
+            Stage::StartTls => "starttls",
+            Stage::MailFrom => "mail_from",
+            Stage::RcptTo => "rcpt_to",
+            Stage::Data => "data",
+            Stage::DataEnd => "data_end",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one attempt (or the whole delivery) ended. Evidence only: the verdict module, not this one, decides deferred/rejected.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Ending {
+    /// A 2xx reply after the end of DATA.
+    Accepted {
+        /// The server's reply to the final ".".
+        reply: Reply,
+    },
+    /// A 4xx or 5xx reply at some stage.
+    Refused {
+        /// The stage whose command was refused.
+        stage: Stage,
+        /// The refusal.
+        reply: Reply,
+    },
+    /// No usable reply: I/O error, timeout, dropped connection, garbage, DNS failure.
+    Failed {
+        /// The stage that was under way.
+        stage: Stage,
+        /// What went wrong.
+        error: SessionError,
+    },
+}
+
+impl Ending {
+    /// The stage at which the transaction stopped; `None` when accepted.
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            Ending::Accepted { .. } => None,
+            Ending::Refused { stage, .. } | Ending::Failed { stage, .. } => Some(*stage),
+        }
+    }
+
+    /// The server's last relevant reply, if the ending has one.
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Ending::Accepted { reply } | Ending::Refused { reply, .. } => Some(reply),
+            Ending::Failed { .. } => None,
+        }
+    }
+
+    /// True when the server accepted the message.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Ending::Accepted { .. })
+    }
+
+    /// Whether RFC 5321 §5.1 has us try the next MX host after this ending.
+    ///
+    /// Yes after a failure to reach or talk to the host, or a 4xx; no after
+    /// acceptance or a 5xx (the domain's answer is final). Also no after a
+    /// failure at the end of data: the host may have taken the message, and a
+    /// second copy through another MX would blur where the probe landed.
+    /// Bad local input is no reason to bother another host either.
+    pub fn warrants_next_mx(&self) -> bool {
+        match self {
+            Ending::Accepted { .. } => false,
+            Ending::Refused { reply, .. } => reply.severity() == Severity::TransientNegative,
+            Ending::Failed { stage, error } => {
+                *stage != Stage::DataEnd && !matches!(error, SessionError::BadInput { .. })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::Accepted { reply } => write!(f, "accepted: {reply}"),
+            Ending::Refused { stage, reply } => write!(f, "refused at {stage}: {reply}"),
+            Ending::Failed { stage, error } => write!(f, "failed at {stage}: {error}"),
+        }
+    }
+}
+
+/// Why a session produced no usable reply.
+///
+/// `server` fields name the peer Postfix-style, "host[address]:port" once
+/// connected, "host:port" before; messages are self-contained because they go
+/// into transcripts and reports that are read without an error chain.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SessionError {
+    /// A step did not complete within its configured timeout.
+    #[error("{server}: timed out after {} waiting for {waiting_for}", humantime::format_duration(*after))]
+    Timeout {
+        /// The peer.
+        server: String,
+        /// What we were waiting for ("the reply to EHLO", "the TLS handshake", …).
+        waiting_for: String,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The operating system reported an error on the connection.
+    #[error("I/O error with {server}: {error}")]
+    Io {
+        /// The peer.
+        server: String,
+        /// The error (shared so that endings can be cloned).
+        error: Arc<io::Error>,
+    },
+    /// The server closed the connection when we expected a reply.
+    #[error("{server} closed the connection")]
+    ConnectionClosed {
+        /// The peer.
+        server: String,
+    },
+    /// The server's reply broke RFC 5321 §4.2 syntax or our size limits.
+    #[error("{server} sent a malformed reply: {problem}")]
+    MalformedReply {
+        /// The peer.
+        server: String,
+        /// What was wrong with it.
+        problem: ReplyError,
+    },
+    /// A well-formed reply that makes no sense at this stage (e.g. 354 to MAIL).
+    #[error("{server} sent an unexpected reply: {reply}")]
+    UnexpectedReply {
+        /// The peer.
+        server: String,
+        /// The reply.
+        reply: Reply,
+    },
+    /// The TLS handshake failed (or TLS could not be set up locally).
+    #[error("TLS with {server} failed: {reason}")]
+    Tls {
+        /// The peer.
+        server: String,
+        /// The TLS library's explanation.
+        reason: String,
+    },
+    /// A DNS lookup failed.
+    #[error("DNS lookup of {name} failed: {reason}")]
+    Dns {
+        /// The name looked up.
+        name: String,
+        /// The resolver's explanation.
+        reason: String,
+        /// True when the name does not exist (NXDOMAIN), a permanent condition.
+        nxdomain: bool,
+    },
+    /// The domain publishes a null MX (RFC 7505): it accepts no mail.
+    #[error("{domain} publishes a null MX (RFC 7505): it accepts no mail")]
+    NullMx {
+        /// The recipient domain.
+        domain: String,
+    },
+    /// The host name resolved to no usable address.
+    #[error("{host} has no IPv4 or IPv6 address")]
+    NoAddresses {
+        /// The host.
+        host: String,
+    },
+    /// Our own input would break the protocol (e.g. a line break in an address).
+    #[error("refusing to send {what} {value:?}: {why}")]
+    BadInput {
+        /// Which input ("MAIL FROM address", …).
+        what: &'static str,
+        /// The offending value.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+impl SessionError {
+    /// A stable, machine-readable name for the kind of error ("timeout", …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionError::Timeout { .. } => "timeout",
+            SessionError::Io { .. } => "io",
+            SessionError::ConnectionClosed { .. } => "connection_closed",
+            SessionError::MalformedReply { .. } => "malformed_reply",
+            SessionError::UnexpectedReply { .. } => "unexpected_reply",
+            SessionError::Tls { .. } => "tls",
+            SessionError::Dns { .. } => "dns",
+            SessionError::NullMx { .. } => "null_mx",
+            SessionError::NoAddresses { .. } => "no_addresses",
+            SessionError::BadInput { .. } => "bad_input",
+        }
+    }
+
+    pub(crate) fn io(server: &str, error: io::Error) -> SessionError {
+        // A peer that vanished is the same evidence whether the kernel saw a
+        // FIN at a read or a reset at a write; keep Io for the rest.
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            return SessionError::ConnectionClosed {
+                server: server.to_owned(),
+            };
+        }
+        SessionError::Io {
+            server: server.to_owned(),
+            error: Arc::new(error),
+        }
+    }
+}
+
+impl serde::Serialize for SessionError {
+    /// Serialises as `{"kind": …, "message": …}`: the kind for programs, the
+    /// message for people; the inner error types are not serialisable.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("SessionError", 2)?;
+        s.serialize_field("kind", self.kind())?;
+        s.serialize_field("message", &self.to_string())?;
+        s.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16) -> Reply {
+        Reply {
+            code,
+            enhanced: None,
+            lines: vec!["x".into()],
+        }
+    }
+
+    #[test]
+    fn next_mx_rules() {
+        let timeout = |stage| Ending::Failed {
+            stage,
+            error: SessionError::Timeout {
+                server: "mx".into(),
+                waiting_for: "reply".into(),
+                after: Duration::from_secs(1),
+            },
+        };
+        assert!(!Ending::Accepted { reply: reply(250) }.warrants_next_mx());
+        assert!(
+            Ending::Refused {
+                stage: Stage::RcptTo,
+                reply: reply(450)
+            }
+            .warrants_next_mx()
+        );
+        assert!(
+            Ending::Refused {
+                stage: Stage::Banner,
+                reply: reply(421)
+            }
+            .warrants_next_mx()
+        );
+        assert!(
+            !Ending::Refused {
+                stage: Stage::RcptTo,
+                reply: reply(550)
+            }
+            .warrants_next_mx()
+        );
+        assert!(timeout(Stage::Connect).warrants_next_mx());
+        assert!(timeout(Stage::Data).warrants_next_mx());
+        assert!(!timeout(Stage::DataEnd).warrants_next_mx());
+        assert!(
+            !Ending::Failed {
+                stage: Stage::MailFrom,
+                error: SessionError::BadInput {
+                    what: "x",
+                    value: "y".into(),
+                    why: "z"
+                }
+            }
+            .warrants_next_mx()
+        );
+    }
+
+    #[test]
+    fn ending_serializes_with_outcome_tag() {
+        let ending = Ending::Failed {
+            stage: Stage::Ehlo,
+            error: SessionError::ConnectionClosed {
+                server: "mx.lab.test[127.0.0.1]:25".into(),
+            },
+        };
+        let json = serde_json::to_value(&ending).unwrap();
+        assert_eq!(json["outcome"], "failed");
+        assert_eq!(json["stage"], "ehlo");
+        assert_eq!(json["error"]["kind"], "connection_closed");
+        assert_eq!(
+            json["error"]["message"],
+            "mx.lab.test[127.0.0.1]:25 closed the connection"
+        );
+        assert_eq!(
+            ending.to_string(),
+            "failed at ehlo: mx.lab.test[127.0.0.1]:25 closed the connection"
+        );
+    }
+
+    #[test]
+    fn timeout_message_is_human() {
+        let error = SessionError::Timeout {
+            server: "mx:25".into(),
+            waiting_for: "the reply to EHLO".into(),
+            after: Duration::from_millis(300),
+        };
+        assert_eq!(
+            error.to_string(),
+            "mx:25: timed out after 300ms waiting for the reply to EHLO"
+        );
+    }
+}

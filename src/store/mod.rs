@@ -1,0 +1,554 @@
+//! The store: every run, message, SMTP attempt and observation, in SQLite.
+//!
+//! Each write is its own transaction, made as soon as the thing happened, so a crash or Ctrl-C
+//! loses nothing already seen. No secret is ever passed in: transcripts are redacted at capture.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::verdict::{Decision, Verdict};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+
+/// The store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file or its directory cannot be created or opened.
+    #[error("store {path}: {reason}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file was written by a newer seedprobe.
+    #[error(
+        "store {path} has schema version {found}; this probe knows up to {SCHEMA_VERSION}: upgrade probe"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+    /// A query failed.
+    #[error("store {path}: {source}")]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A run id that is not in the store.
+    #[error(
+        "no run {0} in the store (see `probe runs` in a later version, or the id `probe send` printed)"
+    )]
+    NoSuchRun(String),
+    /// No run to default to.
+    #[error("the store has no {0} run")]
+    NoRun(&'static str),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A run being started.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Its id.
+    pub id: String,
+    /// Start time.
+    pub started_at: SystemTime,
+    /// The config file used.
+    pub config_path: String,
+    /// `direct` or `relay`.
+    pub transport: String,
+    /// The From mailbox.
+    pub sender_from: String,
+    /// The EHLO name.
+    pub ehlo: String,
+    /// The missing-after timeout.
+    pub timeout: Duration,
+}
+
+/// One SMTP attempt, flattened for storage.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// Host name tried.
+    pub host: String,
+    /// Address connected to, if any.
+    pub addr: Option<String>,
+    /// How it ended, one line.
+    pub ending: String,
+    /// TLS details as JSON.
+    pub tls_json: Option<String>,
+    /// The transcript as JSON.
+    pub transcript_json: String,
+}
+
+/// A message's send outcome, flattened for storage.
+#[derive(Debug, Clone)]
+pub struct SendRecord {
+    /// Its run.
+    pub run_id: String,
+    /// Its token.
+    pub token: String,
+    /// Seed name.
+    pub seed: String,
+    /// Provider label.
+    pub provider: String,
+    /// Recipient.
+    pub address: String,
+    /// Subject sent.
+    pub subject: String,
+    /// Message-ID sent.
+    pub message_id: String,
+    /// When the transaction ended.
+    pub sent_at: SystemTime,
+    /// Last host tried.
+    pub smtp_host: Option<String>,
+    /// Final stage.
+    pub smtp_stage: Option<String>,
+    /// Final reply code.
+    pub smtp_code: Option<u16>,
+    /// Final enhanced code.
+    pub smtp_enhanced: Option<String>,
+    /// Final reply text.
+    pub smtp_text: Option<String>,
+    /// Error when no reply ended it.
+    pub smtp_error: Option<String>,
+    /// Error kind.
+    pub smtp_error_kind: Option<String>,
+    /// TLS of the last attempt, JSON.
+    pub tls_json: Option<String>,
+    /// Verdict decided at send time (deferred/rejected), if any.
+    pub decision: Option<Decision>,
+    /// Every host tried.
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Its id.
+    pub id: String,
+    /// Start, Unix ms.
+    pub started_at: i64,
+    /// End, Unix ms, when every message has a verdict.
+    pub finished_at: Option<i64>,
+    /// The config file used.
+    pub config_path: String,
+    /// `direct` or `relay`.
+    pub transport: String,
+    /// The From mailbox.
+    pub sender_from: String,
+    /// Missing-after timeout, ms.
+    pub timeout_ms: i64,
+}
+
+/// A message as stored: what reports show.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRecord {
+    /// Its token.
+    pub token: String,
+    /// Seed name.
+    pub seed: String,
+    /// Provider label.
+    pub provider: String,
+    /// Recipient.
+    pub address: String,
+    /// When the SMTP transaction ended, Unix ms.
+    pub sent_at: i64,
+    /// Last host tried.
+    pub smtp_host: Option<String>,
+    /// Final stage.
+    pub smtp_stage: Option<String>,
+    /// Final reply code.
+    pub smtp_code: Option<u16>,
+    /// Final enhanced code.
+    pub smtp_enhanced: Option<String>,
+    /// Final reply text.
+    pub smtp_text: Option<String>,
+    /// Error when no reply ended it.
+    pub smtp_error: Option<String>,
+    /// TLS details, JSON.
+    pub tls_json: Option<String>,
+    /// The verdict, once decided.
+    pub verdict: Option<Verdict>,
+    /// Why.
+    pub verdict_reason: Option<String>,
+    /// Folder found in.
+    pub folder: Option<String>,
+    /// When probe saw it, Unix ms.
+    pub seen_at: Option<i64>,
+    /// Header evidence, JSON.
+    pub headers_json: Option<String>,
+    /// Last polling problem for its seed.
+    pub poll_error: Option<String>,
+}
+
+impl MessageRecord {
+    /// From sending to probe's sighting.
+    pub fn latency(&self) -> Option<Duration> {
+        let seen = self.seen_at?;
+        Some(Duration::from_millis((seen - self.sent_at).max(0) as u64))
+    }
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// The default location: the user's data directory.
+    pub fn default_path() -> Option<PathBuf> {
+        directories::ProjectDirs::from("org", "seedprobe", "seedprobe")
+            .map(|d| d.data_dir().join("probe.sqlite"))
+    }
+
+    /// Opens (creating if needed) and migrates the store.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.to_owned(),
+            reason,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        let store = Store {
+            conn,
+            path: path.to_owned(),
+        };
+        store
+            .conn
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(|e| store.sql(e))?;
+        store
+            .conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(format!("not a usable SQLite database: {e}")))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+            });
+        }
+        if version < 1 {
+            self.conn
+                .execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Records a new run.
+    pub fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    run.id,
+                    unix_ms(run.started_at),
+                    run.config_path,
+                    run.transport,
+                    run.sender_from,
+                    run.ehlo,
+                    run.timeout.as_millis() as i64
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Records one message's send outcome and all its attempts, in one transaction.
+    pub fn record_send(&mut self, r: &SendRecord) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let now = unix_ms(SystemTime::now());
+        tx.execute(
+            "INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
+                 sent_at, smtp_host, smtp_stage, smtp_code, smtp_enhanced, smtp_text, smtp_error,
+                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            params![
+                r.token,
+                r.run_id,
+                r.seed,
+                r.provider,
+                r.address,
+                r.subject,
+                r.message_id,
+                unix_ms(r.sent_at),
+                r.smtp_host,
+                r.smtp_stage,
+                r.smtp_code,
+                r.smtp_enhanced,
+                r.smtp_text,
+                r.smtp_error,
+                r.smtp_error_kind,
+                r.tls_json,
+                r.decision.as_ref().map(|d| d.verdict.as_label()),
+                r.decision.as_ref().map(|d| d.reason.clone()),
+                r.decision.as_ref().map(|_| now),
+            ],
+        )
+        .map_err(sql)?;
+        for (i, a) in r.attempts.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO smtp_attempts (token, attempt, host, addr, ending, tls_json, transcript)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    r.token,
+                    i as i64,
+                    a.host,
+                    a.addr,
+                    a.ending,
+                    a.tls_json,
+                    a.transcript_json
+                ],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Appends an observation.
+    pub fn record_observation(
+        &self,
+        run_id: &str,
+        token: Option<&str>,
+        seed: Option<&str>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO observations (run_id, token, seed, at, kind, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run_id,
+                    token,
+                    seed,
+                    unix_ms(SystemTime::now()),
+                    kind,
+                    detail.to_string()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Notes a polling problem on every undecided message of these seeds.
+    pub fn record_poll_error(
+        &self,
+        run_id: &str,
+        seeds: &[String],
+        error: &str,
+    ) -> Result<(), StoreError> {
+        for seed in seeds {
+            self.conn
+                .execute(
+                    "UPDATE messages SET poll_error = ?3
+                     WHERE run_id = ?1 AND seed = ?2 AND verdict IS NULL",
+                    params![run_id, seed, error],
+                )
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(())
+    }
+
+    /// Records a verdict reached by polling, with where and when the message was seen.
+    pub fn record_decision(
+        &self,
+        token: &str,
+        decision: &Decision,
+        found: Option<(&str, &str, SystemTime, &str)>,
+    ) -> Result<(), StoreError> {
+        let (folder, role, seen_at, headers) = match found {
+            Some((f, r, t, h)) => (Some(f), Some(r), Some(unix_ms(t)), Some(h)),
+            None => (None, None, None, None),
+        };
+        self.conn
+            .execute(
+                "UPDATE messages SET verdict = ?2, verdict_reason = ?3, decided_at = ?4,
+                     folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8
+                 WHERE token = ?1 AND verdict IS NULL",
+                params![
+                    token,
+                    decision.verdict.as_label(),
+                    decision.reason,
+                    unix_ms(SystemTime::now()),
+                    folder,
+                    role,
+                    seen_at,
+                    headers
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Marks a run finished when none of its messages awaits a verdict; returns whether it is.
+    pub fn finish_run_if_done(&self, run_id: &str) -> Result<bool, StoreError> {
+        let pending: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM messages WHERE run_id = ?1 AND verdict IS NULL",
+                [run_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        if pending == 0 {
+            self.conn
+                .execute(
+                    "UPDATE runs SET finished_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
+                    params![run_id, unix_ms(SystemTime::now())],
+                )
+                .map_err(|e| self.sql(e))?;
+        }
+        Ok(pending == 0)
+    }
+
+    /// The newest run that still has messages awaiting a verdict.
+    pub fn latest_unfinished_run(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .ok_or(StoreError::NoRun("unfinished"))
+    }
+
+    /// A run by id.
+    pub fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, started_at, finished_at, config_path, transport, sender_from, timeout_ms
+                 FROM runs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(RunRecord {
+                        id: r.get(0)?,
+                        started_at: r.get(1)?,
+                        finished_at: r.get(2)?,
+                        config_path: r.get(3)?,
+                        transport: r.get(4)?,
+                        sender_from: r.get(5)?,
+                        timeout_ms: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .ok_or_else(|| StoreError::NoSuchRun(id.to_owned()))
+    }
+
+    /// A run's messages, in sending order.
+    pub fn messages(&self, run_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
+                        smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
+                        folder, seen_at, headers_json, poll_error
+                 FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                let verdict: Option<String> = r.get(12)?;
+                Ok(MessageRecord {
+                    token: r.get(0)?,
+                    seed: r.get(1)?,
+                    provider: r.get(2)?,
+                    address: r.get(3)?,
+                    sent_at: r.get(4)?,
+                    smtp_host: r.get(5)?,
+                    smtp_stage: r.get(6)?,
+                    smtp_code: r.get(7)?,
+                    smtp_enhanced: r.get(8)?,
+                    smtp_text: r.get(9)?,
+                    smtp_error: r.get(10)?,
+                    tls_json: r.get(11)?,
+                    verdict: verdict.as_deref().and_then(Verdict::from_label),
+                    verdict_reason: r.get(13)?,
+                    folder: r.get(14)?,
+                    seen_at: r.get(15)?,
+                    headers_json: r.get(16)?,
+                    poll_error: r.get(17)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_keeps_schema_and_refuses_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let s = Store::open(&path).unwrap();
+        s.create_run(&NewRun {
+            id: "R1".into(),
+            started_at: SystemTime::now(),
+            config_path: "c.yaml".into(),
+            transport: "direct".into(),
+            sender_from: "a@b".into(),
+            ehlo: "h".into(),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.run("R1").unwrap().transport, "direct");
+        assert!(matches!(s.run("nope"), Err(StoreError::NoSuchRun(_))));
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}
