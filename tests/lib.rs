@@ -1,1 +1,8 @@
+//! Integration tests: one binary (as in just and ripgrep), a module per feature.
+//! Lab tests start the real Postfix + Dovecot lab through `docker/lab/lab.sh start`.
 
+mod config_errors;
+mod lab;
+mod secrets;
+mod store_commits;
+mod verdicts;

@@ -42,14 +42,19 @@ impl From<Exit> for ExitCode {
 
 /// The exit code for an error that stopped the command.
 pub fn for_error(e: &anyhow::Error) -> Exit {
+    let user_error = |store: &StoreError| {
+        matches!(store, StoreError::NoSuchRun(_) | StoreError::NoRun(_))
+    };
     for cause in e.chain() {
         if cause.is::<ConfigError>() {
             return Exit::Usage;
         }
-        if let Some(RunError::Config(_)) = cause.downcast_ref::<RunError>() {
-            return Exit::Usage;
+        match cause.downcast_ref::<RunError>() {
+            Some(RunError::Config(_)) => return Exit::Usage,
+            Some(RunError::Store(s)) if user_error(s) => return Exit::Usage,
+            _ => {}
         }
-        if let Some(StoreError::NoSuchRun(_) | StoreError::NoRun(_)) = cause.downcast_ref() {
+        if cause.downcast_ref::<StoreError>().is_some_and(user_error) {
             return Exit::Usage;
         }
     }

@@ -197,7 +197,7 @@ pub async fn deliver(
                 Ok(plan) => targets_for(domain, plan),
                 Err(error) => return Delivery::single_failure(domain, Stage::Resolve, error),
             };
-            let resolver = HostResolver::Dns(resolver);
+            let resolver = HostResolver::Dns(Box::new(resolver));
             deliver_to_hosts(&targets, SMTP_PORT, &resolver, envelope, message, settings).await
         }
     }
@@ -233,7 +233,7 @@ enum HostResolver {
     /// for fixed routes, which users expect to behave like any other tool.
     System,
     /// hickory, for MX hosts, so that MX and address lookups agree.
-    Dns(hickory_resolver::TokioResolver),
+    Dns(Box<hickory_resolver::TokioResolver>),
     /// Fixed answers, so the MX fallback logic can be tested on loopback.
     #[cfg(test)]
     Static(Vec<(String, SocketAddr)>),

@@ -450,7 +450,8 @@ mod tests {
                 }
             })
             .collect();
-        let cases: Vec<(Vec<String>, fn(&ReplyError) -> bool)> = vec![
+        type Check = fn(&ReplyError) -> bool;
+        let cases: Vec<(Vec<String>, Check)> = vec![
             (vec![], |e| matches!(e, ReplyError::Empty)),
             (vec!["".into()], |e| {
                 matches!(e, ReplyError::Malformed { .. })

@@ -44,9 +44,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// A run id that is not in the store.
-    #[error(
-        "no run {0} in the store (see `probe runs` in a later version, or the id `probe send` printed)"
-    )]
+    #[error("no run {0} in the store; give a run id that `probe send` printed")]
     NoSuchRun(String),
     /// No run to default to.
     #[error("the store has no {0} run")]

@@ -1,0 +1,180 @@
+//! A bad config is refused with file, line, column and field, exit code 2, and no connection.
+
+use crate::lab::{Sentinel, probe, run, show};
+
+/// A valid config whose SMTP and IMAP servers are a sentinel port; each row edits it.
+fn base(port: u16) -> String {
+    format!(
+        "sender:\n  from: \"Probe <probe@example.org>\"\n\
+         seeds:\n\
+         \x20 - name: one\n\
+         \x20   address: one@example.org\n\
+         \x20   mx: \"127.0.0.1:{port}\"\n\
+         \x20   imap:\n\
+         \x20     host: 127.0.0.1\n\
+         \x20     port: {port}\n\
+         \x20     tls: none\n\
+         \x20     password: {{ env: SEEDPROBE_TEST_PW }}\n"
+    )
+}
+
+struct Row {
+    what: &'static str,
+    edit: fn(String) -> String,
+    /// Fragments the error must contain (the position is `seeds.yaml:LINE:COL`).
+    expect: &'static [&'static str],
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        what: "bad YAML",
+        edit: |c| c.replace("  - name: one\n", "  - name: [one\n"),
+        expect: &["seeds.yaml:4:"],
+    },
+    Row {
+        what: "unknown field",
+        edit: |c| c.replace("      password:", "      pasword:"),
+        expect: &["seeds.yaml:11:7", "unknown field `pasword`"],
+    },
+    Row {
+        what: "missing password source",
+        edit: |c| c.replace("      password: { env: SEEDPROBE_TEST_PW }\n", ""),
+        expect: &[
+            "seeds.yaml:8:",
+            "seeds[0].imap.password",
+            "missing password source",
+        ],
+    },
+    Row {
+        what: "bad address",
+        edit: |c| c.replace("one@example.org", "not an address"),
+        expect: &["seeds.yaml:5:14", "seeds[0].address", "not an email address"],
+    },
+    Row {
+        what: "bad sender",
+        edit: |c| c.replace("\"Probe <probe@example.org>\"", "\"Probe <probe>\""),
+        expect: &["seeds.yaml:2:9", "sender.from", "not a mailbox"],
+    },
+    Row {
+        what: "duplicate seed name",
+        edit: |c| {
+            let seed = c.split_once("seeds:\n").unwrap().1.to_owned();
+            format!("{c}{}", seed.replace("one@", "two@"))
+        },
+        expect: &[
+            "seeds.yaml:12:11",
+            "seeds[1].name",
+            "duplicate seed name \"one\" (first used on line 4)",
+        ],
+    },
+    Row {
+        what: "unset password variable",
+        edit: |c| c.replace("SEEDPROBE_TEST_PW", "SEEDPROBE_TEST_UNSET_VARIABLE"),
+        expect: &[
+            "seeds.yaml:11:",
+            "seeds[0].imap.password",
+            "SEEDPROBE_TEST_UNSET_VARIABLE is not set",
+        ],
+    },
+    Row {
+        what: "plaintext password to a remote host",
+        edit: |c| c.replace("      host: 127.0.0.1\n", "      host: imap.lab.test\n"),
+        expect: &["seeds.yaml:8:", "seeds[0].imap.tls", "allow_plaintext"],
+    },
+    Row {
+        what: "bad duration",
+        edit: |c| format!("{c}timing:\n  timeout: soon\n"),
+        expect: &["seeds.yaml:13:12", "timing.timeout", "not a duration"],
+    },
+    Row {
+        what: "subject without token",
+        edit: |c| format!("{c}message:\n  subject: hello\n"),
+        expect: &["seeds.yaml:13:12", "message.subject", "{token}"],
+    },
+];
+
+#[test]
+fn bad_configs_are_refused_before_any_connection() {
+    let mut failures = Vec::new();
+    for row in ROWS {
+        let sentinel = Sentinel::new();
+        let dir = tempfile::tempdir().unwrap();
+        let text = (row.edit)(base(sentinel.port()));
+        let path = dir.path().join("seeds.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let out = run(probe(dir.path())
+            .env("SEEDPROBE_TEST_PW", "pw-not-used")
+            .env_remove("SEEDPROBE_TEST_UNSET_VARIABLE")
+            .args(["run", "--all", "--config", "seeds.yaml"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let missing: Vec<_> = row
+            .expect
+            .iter()
+            .filter(|e| !stderr.contains(*e))
+            .collect();
+        if out.status.code() != Some(2) || !missing.is_empty() || sentinel.was_contacted() {
+            failures.push(format!(
+                "row {:?}: missing {missing:?}\n{text}\n{}",
+                row.what,
+                show(&out)
+            ));
+        }
+        assert!(
+            out.stdout.is_empty(),
+            "row {:?} printed a report: {}",
+            row.what,
+            show(&out)
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_base_config_is_valid() {
+    // Guards the table above: each row must fail because of its edit, not the base. A valid
+    // config goes on to connect to the sentinel, which never answers; stop it once it has.
+    let sentinel = Sentinel::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seeds.yaml"), base(sentinel.port())).unwrap();
+    let mut child = probe(dir.path())
+        .env("SEEDPROBE_TEST_PW", "pw")
+        .args(["send", "--all", "--config", "seeds.yaml"])
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let contacted = loop {
+        if sentinel.was_contacted() {
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || start.elapsed().as_secs() > 30 {
+            break sentinel.was_contacted();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(contacted, "a valid config sends");
+}
+
+#[test]
+fn command_line_errors_exit_2() {
+    let sentinel = Sentinel::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seeds.yaml"), base(sentinel.port())).unwrap();
+    let rows: &[(&[&str], &str)] = &[
+        (&["run"], "--all"),
+        (&["run", "--all", "--seed", "one"], "cannot be used with"),
+        (&["run", "--seed", "nope"], "no seed named \"nope\" (seeds: one)"),
+        (&["send", "--all", "--config", "missing.yaml"], "missing.yaml: cannot read config"),
+        (&["poll", "--run", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "no run 01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+    ];
+    for (args, expect) in rows {
+        let out = run(probe(dir.path())
+            .env("SEEDPROBE_TEST_PW", "pw")
+            .args(*args));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+        assert!(stderr.contains(expect), "{args:?}: {}", show(&out));
+    }
+    assert!(!sentinel.was_contacted());
+}

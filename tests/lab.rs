@@ -1,0 +1,180 @@
+//! The lab harness: start the real Postfix + Dovecot lab once, write seed configs for it,
+//! run the `probe` binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The lab's state directory, as `docker/lab/lab.sh` uses it.
+pub fn lab_dir() -> PathBuf {
+    std::env::var_os("SEEDPROBE_LAB_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/seedprobe-lab"))
+}
+
+/// Starts the lab (installing packages when missing) once per test process; `lab.sh` itself
+/// serialises concurrent starts and is a no-op when the lab is already up.
+pub fn ensure_lab() {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = STARTED.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/lab/lab.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} start failed ({}); run it by hand as root to see why:\n{}{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// A lab seed's password, as the lab generated it.
+pub fn password(local: &str) -> String {
+    let path = lab_dir().join("secrets").join(format!("{local}.pass"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+/// How a seed reaches its IMAP server in a generated config.
+#[derive(Clone, Copy)]
+pub enum Imap {
+    Implicit,
+    Starttls,
+    Plain,
+}
+
+/// One lab seed: the local part names both the mailbox and the simulated provider
+/// (`inbox`, `junk`, `tagged`, `defer`, `reject`, `discard`).
+pub struct LabSeed {
+    pub local: &'static str,
+    pub imap: Imap,
+}
+
+pub const ALL_SEEDS: [LabSeed; 6] = [
+    LabSeed {
+        local: "inbox",
+        imap: Imap::Implicit,
+    },
+    LabSeed {
+        local: "junk",
+        imap: Imap::Starttls,
+    },
+    LabSeed {
+        local: "tagged",
+        imap: Imap::Plain,
+    },
+    LabSeed {
+        local: "defer",
+        imap: Imap::Implicit,
+    },
+    LabSeed {
+        local: "reject",
+        imap: Imap::Implicit,
+    },
+    LabSeed {
+        local: "discard",
+        imap: Imap::Implicit,
+    },
+];
+
+/// Writes a seeds file for the lab into `dir`; `password` gives each seed's password source.
+pub fn write_config(
+    dir: &Path,
+    timeout: &str,
+    seeds: &[LabSeed],
+    password: impl Fn(&str) -> String,
+) -> PathBuf {
+    let lab = lab_dir();
+    let mut yaml = format!(
+        "sender:\n  from: \"Probe Test <probe@example.org>\"\n  ehlo: probe.example.org\n\
+         timing:\n  poll_interval: 300ms\n  timeout: {timeout}\n  smtp_timeout: 10s\n  imap_timeout: 10s\nseeds:\n"
+    );
+    for s in seeds {
+        let (host, port, tls) = match s.imap {
+            Imap::Implicit => ("127.0.0.1", 1993, "implicit"),
+            Imap::Starttls => ("localhost", 1143, "starttls"),
+            Imap::Plain => ("127.0.0.1", 1143, "none"),
+        };
+        yaml.push_str(&format!(
+            "  - name: {l}\n    address: {l}@{l}.lab.test\n    mx: \"127.0.0.1:2525\"\n    imap:\n      host: {host}\n      port: {port}\n      tls: {tls}\n      password: {pw}\n      ca_file: {ca}\n",
+            l = s.local,
+            pw = password(s.local),
+            ca = lab.join("tls/ca.pem").display(),
+        ));
+    }
+    let path = dir.join("seeds.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// The password source pointing at the lab's password file.
+pub fn password_file(local: &str) -> String {
+    format!(
+        "{{ file: {} }}",
+        lab_dir().join("secrets").join(format!("{local}.pass")).display()
+    )
+}
+
+/// `probe` with the store in `dir` and no inherited PROBE_* settings.
+pub fn probe(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_probe"));
+    cmd.env_remove("PROBE_CONFIG")
+        .env_remove("PROBE_LOG")
+        .env("PROBE_STORE", dir.join("store.sqlite"))
+        .env("NO_COLOR", "1")
+        .current_dir(dir);
+    cmd
+}
+
+/// Runs a command and returns its output, with stdout/stderr shown if an assertion fails.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run probe")
+}
+
+/// Output as text for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A loopback port that records whether anyone connected: proof that nothing was contacted.
+pub struct Sentinel {
+    listener: TcpListener,
+}
+
+impl Sentinel {
+    pub fn new() -> Sentinel {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        Sentinel { listener }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().unwrap().port()
+    }
+
+    /// True if a connection is waiting (the process under test has exited by now, so any
+    /// attempt it made is already in the accept queue).
+    pub fn was_contacted(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
