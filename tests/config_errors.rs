@@ -48,7 +48,11 @@ const ROWS: &[Row] = &[
     Row {
         what: "bad address",
         edit: |c| c.replace("one@example.org", "not an address"),
-        expect: &["seeds.yaml:5:14", "seeds[0].address", "not an email address"],
+        expect: &[
+            "seeds.yaml:5:14",
+            "seeds[0].address",
+            "not an email address",
+        ],
     },
     Row {
         what: "bad sender",
@@ -107,11 +111,7 @@ fn bad_configs_are_refused_before_any_connection() {
             .env_remove("SEEDPROBE_TEST_UNSET_VARIABLE")
             .args(["run", "--all", "--config", "seeds.yaml"]));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let missing: Vec<_> = row
-            .expect
-            .iter()
-            .filter(|e| !stderr.contains(*e))
-            .collect();
+        let missing: Vec<_> = row.expect.iter().filter(|e| !stderr.contains(*e)).collect();
         if out.status.code() != Some(2) || !missing.is_empty() || sentinel.was_contacted() {
             failures.push(format!(
                 "row {:?}: missing {missing:?}\n{text}\n{}",
@@ -164,14 +164,21 @@ fn command_line_errors_exit_2() {
     let rows: &[(&[&str], &str)] = &[
         (&["run"], "--all"),
         (&["run", "--all", "--seed", "one"], "cannot be used with"),
-        (&["run", "--seed", "nope"], "no seed named \"nope\" (seeds: one)"),
-        (&["send", "--all", "--config", "missing.yaml"], "missing.yaml: cannot read config"),
-        (&["poll", "--run", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "no run 01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        (
+            &["run", "--seed", "nope"],
+            "no seed named \"nope\" (seeds: one)",
+        ),
+        (
+            &["send", "--all", "--config", "missing.yaml"],
+            "missing.yaml: cannot read config",
+        ),
+        (
+            &["poll", "--run", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+            "no run 01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        ),
     ];
     for (args, expect) in rows {
-        let out = run(probe(dir.path())
-            .env("SEEDPROBE_TEST_PW", "pw")
-            .args(*args));
+        let out = run(probe(dir.path()).env("SEEDPROBE_TEST_PW", "pw").args(*args));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
         assert!(stderr.contains(expect), "{args:?}: {}", show(&out));

@@ -126,7 +126,10 @@ pub fn write_config(
 pub fn password_file(local: &str) -> String {
     format!(
         "{{ file: {} }}",
-        lab_dir().join("secrets").join(format!("{local}.pass")).display()
+        lab_dir()
+            .join("secrets")
+            .join(format!("{local}.pass"))
+            .display()
     )
 }
 

@@ -37,7 +37,9 @@ fn passwords_never_leak() {
     // The most verbose logging there is, including anything a dependency would trace.
     cmd.env("PROBE_LOG", "trace").arg("-vv");
 
-    let json = run(cmd.args(["run", "--all", "--json", "--config"]).arg(&config));
+    let json = run(cmd
+        .args(["run", "--all", "--json", "--config"])
+        .arg(&config));
     assert_eq!(json.status.code(), Some(1), "{}", show(&json));
     let mut outputs = vec![("run --json".to_owned(), json.stdout, json.stderr)];
 

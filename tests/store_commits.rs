@@ -43,7 +43,12 @@ fn outcomes_are_committed_one_by_one() {
             Err(_) if start.elapsed() < Duration::from_secs(30) => {
                 if let Some(status) = child.try_wait().unwrap() {
                     let mut err = String::new();
-                    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut err)
+                        .unwrap();
                     panic!("probe exited early ({status}): {err}");
                 }
                 std::thread::sleep(Duration::from_millis(20));

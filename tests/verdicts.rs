@@ -88,11 +88,15 @@ fn table_shows_one_row_per_seed() {
     let rows: Vec<&str> = table.lines().collect();
     assert!(rows[0].starts_with("SEED"), "{table}");
     assert!(
-        rows[1].starts_with("inbox") && rows[1].contains(" inbox ") && rows[1].contains("250 2.0.0"),
+        rows[1].starts_with("inbox")
+            && rows[1].contains(" inbox ")
+            && rows[1].contains("250 2.0.0"),
         "{table}"
     );
     assert!(
-        rows[2].starts_with("reject") && rows[2].contains("rejected") && rows[2].contains("550 5.7.1"),
+        rows[2].starts_with("reject")
+            && rows[2].contains("rejected")
+            && rows[2].contains("550 5.7.1"),
         "{table}"
     );
 }
@@ -118,7 +122,10 @@ fn send_then_poll_later() {
         .arg(&config));
     // Deferred and rejected are known at send time.
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let run_id = String::from_utf8(out.stdout.clone()).unwrap().trim().to_owned();
+    let run_id = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(run_id.len(), 26, "{}", show(&out));
 
     // `poll` without --run picks the latest unfinished run.
@@ -131,9 +138,7 @@ fn send_then_poll_later() {
     assert_verdicts(&json);
 
     // Nothing is left to poll.
-    let out = run(probe(dir.path())
-        .args(["poll", "--config"])
-        .arg(&config));
+    let out = run(probe(dir.path()).args(["poll", "--config"]).arg(&config));
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no unfinished run"),

@@ -36,6 +36,8 @@ pub struct JunkFolder {
     pub source: JunkSource,
 }
 
+type NameMatch<'a> = dyn Fn(&ListedMailbox, &str) -> bool + 'a;
+
 /// Picks the spam folder: the configured name if the server has it, else the folder marked
 /// `\Junk`, else the first known name present (exact, then ignoring case, then below `INBOX`).
 pub fn find_junk(
@@ -65,7 +67,7 @@ pub fn find_junk(
             .unwrap_or(&m.name)
             .to_owned()
     };
-    let matchers: [&dyn Fn(&ListedMailbox, &str) -> bool; 3] = [
+    let matchers: [&NameMatch<'_>; 3] = [
         &|m, n| m.name == n,
         &|m, n| m.name.eq_ignore_ascii_case(n),
         &|m, n| below_inbox(m).eq_ignore_ascii_case(n),
@@ -100,15 +102,18 @@ mod tests {
         n.iter().map(|s| s.to_string()).collect()
     }
 
+    /// (what, LIST result, configured spam_folder, expected choice)
+    type Row<'a> = (
+        &'a str,
+        Vec<ListedMailbox>,
+        Option<&'a str>,
+        Option<(&'a str, JunkSource)>,
+    );
+
     #[test]
     fn discovery_table() {
         let known = names(crate::config::KNOWN_SPAM_FOLDERS);
-        let rows: &[(
-            &str,
-            Vec<ListedMailbox>,
-            Option<&str>,
-            Option<(&str, JunkSource)>,
-        )] = &[
+        let rows: &[Row] = &[
             (
                 "attribute beats a known name",
                 vec![mb("INBOX", false), mb("Spam", false), mb("Filtered", true)],
