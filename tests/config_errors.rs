@@ -185,3 +185,19 @@ fn command_line_errors_exit_2() {
     }
     assert!(!sentinel.was_contacted());
 }
+
+#[test]
+fn shipped_configs_parse() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = seedprobe::config::Config::load(&root.join("seeds.example.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = example.seeds.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["gmail-1", "gmx-1"]);
+    // The profile fills what the seed leaves out.
+    assert_eq!(example.seeds[1].imap.host, "imap.gmx.net");
+    assert_eq!(example.seeds[1].imap.port, 993);
+    assert_eq!(example.seeds[1].imap.username, "someone@gmx.de");
+    let lab = seedprobe::config::Config::load(&root.join("docker/lab/seeds.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lab.seeds.len(), 6);
+}

@@ -2,7 +2,9 @@
 //! Lab tests start the real Postfix + Dovecot lab through `docker/lab/lab.sh start`.
 
 mod config_errors;
+mod faults;
 mod lab;
+mod mailbox_untouched;
 mod secrets;
 mod store_commits;
 mod verdicts;

@@ -1,0 +1,58 @@
+//! Seed mailboxes are never changed: after a run the messages are still there, unread, unmoved.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::lab::{self, ALL_SEEDS, ensure_lab, lab_dir, password_file, probe, run, show};
+
+/// `doveadm fetch` of one message's flags, straight from Dovecot, by its X-Probe-Id.
+fn flags(user: &str, folder: &str, token: &str) -> Vec<String> {
+    let out = Command::new("doveadm")
+        .arg("-c")
+        .arg(lab_dir().join("dovecot/dovecot.conf"))
+        .args(["fetch", "-u", user, "flags", "mailbox", folder])
+        .args(["header", "X-Probe-Id", token])
+        .output()
+        .expect("doveadm");
+    assert!(out.status.success(), "doveadm: {out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("flags:"))
+        .map(|f| f.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn found_messages_stay_unread_where_they_landed() {
+    ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = lab::write_config(dir.path(), "10s", &ALL_SEEDS, password_file);
+    let out = run(probe(dir.path())
+        .args([
+            "run", "--seed", "inbox", "--seed", "junk", "--json", "--config",
+        ])
+        .arg(&config));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (seed, folder) in [("inbox", "INBOX"), ("junk", "Filtered")] {
+        let m = json["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["seed"] == seed)
+            .unwrap();
+        let token = m["token"].as_str().unwrap();
+        let user = format!("{seed}@{seed}.lab.test");
+        let found = flags(&user, folder, token);
+        assert_eq!(
+            found.len(),
+            1,
+            "{seed}: exactly one copy in {folder}: {found:?}"
+        );
+        for flag in ["\\Seen", "\\Deleted", "\\Flagged", "\\Answered"] {
+            assert!(!found[0].contains(flag), "{seed}: {flag} set: {found:?}");
+        }
+    }
+}
