@@ -96,8 +96,9 @@ pub async fn send(
     })?;
     let settings = SendSettings {
         ehlo: config.sender.ehlo.clone(),
+        // A host that does not answer a SYN within 30 s will not; replies get the full limit.
         timeouts: Timeouts {
-            connect: config.timing.smtp_timeout,
+            connect: config.timing.smtp_timeout.min(Duration::from_secs(30)),
             command: config.timing.smtp_timeout,
             data_end: config.timing.smtp_timeout,
         },

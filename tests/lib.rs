@@ -6,5 +6,6 @@ mod faults;
 mod lab;
 mod mailbox_untouched;
 mod secrets;
+mod smtp_faults;
 mod store_commits;
 mod verdicts;

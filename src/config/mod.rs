@@ -82,7 +82,7 @@ pub struct Timing {
     pub poll_interval: Duration,
     /// After this (from sending), an accepted message not yet found is `missing`.
     pub timeout: Duration,
-    /// Limit for each SMTP step (connect, each reply).
+    /// Limit for each SMTP reply, the end of data included; connecting gets at most 30 s of it.
     pub smtp_timeout: Duration,
     /// Limit for each IMAP command.
     pub imap_timeout: Duration,
@@ -399,7 +399,7 @@ impl Config {
             smtp_timeout: check.duration(
                 &t.smtp_timeout,
                 "timing.smtp_timeout",
-                Duration::from_secs(60),
+                Duration::from_secs(120),
             )?,
             imap_timeout: check.duration(
                 &t.imap_timeout,

@@ -67,6 +67,7 @@ pub struct Timeouts {
     /// Each command's write and its whole reply, the banner, the TLS
     /// handshake, and sending the message content. Default 300 s (RFC 5321
     /// §4.5.3.2 and Postfix `smtp_helo_timeout`, `smtp_rcpt_timeout`, …).
+    /// QUIT gets at most 5 s of it: by then the outcome is already known.
     pub command: Duration,
     /// The reply to the final "." (the server may run content filters then).
     /// Default 600 s (RFC 5321 §4.5.3.2.6, Postfix `smtp_data_done_timeout`):
