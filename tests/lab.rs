@@ -181,3 +181,24 @@ impl Sentinel {
         self.listener.accept().is_ok()
     }
 }
+
+/// Starts the lab, writes a config for `seeds` in a fresh directory and runs
+/// `probe ARGS --config seeds.yaml` there. The directory (with the store) lives as long as the
+/// returned guard.
+pub fn lab_run(timeout: &str, seeds: &[LabSeed], args: &[&str]) -> (tempfile::TempDir, Output) {
+    ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), timeout, seeds, password_file);
+    let out = run(probe(dir.path()).args(args).arg("--config").arg(&config));
+    (dir, out)
+}
+
+/// The JSON report's entry for one seed.
+pub fn message_for<'a>(json: &'a serde_json::Value, seed: &str) -> &'a serde_json::Value {
+    json["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["seed"] == seed)
+        .unwrap_or_else(|| panic!("no message for seed {seed} in {json:#}"))
+}

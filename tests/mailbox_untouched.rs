@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::lab::{self, ALL_SEEDS, ensure_lab, lab_dir, password_file, probe, run, show};
+use crate::lab::{ALL_SEEDS, lab_dir, lab_run, message_for, show};
 
 /// `doveadm fetch` of one message's flags, straight from Dovecot, by its X-Probe-Id.
 fn flags(user: &str, folder: &str, token: &str) -> Vec<String> {
@@ -26,24 +26,15 @@ fn flags(user: &str, folder: &str, token: &str) -> Vec<String> {
 
 #[test]
 fn found_messages_stay_unread_where_they_landed() {
-    ensure_lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = lab::write_config(dir.path(), "10s", &ALL_SEEDS, password_file);
-    let out = run(probe(dir.path())
-        .args([
-            "run", "--seed", "inbox", "--seed", "junk", "--json", "--config",
-        ])
-        .arg(&config));
+    let (_dir, out) = lab_run(
+        "10s",
+        &ALL_SEEDS,
+        &["run", "--seed", "inbox", "--seed", "junk", "--json"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     for (seed, folder) in [("inbox", "INBOX"), ("junk", "Filtered")] {
-        let m = json["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["seed"] == seed)
-            .unwrap();
-        let token = m["token"].as_str().unwrap();
+        let token = message_for(&json, seed)["token"].as_str().unwrap();
         let user = format!("{seed}@{seed}.lab.test");
         let found = flags(&user, folder, token);
         assert_eq!(

@@ -121,6 +121,17 @@ async fn server_logs(task: tokio::task::JoinHandle<Vec<ServerLog>>) -> Vec<Serve
 }
 
 /// `deliver`, but a hang fails the test instead of stalling the suite.
+/// The common case: the standard message to a fake server, 5 s step timeouts.
+async fn deliver_to(port: u16) -> Delivery {
+    deliver_guarded(
+        &route(port),
+        &envelope(),
+        &message(),
+        &settings(Duration::from_secs(5)),
+    )
+    .await
+}
+
 async fn deliver_guarded(
     route: &Route,
     envelope: &Envelope,
@@ -207,13 +218,7 @@ fn accepting_script(opening: &[Step]) -> Vec<Step> {
 #[tokio::test]
 async fn happy_path_without_starttls_is_accepted() {
     let (port, server) = fake_server(vec![accepting_script(&OPENING)], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     let logs = server_logs(server).await;
 
     let Ending::Accepted { reply } = delivery.ending() else {
@@ -346,13 +351,7 @@ async fn garbage_reply_is_malformed() {
         Step::Send("HTTP/1.1 400 Bad Request\r\n"),
     ];
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     server_logs(server).await;
 
     assert!(
@@ -377,13 +376,7 @@ async fn endless_line_is_cut_off() {
     let endless: &'static str = "2".repeat(64 * 1024).leak();
     let script = vec![Step::Send(endless), Step::StallUntilClosed];
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     server_logs(server).await;
 
     match delivery.ending() {
@@ -409,13 +402,7 @@ async fn transient_refusal_at_rcpt_is_refused_and_quits() {
         Step::Send("221 2.0.0 Bye\r\n"),
     ];
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     let logs = server_logs(server).await;
 
     let Ending::Refused {
@@ -450,13 +437,7 @@ async fn refusal_in_banner_is_refused_at_banner() {
         Step::Send("221 2.0.0 Bye\r\n"),
     ];
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     let logs = server_logs(server).await;
 
     match delivery.ending() {
@@ -479,13 +460,7 @@ async fn service_closing_421_ends_without_quit() {
         Step::StallUntilClosed,
     ];
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     server_logs(server).await;
 
     assert!(matches!(
@@ -506,13 +481,7 @@ async fn helo_fallback_after_ehlo_is_rejected() {
     ];
     script.extend(accepting_script(&OPENING[3..]));
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     server_logs(server).await;
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
 }
@@ -535,13 +504,7 @@ async fn failed_tls_handshake_falls_back_to_plain_connection() {
     ];
     plain.extend(accepting_script(&OPENING[3..]));
     let (port, server) = fake_server(vec![broken_tls, plain], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     let logs = server_logs(server).await;
 
     assert_eq!(delivery.attempts.len(), 2, "{:#?}", delivery.attempts);
@@ -578,13 +541,7 @@ async fn refused_starttls_continues_in_the_clear() {
     ];
     script.extend(accepting_script(&OPENING[3..]));
     let (port, server) = fake_server(vec![script], None).await;
-    let delivery = deliver_guarded(
-        &route(port),
-        &envelope(),
-        &message(),
-        &settings(Duration::from_secs(5)),
-    )
-    .await;
+    let delivery = deliver_to(port).await;
     server_logs(server).await;
     assert_eq!(delivery.attempts.len(), 1);
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());

@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::lab::{self, ALL_SEEDS, LabSeed, ensure_lab, password_file, probe, run, show};
+use crate::lab::{
+    self, ALL_SEEDS, LabSeed, ensure_lab, lab_run, message_for, password_file, probe, run, show,
+};
 
 /// (seed, verdict, SMTP code class, folder)
 const EXPECTED: &[(&str, &str, u16, Option<&str>)] = &[
@@ -14,18 +16,9 @@ const EXPECTED: &[(&str, &str, u16, Option<&str>)] = &[
     ("discard", "missing", 2, None),
 ];
 
-fn by_seed<'a>(json: &'a Value, seed: &str) -> &'a Value {
-    json["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["seed"] == seed)
-        .unwrap_or_else(|| panic!("no message for seed {seed} in {json:#}"))
-}
-
 fn assert_verdicts(json: &Value) {
     for (seed, verdict, class, folder) in EXPECTED {
-        let m = by_seed(json, seed);
+        let m = message_for(json, seed);
         assert_eq!(m["verdict"], *verdict, "seed {seed}: {m:#}");
         let code = m["smtp"]["code"].as_u64().unwrap_or(0) as u16;
         assert_eq!(code / 100, *class, "seed {seed}: smtp code {code}: {m:#}");
@@ -36,39 +29,32 @@ fn assert_verdicts(json: &Value) {
 
 #[test]
 fn run_all_gives_all_six_verdicts() {
-    ensure_lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = lab::write_config(dir.path(), "4s", &ALL_SEEDS, password_file);
-    let out = run(probe(dir.path())
-        .args(["run", "--all", "--json", "--config"])
-        .arg(&config));
+    let (_dir, out) = lab_run("4s", &ALL_SEEDS, &["run", "--all", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_verdicts(&json);
     assert_eq!(json["finished"], true);
     assert!(json["run_id"].as_str().is_some_and(|s| s.len() == 26));
-    let defer = by_seed(&json, "defer");
+    let defer = message_for(&json, "defer");
     assert_eq!(defer["smtp"]["code"], 450);
     assert_eq!(defer["smtp"]["enhanced"], "4.7.1");
     assert_eq!(defer["smtp"]["stage"], "rcpt_to");
-    let reject = by_seed(&json, "reject");
+    let reject = message_for(&json, "reject");
     assert_eq!(reject["smtp"]["code"], 550);
     assert_eq!(reject["smtp"]["enhanced"], "5.7.1");
-    let tagged = by_seed(&json, "tagged");
+    let tagged = message_for(&json, "tagged");
     assert!(
         tagged["reason"].as_str().unwrap().contains("[SPAM]"),
         "{tagged:#}"
     );
     // The lab offers STARTTLS on port 2525 with a certificate from its own CA, which is not a
     // public root: opportunistic TLS goes ahead and records that.
-    let tls = &by_seed(&json, "inbox")["tls"];
+    let tls = &message_for(&json, "inbox")["tls"];
     assert_eq!(tls["certificate"], "untrusted", "{tls:#}");
 }
 
 #[test]
 fn table_shows_one_row_per_seed() {
-    ensure_lab();
-    let dir = tempfile::tempdir().unwrap();
     let seeds = [
         LabSeed {
             local: "inbox",
@@ -79,10 +65,7 @@ fn table_shows_one_row_per_seed() {
             imap: lab::Imap::Implicit,
         },
     ];
-    let config = lab::write_config(dir.path(), "4s", &seeds, password_file);
-    let out = run(probe(dir.path())
-        .args(["run", "--all", "--config"])
-        .arg(&config));
+    let (_dir, out) = lab_run("4s", &seeds, &["run", "--all"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let table = String::from_utf8(out.stdout.clone()).unwrap();
     let rows: Vec<&str> = table.lines().collect();
@@ -103,12 +86,7 @@ fn table_shows_one_row_per_seed() {
 
 #[test]
 fn only_inbox_exits_zero() {
-    ensure_lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = lab::write_config(dir.path(), "10s", &ALL_SEEDS, password_file);
-    let out = run(probe(dir.path())
-        .args(["run", "--seed", "inbox", "--config"])
-        .arg(&config));
+    let (_dir, out) = lab_run("10s", &ALL_SEEDS, &["run", "--seed", "inbox"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
 
