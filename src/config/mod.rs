@@ -730,6 +730,53 @@ mod tests {
         assert_eq!(hp(""), None);
     }
 
+    fn parse(seed: &str) -> Result<Config, ConfigError> {
+        let text = format!("sender:\n  from: probe@example.org\nseeds:\n{seed}");
+        Config::parse(Path::new("t.yaml"), &text)
+    }
+
+    #[test]
+    fn plaintext_needs_loopback_or_consent() {
+        let seed = |host: &str, allow: &str| {
+            format!(
+                "  - name: a\n    address: a@example.org\n{allow}    imap: {{ host: {host}, tls: none, password: {{ env: X }} }}\n"
+            )
+        };
+        assert!(parse(&seed("127.0.0.2", "")).is_ok());
+        assert!(parse(&seed("::1", "")).is_ok());
+        let err = parse(&seed("imap.example.org", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("t.yaml:6:11: seeds[0].imap.tls:"), "{err}");
+        let ok = parse(&seed("imap.example.org", "    allow_plaintext: true\n")).unwrap();
+        assert_eq!(ok.seeds[0].imap.port, 143);
+    }
+
+    #[test]
+    fn profile_fills_imap_defaults() {
+        let c = parse(
+            "  - name: g\n    provider: gmail\n    address: s@gmail.com\n    mx: mx.example.org\n    imap: { password: { env: X } }\n",
+        )
+        .unwrap();
+        let s = &c.seeds[0];
+        assert_eq!((s.imap.host.as_str(), s.imap.port), ("imap.gmail.com", 993));
+        assert_eq!(s.imap.tls, ImapTls::Implicit);
+        assert_eq!(s.imap.username, "s@gmail.com");
+        assert_eq!(
+            s.imap.spam_folder_names,
+            ["[Gmail]/Spam", "[Google Mail]/Spam"]
+        );
+        assert_eq!(s.mx.as_ref().unwrap().port, 25);
+        assert_eq!(s.provider_name(), "gmail");
+        let err = parse("  - name: g\n    provider: hotmale\n    address: s@x.org\n    imap: { password: { env: X } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown variant `hotmale`") && err.contains("gmail"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn loopback_hosts() {
         for h in ["127.0.0.1", "127.0.0.3", "::1", "[::1]", "localhost"] {
