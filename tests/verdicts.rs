@@ -29,7 +29,7 @@ fn assert_verdicts(json: &Value) {
 
 #[test]
 fn run_all_gives_all_six_verdicts() {
-    let (_dir, out) = lab_run("4s", &ALL_SEEDS, &["run", "--all", "--json"]);
+    let (dir, out) = lab_run("4s", &ALL_SEEDS, &["run", "--all", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_verdicts(&json);
@@ -51,6 +51,29 @@ fn run_all_gives_all_six_verdicts() {
     // public root: opportunistic TLS goes ahead and records that.
     let tls = &message_for(&json, "inbox")["tls"];
     assert_eq!(tls["certificate"], "untrusted", "{tls:#}");
+
+    // Every reply is in the store, in a swaks-style transcript per attempt.
+    let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let stored: String = db
+        .query_row(
+            "SELECT a.transcript FROM smtp_attempts a JOIN messages m USING (token)
+             WHERE m.seed = 'defer' AND m.run_id = ?1",
+            [json["run_id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let transcript: seedprobe::send::Transcript = serde_json::from_str(&stored).unwrap();
+    let text = transcript.to_string();
+    for line in [
+        "<- 220 mx.lab.test",
+        "-> STARTTLS",
+        "~> MAIL FROM:<probe@example.org>",
+        "~> RCPT TO:<defer@defer.lab.test>",
+        "<~ 450 4.7.1 <defer@defer.lab.test>: Recipient address rejected",
+        "~> QUIT",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
 }
 
 #[test]

@@ -157,11 +157,12 @@ fn init_logging(verbose: u8) {
 async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Send(args) => {
-            let (config, secrets, mut store) = prepare(cli, &args.choice)?;
+            // The passwords are resolved though `send` does not poll: a run that could never be
+            // polled is refused before anything is sent.
+            let (config, _secrets, mut store) = prepare(cli, &args.choice)?;
             let seeds = config.select(&args.choice.seeds)?;
             let run_id = run::send(&config, &seeds, &mut store, &mut print_progress).await?;
             let report = load_report(&store, &run_id)?;
-            drop(secrets);
             if args.json {
                 print_json(&report)?;
             } else {
