@@ -303,68 +303,7 @@ pub async fn poll(
 
     // Store each event as it comes; the channel closes when every account is done.
     while let Some(event) = rx.recv().await {
-        match event {
-            PollEvent::JunkFolder { seeds, folder } => {
-                let detail = match &folder {
-                    Some(f) => serde_json::json!({ "folder": f.name, "source": f.source }),
-                    None => serde_json::json!({ "folder": null,
-                        "note": "no spam folder found: a message filed as spam would show as missing" }),
-                };
-                for seed in &seeds {
-                    store.record_observation(run_id, None, Some(seed), "junk_folder", &detail)?;
-                }
-            }
-            PollEvent::Found(s) => {
-                let seed = seed_by_token.get(&s.token).cloned().unwrap_or_default();
-                let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
-                let token = s.token.to_string();
-                store.record_observation(
-                    run_id,
-                    Some(&token),
-                    Some(&seed),
-                    "found",
-                    &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
-                        "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
-                )?;
-                if let Some(decision) = classify(Evidence::Found {
-                    role: s.role,
-                    folder: &s.folder,
-                    headers: &s.evidence,
-                }) {
-                    store.record_decision(
-                        &token,
-                        &decision,
-                        Some((&s.folder, s.role.as_str(), s.seen_at, &headers)),
-                    )?;
-                    progress(Progress::Decided {
-                        seed: &seed,
-                        verdict: decision.verdict,
-                    });
-                }
-            }
-            PollEvent::Error {
-                seeds,
-                error,
-                fatal,
-            } => {
-                let text = error.to_string();
-                for seed in &seeds {
-                    store.record_observation(
-                        run_id,
-                        None,
-                        Some(seed),
-                        "poll_error",
-                        &serde_json::json!({ "error": text, "fatal": fatal }),
-                    )?;
-                }
-                store.record_poll_error(run_id, &seeds, &text)?;
-                progress(Progress::PollProblem {
-                    seeds: &seeds,
-                    error: &error,
-                    fatal,
-                });
-            }
-        }
+        record_event(store, run_id, &seed_by_token, event, progress)?;
     }
 
     while let Some(joined) = tasks.join_next().await {
@@ -392,6 +331,79 @@ pub async fn poll(
     }
     store.finish_run_if_done(run_id)?;
     Ok(summary)
+}
+
+/// Stores one polling event, decides a verdict when it is a sighting, and tells the user.
+fn record_event(
+    store: &Store,
+    run_id: &str,
+    seed_by_token: &HashMap<Token, String>,
+    event: PollEvent,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(), RunError> {
+    match event {
+        PollEvent::JunkFolder { seeds, folder } => {
+            let detail = match &folder {
+                Some(f) => serde_json::json!({ "folder": f.name, "source": f.source }),
+                None => serde_json::json!({ "folder": null,
+                    "note": "no spam folder found: a message filed as spam would show as missing" }),
+            };
+            for seed in &seeds {
+                store.record_observation(run_id, None, Some(seed), "junk_folder", &detail)?;
+            }
+        }
+        PollEvent::Found(s) => {
+            let seed = seed_by_token.get(&s.token).cloned().unwrap_or_default();
+            let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
+            let token = s.token.to_string();
+            store.record_observation(
+                run_id,
+                Some(&token),
+                Some(&seed),
+                "found",
+                &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
+                    "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
+            )?;
+            if let Some(decision) = classify(Evidence::Found {
+                role: s.role,
+                folder: &s.folder,
+                headers: &s.evidence,
+            }) {
+                store.record_decision(
+                    &token,
+                    &decision,
+                    Some((&s.folder, s.role.as_str(), s.seen_at, &headers)),
+                )?;
+                progress(Progress::Decided {
+                    seed: &seed,
+                    verdict: decision.verdict,
+                });
+            }
+        }
+        PollEvent::Error {
+            seeds,
+            error,
+            fatal,
+        } => {
+            let text = error.to_string();
+            for seed in &seeds {
+                store.record_observation(
+                    run_id,
+                    None,
+                    Some(seed),
+                    "poll_error",
+                    &serde_json::json!({ "error": text, "fatal": fatal }),
+                )?;
+            }
+            store.record_poll_error(run_id, &seeds, &text)?;
+            progress(Progress::PollProblem {
+                seeds: &seeds,
+                error: &error,
+                fatal,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn tls_for(config: &Config, seed: &Seed) -> Result<Arc<rustls::ClientConfig>, RunError> {
