@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod downstream;
 pub mod message;
 pub mod poll;
 pub mod report;

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::{Config, ConfigError, ImapTls, SecretString, Seed};
+use crate::config::{Config, ConfigError, ImapTls, Secrets, Seed};
 use crate::message::{self, Token};
 use crate::poll::{self, AccountPoll, PollEvent, PollSettings};
 use crate::send::{self, Delivery, Envelope, Route, SendSettings, Timeouts};
@@ -201,7 +201,7 @@ pub struct PollSummary {
 /// never logged in keep no verdict, with the problem noted, so `probe poll` can finish them.
 pub async fn poll(
     config: &Config,
-    secrets: &HashMap<String, SecretString>,
+    secrets: &Secrets,
     store: &Store,
     run_id: &str,
     progress: &mut dyn FnMut(Progress<'_>),
@@ -229,7 +229,7 @@ pub async fn poll(
             )?;
             continue;
         };
-        let Some(password) = secrets.get(&seed.name) else {
+        let Some(password) = secrets.seeds.get(&seed.name) else {
             continue;
         };
         let Ok(token) = m.token.parse::<Token>() else {

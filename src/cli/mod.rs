@@ -3,7 +3,6 @@
 
 mod exit;
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::Exit;
 
-use crate::config::{Config, SecretString};
+use crate::config::{Config, Secrets};
 use crate::report::RunReport;
 use crate::run::{self, Progress, RunError};
 use crate::store::Store;
@@ -198,7 +197,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 .collect();
             let seeds = config.select(&wanted)?;
             let secrets = if wanted.is_empty() {
-                HashMap::new()
+                Secrets::default()
             } else {
                 config.resolve_secrets(&seeds)?
             };
@@ -210,10 +209,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
 }
 
 /// Everything that can fail before a message leaves: config, seeds, passwords, store.
-fn prepare(
-    cli: &Cli,
-    choice: &SeedChoice,
-) -> anyhow::Result<(Config, HashMap<String, SecretString>, Store)> {
+fn prepare(cli: &Cli, choice: &SeedChoice) -> anyhow::Result<(Config, Secrets, Store)> {
     let config = Config::load(&cli.config)?;
     let seeds = config.select(&choice.seeds)?;
     let secrets = config.resolve_secrets(&seeds)?;

@@ -10,7 +10,7 @@ mod secret;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +44,67 @@ pub struct Sender {
     pub ehlo: String,
     /// How messages leave.
     pub transport: Transport,
+    /// Local address outgoing SMTP connections are bound to (direct delivery from a chosen IP).
+    pub source_ip: Option<IpAddr>,
+    /// DNS server for MX and address lookups; `None`: the system's resolver.
+    pub resolver: Option<SocketAddr>,
+    /// Port used on MX hosts in direct delivery (25; labs use another).
+    pub smtp_port: u16,
+    /// Direct delivery: a missing or failed STARTTLS is a deferral instead of plaintext.
+    pub require_tls: bool,
+    /// The user's own MTA, for `transport: relay`.
+    pub relay: Option<Relay>,
+    /// The mailbox that receives DSNs for `from`.
+    pub bounces: Option<Imap>,
+    /// The relay's Postfix log, when probe runs on that host.
+    pub maillog: Option<PathBuf>,
+}
+
+/// Transport security towards the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayTls {
+    /// STARTTLS, required and verified (submission, port 587).
+    Starttls,
+    /// TLS from the first byte, verified (submissions, port 465).
+    Implicit,
+    /// No TLS: only to loopback or with `allow_plaintext`.
+    None,
+}
+
+/// A SASL mechanism for AUTH at the relay (RFC 4954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMechanism {
+    /// RFC 4616.
+    Plain,
+    /// The old LOGIN mechanism.
+    Login,
+    /// Google's and Microsoft's OAuth 2.0 bearer mechanism; the password is the access token.
+    Xoauth2,
+}
+
+/// The user's own MTA, for relay (submission) mode.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    /// Host name or address.
+    pub host: String,
+    /// Port (587 for STARTTLS, 465 for implicit TLS by default).
+    pub port: u16,
+    /// Transport security.
+    pub tls: RelayTls,
+    /// AUTH login name; without it no AUTH is attempted.
+    pub username: Option<String>,
+    /// Where the AUTH password comes from.
+    pub password: Option<SecretSource>,
+    /// Mechanisms in order of preference; empty: what the server offers.
+    pub auth: Vec<AuthMechanism>,
+    /// Extra trust anchor (PEM), resolved against the config's directory.
+    pub ca_file: Option<PathBuf>,
+    /// AUTH may go over a connection without TLS (always true for loopback hosts).
+    pub allow_plaintext: bool,
+    /// Where the password field is, for errors found when resolving it.
+    password_at: (u64, u64),
 }
 
 /// How messages leave this host.
@@ -113,8 +174,6 @@ pub struct Seed {
     pub mx: Option<HostPort>,
     /// How to read the mailbox.
     pub imap: Imap,
-    /// Where the password field is, for errors found when resolving it.
-    password_at: (u64, u64),
 }
 
 impl Seed {
@@ -162,6 +221,10 @@ pub struct Imap {
     pub spam_folder: Option<String>,
     /// Spam folder names to try after the `\Junk` attribute.
     pub spam_folder_names: Vec<String>,
+    /// Where the password field is (line, column), for errors found when resolving it.
+    password_at: (u64, u64),
+    /// The field path of the password, e.g. `seeds[2].imap.password`.
+    password_field: String,
 }
 
 /// Why a config was refused. Every variant names the file; all but `Read` name a position.
@@ -232,6 +295,37 @@ struct RawSender {
     from: Spanned<String>,
     ehlo: Option<Spanned<String>>,
     transport: Option<Spanned<Transport>>,
+    source_ip: Option<Spanned<String>>,
+    resolver: Option<Spanned<String>>,
+    smtp_port: Option<u16>,
+    #[serde(default)]
+    require_tls: bool,
+    relay: Option<Spanned<RawRelay>>,
+    bounces: Option<Spanned<RawBounces>>,
+    maillog: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    host: Spanned<String>,
+    port: Option<u16>,
+    tls: Option<RelayTls>,
+    username: Option<String>,
+    password: Option<Spanned<SecretSource>>,
+    #[serde(default)]
+    auth: Vec<AuthMechanism>,
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    allow_plaintext: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBounces {
+    imap: Spanned<RawImap>,
+    #[serde(default)]
+    allow_plaintext: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -471,30 +565,44 @@ impl Config {
             .collect())
     }
 
-    /// Fetches the password of each given seed, keyed by seed name. Errors name the field.
-    pub fn resolve_secrets(
-        &self,
-        seeds: &[&Seed],
-    ) -> Result<HashMap<String, SecretString>, ConfigError> {
+    /// Fetches every password a run over `seeds` needs: each seed's, the relay's and the
+    /// bounces mailbox's. Errors name the field.
+    pub fn resolve_secrets(&self, seeds: &[&Seed]) -> Result<Secrets, ConfigError> {
         let check = Checker { path: &self.path };
-        let mut out = HashMap::new();
+        let resolve = |source: &SecretSource, at: (u64, u64), field: &str| {
+            source
+                .resolve(self.base_dir())
+                .map_err(|e| check.invalid_at(at, field, e.to_string()))
+        };
+        let mut secrets = Secrets::default();
         for seed in seeds {
-            let index = self
-                .seeds
-                .iter()
-                .position(|s| s.name == seed.name)
-                .unwrap_or(0);
-            let secret = seed.imap.password.resolve(self.base_dir()).map_err(|e| {
-                check.invalid_at(
-                    seed.password_at,
-                    format!("seeds[{index}].imap.password"),
-                    e.to_string(),
-                )
-            })?;
-            out.insert(seed.name.clone(), secret);
+            let imap = &seed.imap;
+            let secret = resolve(&imap.password, imap.password_at, &imap.password_field)?;
+            secrets.seeds.insert(seed.name.clone(), secret);
         }
-        Ok(out)
+        if self.sender.transport == Transport::Relay {
+            if let Some(relay) = &self.sender.relay
+                && let Some(source) = &relay.password
+            {
+                secrets.relay = Some(resolve(source, relay.password_at, "sender.relay.password")?);
+            }
+            if let Some(b) = &self.sender.bounces {
+                secrets.bounces = Some(resolve(&b.password, b.password_at, &b.password_field)?);
+            }
+        }
+        Ok(secrets)
     }
+}
+
+/// Every password a run needs, resolved.
+#[derive(Debug, Default, Clone)]
+pub struct Secrets {
+    /// Each seed's IMAP password, by seed name.
+    pub seeds: HashMap<String, SecretString>,
+    /// The relay's AUTH password.
+    pub relay: Option<SecretString>,
+    /// The bounces mailbox's IMAP password.
+    pub bounces: Option<SecretString>,
 }
 
 fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, ConfigError> {
@@ -509,16 +617,59 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
             ),
         )
     })?;
-    let transport = match &s.transport {
-        None => Transport::Direct,
-        Some(t) if t.value == Transport::Relay => {
+    let transport = s
+        .transport
+        .as_ref()
+        .map(|t| t.value)
+        .unwrap_or(Transport::Direct);
+    let relay = match &s.relay {
+        Some(r) => Some(check_relay(check, r)?),
+        None if transport == Transport::Relay => {
             return Err(check.invalid(
-                t,
-                "sender.transport",
-                "relay is not supported yet; use transport: direct",
+                raw,
+                "sender.relay",
+                "transport: relay needs a relay: block (host, port, tls, username, password)",
             ));
         }
-        Some(t) => t.value,
+        None => None,
+    };
+    let source_ip = match &s.source_ip {
+        Some(ip) => Some(ip.value.trim().parse::<IpAddr>().map_err(|_| {
+            check.invalid(
+                ip,
+                "sender.source_ip",
+                format!(
+                    "{:?} is not an IP address; write e.g. 192.0.2.10 or 2001:db8::10",
+                    ip.value
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let resolver = match &s.resolver {
+        Some(r) => Some(
+            parse_host_port(&r.value, 53)
+                .and_then(|hp| Some(SocketAddr::new(hp.host.parse().ok()?, hp.port)))
+                .ok_or_else(|| {
+                    check.invalid(
+                        r,
+                        "sender.resolver",
+                        format!("{:?} is not IP[:port]; write e.g. 127.0.0.1:5353", r.value),
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let bounces = match &s.bounces {
+        Some(b) => Some(check_imap(
+            check,
+            "sender.bounces.imap",
+            &b.value.imap,
+            None,
+            &from.email,
+            b.value.allow_plaintext,
+        )?),
+        None => None,
     };
     let ehlo = match &s.ehlo {
         Some(e) => {
@@ -540,6 +691,71 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
         from,
         ehlo,
         transport,
+        source_ip,
+        resolver,
+        smtp_port: s.smtp_port.filter(|p| *p != 0).unwrap_or(25),
+        require_tls: s.require_tls,
+        relay,
+        bounces,
+        maillog: s.maillog.clone(),
+    })
+}
+
+fn check_relay(check: &Checker, raw: &Spanned<RawRelay>) -> Result<Relay, ConfigError> {
+    let r = &raw.value;
+    let host = r.host.value.trim().to_owned();
+    if !(is_hostname(&host) || host.parse::<IpAddr>().is_ok()) {
+        return Err(check.invalid(
+            &r.host,
+            "sender.relay.host",
+            format!("{host:?} is not a host name or address"),
+        ));
+    }
+    let tls = r.tls.unwrap_or(RelayTls::Starttls);
+    let allow_plaintext = r.allow_plaintext || is_loopback(&host);
+    match (&r.username, &r.password) {
+        (Some(_), None) => {
+            return Err(check.invalid(
+                raw,
+                "sender.relay.password",
+                "username given but no password source; add password: { env: VAR }, { file: PATH } or { command: \"...\" }",
+            ));
+        }
+        (None, Some(p)) => {
+            return Err(check.invalid(
+                p,
+                "sender.relay.username",
+                "a password but no username; add username:",
+            ));
+        }
+        _ => {}
+    }
+    if tls == RelayTls::None && r.password.is_some() && !allow_plaintext {
+        return Err(check.invalid(
+            raw,
+            "sender.relay.tls",
+            format!(
+                "tls: none would send the password in clear to {host}; use starttls or implicit, or set allow_plaintext: true"
+            ),
+        ));
+    }
+    Ok(Relay {
+        port: r.port.unwrap_or(match tls {
+            RelayTls::Implicit => 465,
+            RelayTls::Starttls | RelayTls::None => 587,
+        }),
+        host,
+        tls,
+        username: r.username.clone(),
+        password: r.password.as_ref().map(|p| p.value.clone()),
+        auth: r.auth.clone(),
+        ca_file: r.ca_file.clone(),
+        allow_plaintext,
+        password_at: r
+            .password
+            .as_ref()
+            .map(|p| (p.referenced.line(), p.referenced.column()))
+            .unwrap_or((0, 0)),
     })
 }
 
@@ -584,15 +800,41 @@ fn check_seed(check: &Checker, i: usize, raw: &RawSeed) -> Result<Seed, ConfigEr
         })?),
     };
 
-    let imap_raw = &raw.imap.value;
-    let profile = raw.provider.map(Provider::profile);
+    let imap = check_imap(
+        check,
+        &f("imap"),
+        &raw.imap,
+        raw.provider.map(Provider::profile),
+        &address,
+        raw.allow_plaintext,
+    )?;
+    Ok(Seed {
+        name,
+        provider: raw.provider,
+        imap,
+        address,
+        mx,
+    })
+}
+
+/// Checks an `imap:` block (a seed's, or the bounces mailbox's). `field` is its path.
+fn check_imap(
+    check: &Checker,
+    field: &str,
+    raw: &Spanned<RawImap>,
+    profile: Option<Profile>,
+    address: &lettre::Address,
+    allow_plaintext: bool,
+) -> Result<Imap, ConfigError> {
+    let f = |sub: &str| format!("{field}.{sub}");
+    let imap_raw = &raw.value;
     let host = match (&imap_raw.host, profile) {
         (Some(h), _) => h.clone(),
         (None, Some(p)) => p.imap_host.to_owned(),
         (None, None) => {
             return Err(check.invalid(
-                &raw.imap,
-                f("imap.host"),
+                raw,
+                f("host"),
                 "missing: give imap.host, or a provider (gmail, outlook, yahoo, aol, gmx, webde, tonline, icloud)",
             ));
         }
@@ -607,17 +849,17 @@ fn check_seed(check: &Checker, i: usize, raw: &RawSeed) -> Result<Seed, ConfigEr
     });
     let Some(password) = &imap_raw.password else {
         return Err(check.invalid(
-            &raw.imap,
-            f("imap.password"),
+            raw,
+            f("password"),
             "missing password source; add password: { env: VAR }, { file: PATH } or { command: \"...\" }",
         ));
     };
-    if tls == ImapTls::None && !raw.allow_plaintext && !is_loopback(&host) {
+    if tls == ImapTls::None && !allow_plaintext && !is_loopback(&host) {
         return Err(check.invalid(
-            &raw.imap,
-            f("imap.tls"),
+            raw,
+            f("tls"),
             format!(
-                "tls: none would send the password in clear to {host}; use implicit or starttls, or set allow_plaintext: true on the seed"
+                "tls: none would send the password in clear to {host}; use implicit or starttls, or set allow_plaintext: true"
             ),
         ));
     }
@@ -627,25 +869,20 @@ fn check_seed(check: &Checker, i: usize, raw: &RawSeed) -> Result<Seed, ConfigEr
         .iter()
         .map(|s| s.to_string())
         .collect();
-    Ok(Seed {
-        name,
-        provider: raw.provider,
-        imap: Imap {
-            host,
-            port,
-            tls,
-            username: imap_raw
-                .username
-                .clone()
-                .unwrap_or_else(|| address.to_string()),
-            password: password.value.clone(),
-            ca_file: imap_raw.ca_file.clone(),
-            spam_folder: imap_raw.spam_folder.clone(),
-            spam_folder_names,
-        },
+    Ok(Imap {
+        host,
+        port,
+        tls,
+        username: imap_raw
+            .username
+            .clone()
+            .unwrap_or_else(|| address.to_string()),
+        password: password.value.clone(),
+        ca_file: imap_raw.ca_file.clone(),
+        spam_folder: imap_raw.spam_folder.clone(),
+        spam_folder_names,
         password_at: (password.referenced.line(), password.referenced.column()),
-        address,
-        mx,
+        password_field: f("password"),
     })
 }
 

@@ -1,0 +1,247 @@
+//! Delivery status notifications (RFC 3464): `multipart/report; report-type=delivery-status`
+//! with a `message/delivery-status` part, and usually the original headers
+//! (`text/rfc822-headers`, RFC 6522) or message (`message/rfc822`).
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use super::{Downstream, DownstreamAction, DownstreamSource};
+
+/// A parsed DSN: which message it is about, and what it says per recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsnReport {
+    /// `Original-Envelope-Id` (our token, sent as `ENVID`), xtext-decoded.
+    pub envelope_id: Option<String>,
+    /// The `X-Probe-Id` of the returned headers, when they came back.
+    pub probe_id: Option<String>,
+    /// `Reporting-MTA`.
+    pub reporting_mta: Option<String>,
+    /// One report per recipient block.
+    pub recipients: Vec<Downstream>,
+}
+
+impl DsnReport {
+    /// Our token: the envelope id if the relay kept it, else the returned `X-Probe-Id`.
+    pub fn token(&self) -> Option<&str> {
+        self.envelope_id.as_deref().or(self.probe_id.as_deref())
+    }
+}
+
+/// Parses a whole message; `None` when it is not a DSN.
+pub fn parse(raw: &[u8]) -> Option<DsnReport> {
+    let message = MessageParser::new().parse(raw)?;
+    let mut status_block = None;
+    let mut probe_id = None;
+    for part in &message.parts {
+        let Some(ct) = part.content_type() else {
+            continue;
+        };
+        let subtype = ct.subtype().unwrap_or("").to_ascii_lowercase();
+        let body = message
+            .raw_message
+            .get(part.offset_body as usize..part.offset_end as usize)
+            .unwrap_or_default();
+        match (ct.ctype().to_ascii_lowercase().as_str(), subtype.as_str()) {
+            ("message", "delivery-status" | "global-delivery-status") => {
+                status_block = Some(String::from_utf8_lossy(body).into_owned());
+            }
+            ("text", "rfc822-headers") | ("message", "rfc822" | "global") => {
+                if probe_id.is_none() {
+                    probe_id = header_value(&String::from_utf8_lossy(body), "X-Probe-Id");
+                }
+            }
+            _ => {}
+        }
+    }
+    let status_block = status_block?;
+    let groups = field_groups(&status_block);
+    let per_message = groups.first()?;
+    let get = |fields: &[(String, String)], name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let recipients = groups
+        .iter()
+        .skip(1)
+        .filter_map(|fields| {
+            let action = get(fields, "Action")?.trim().to_ascii_lowercase();
+            let action = match action.as_str() {
+                "failed" => DownstreamAction::Failed,
+                "delayed" => DownstreamAction::Delayed,
+                "delivered" | "relayed" | "expanded" => DownstreamAction::Delivered,
+                _ => return None,
+            };
+            Some(Downstream {
+                source: DownstreamSource::Dsn,
+                action,
+                recipient: get(fields, "Final-Recipient").map(|v| strip_type(&v)),
+                status: get(fields, "Status").map(|v| v.trim().to_owned()),
+                remote_mta: get(fields, "Remote-MTA").map(|v| strip_type(&v)),
+                diagnostic: get(fields, "Diagnostic-Code").map(|v| {
+                    let v = v.trim();
+                    v.strip_prefix("smtp;")
+                        .or_else(|| v.strip_prefix("SMTP;"))
+                        .map(|rest| format!("smtp; {}", rest.trim()))
+                        .unwrap_or_else(|| v.to_owned())
+                }),
+            })
+        })
+        .collect();
+    Some(DsnReport {
+        envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
+        probe_id,
+        reporting_mta: get(per_message, "Reporting-MTA").map(|v| strip_type(&v)),
+        recipients,
+    })
+}
+
+/// `rfc822; a@b` → `a@b`, `dns; mx.example.org` → `mx.example.org`.
+fn strip_type(v: &str) -> String {
+    match v.split_once(';') {
+        Some((_, rest)) => rest.trim().to_owned(),
+        None => v.trim().to_owned(),
+    }
+}
+
+/// Header-style field groups separated by blank lines, folded lines joined.
+fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut groups = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                groups.push(std::mem::take(&mut current));
+            }
+        } else if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = current.last_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            current.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+fn header_value(headers: &str, name: &str) -> Option<String> {
+    field_groups(headers)
+        .into_iter()
+        .next()?
+        .into_iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// RFC 3461 §4: `+XX` is the byte with hex value XX.
+pub fn xtext_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'+'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of a Postfix bounce (RET=HDRS), as bounce(8) writes it.
+    const POSTFIX_FAILED: &str = "Return-Path: <>\r\n\
+From: MAILER-DAEMON@relay.lab.test (Mail Delivery System)\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+To: probe@sender.lab.test\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status;\r\n\
+\tboundary=\"B1\"\r\n\
+\r\n\
+--B1\r\n\
+Content-Description: Notification\r\n\
+Content-Type: text/plain; charset=us-ascii\r\n\
+\r\n\
+I'm sorry to have to inform you that your message could not be delivered.\r\n\
+\r\n\
+--B1\r\n\
+Content-Description: Delivery report\r\n\
+Content-Type: message/delivery-status\r\n\
+\r\n\
+Reporting-MTA: dns; relay.lab.test\r\n\
+X-Postfix-Queue-ID: 4D16198E6AE\r\n\
+X-Postfix-Sender: rfc822; probe@sender.lab.test\r\n\
+Original-Envelope-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+Arrival-Date: Sat, 28 Nov 2026 08:10:02 +0000 (UTC)\r\n\
+\r\n\
+Final-Recipient: rfc822; reject@reject.lab.test\r\n\
+Original-Recipient: rfc822;reject@reject.lab.test\r\n\
+Action: failed\r\n\
+Status: 5.7.1\r\n\
+Remote-MTA: dns; 127.0.0.1\r\n\
+Diagnostic-Code: smtp; 550 5.7.1 <reject@reject.lab.test>: Recipient address\r\n\
+\trejected: Message refused\r\n\
+\r\n\
+--B1\r\n\
+Content-Description: Undelivered Message Headers\r\n\
+Content-Type: text/rfc822-headers\r\n\
+\r\n\
+Subject: Deliverability check 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+\r\n\
+--B1--\r\n";
+
+    #[test]
+    fn postfix_bounce() {
+        let r = parse(POSTFIX_FAILED.as_bytes()).unwrap();
+        assert_eq!(r.token(), Some("01JAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(r.probe_id.as_deref(), Some("01JAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(r.reporting_mta.as_deref(), Some("relay.lab.test"));
+        let rcpt = &r.recipients[0];
+        assert_eq!(rcpt.action, DownstreamAction::Failed);
+        assert_eq!(rcpt.status.as_deref(), Some("5.7.1"));
+        assert_eq!(rcpt.recipient.as_deref(), Some("reject@reject.lab.test"));
+        assert_eq!(rcpt.remote_mta.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            rcpt.diagnostic.as_deref(),
+            Some(
+                "smtp; 550 5.7.1 <reject@reject.lab.test>: Recipient address rejected: Message refused"
+            )
+        );
+        assert_eq!(rcpt.reply_code(), Some(550));
+    }
+
+    #[test]
+    fn without_envid_the_returned_header_names_the_message() {
+        let raw =
+            POSTFIX_FAILED.replace("Original-Envelope-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n", "");
+        let r = parse(raw.as_bytes()).unwrap();
+        assert_eq!(r.envelope_id, None);
+        assert_eq!(r.token(), Some("01JAAAAAAAAAAAAAAAAAAAAAAA"));
+    }
+
+    #[test]
+    fn a_plain_message_is_not_a_dsn() {
+        assert_eq!(parse(b"Subject: hi\r\n\r\nhello\r\n"), None);
+    }
+
+    #[test]
+    fn xtext() {
+        assert_eq!(xtext_decode("a+2Bb+3Dc"), "a+b=c");
+        assert_eq!(xtext_decode("plain"), "plain");
+        assert_eq!(xtext_decode("bad+zz"), "bad+zz");
+    }
+}

@@ -1,0 +1,64 @@
+//! Downstream: what became of a message after the relay accepted it.
+//!
+//! In relay mode the relay's `250` is not the end. The relay reports later, in a delivery
+//! status notification (DSN, RFC 3464) sent to the bounces mailbox ([`dsn`]), and in its own
+//! Postfix log ([`maillog`]). Both become a [`Downstream`] report; [`crate::verdict`] decides
+//! what a report means for the verdict.
+
+pub mod dsn;
+pub mod maillog;
+
+use serde::{Deserialize, Serialize};
+
+/// What the relay says happened on the next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownstreamAction {
+    /// Still trying: the next hop deferred it (DSN `Action: delayed`, log `status=deferred`).
+    Delayed,
+    /// Given up: the next hop refused it (DSN `Action: failed`, log `status=bounced`/`expired`).
+    Failed,
+    /// Handed on (DSN `delivered`/`relayed`/`expanded`, log `status=sent`).
+    Delivered,
+}
+
+/// Where a report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownstreamSource {
+    /// A DSN in the bounces mailbox.
+    Dsn,
+    /// A line of the relay's Postfix log.
+    Maillog,
+}
+
+/// One downstream report about one recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downstream {
+    /// DSN or log.
+    pub source: DownstreamSource,
+    /// What happened.
+    pub action: DownstreamAction,
+    /// The recipient it is about.
+    pub recipient: Option<String>,
+    /// Enhanced status code, e.g. `4.7.1` (DSN `Status`, log `dsn=`).
+    pub status: Option<String>,
+    /// The remote host (DSN `Remote-MTA`, log `relay=`).
+    pub remote_mta: Option<String>,
+    /// The remote reply (DSN `Diagnostic-Code`, the log's parenthesised text).
+    pub diagnostic: Option<String>,
+}
+
+impl Downstream {
+    /// The SMTP reply code inside the diagnostic (`smtp; 550 5.7.1 ...` or `said: 450 ...`).
+    pub fn reply_code(&self) -> Option<u16> {
+        let d = self.diagnostic.as_deref()?;
+        let d = d.strip_prefix("smtp;").unwrap_or(d);
+        let d = match d.find(" said: ") {
+            Some(i) => &d[i + 7..],
+            None => d,
+        };
+        let code = d.trim_start().get(..3)?;
+        code.parse().ok().filter(|c| (200..600).contains(c))
+    }
+}
