@@ -44,10 +44,8 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
             ("message", "delivery-status" | "global-delivery-status") => {
                 status_block = Some(String::from_utf8_lossy(body).into_owned());
             }
-            ("text", "rfc822-headers") | ("message", "rfc822" | "global") => {
-                if probe_id.is_none() {
-                    probe_id = header_value(&String::from_utf8_lossy(body), "X-Probe-Id");
-                }
+            ("text", "rfc822-headers") | ("message", "rfc822" | "global") if probe_id.is_none() => {
+                probe_id = header_value(&String::from_utf8_lossy(body), "X-Probe-Id");
             }
             _ => {}
         }

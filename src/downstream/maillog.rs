@@ -112,12 +112,15 @@ impl LogFollower {
 mod tests {
     use super::*;
 
+    /// (log line, expected (queue id, action, dsn, reply code), or None when not a status line)
+    type Row<'a> = (
+        &'a str,
+        Option<(&'a str, DownstreamAction, Option<&'a str>, Option<u16>)>,
+    );
+
     #[test]
     fn postfix_status_lines() {
-        let rows: &[(
-            &str,
-            Option<(&str, DownstreamAction, Option<&str>, Option<u16>)>,
-        )] = &[
+        let rows: &[Row] = &[
             (
                 "Nov 28 08:10:02 relay postfix/smtp[812]: 4D16198E6AE: to=<defer@defer.lab.test>, relay=127.0.0.1[127.0.0.1]:2525, delay=0.05, delays=0.01/0/0.02/0.02, dsn=4.7.1, status=deferred (host 127.0.0.1[127.0.0.1] said: 450 4.7.1 <defer@defer.lab.test>: Recipient address rejected: Temporarily deferred (in reply to RCPT TO command))",
                 Some((
