@@ -93,6 +93,8 @@ pub async fn send(
         sender_from: config.sender.from.to_string(),
         ehlo: config.sender.ehlo.clone(),
         timeout: config.timing.timeout,
+        source_ip: config.sender.source_ip.map(|ip| ip.to_string()),
+        maillog_offset: None,
     })?;
     let settings = SendSettings {
         ehlo: config.sender.ehlo.clone(),
@@ -171,6 +173,7 @@ fn send_record(
         tls_json: last
             .and_then(|a| a.tls.as_ref())
             .and_then(|t| serde_json::to_string(t).ok()),
+        queue_id: None,
         decision: classify(Evidence::Sent(ending)),
         attempts: delivery
             .attempts
@@ -319,7 +322,8 @@ pub async fn poll(
             continue;
         }
         for token in account.unfound {
-            let decision = classify(Evidence::NotFoundByDeadline).expect("always decides");
+            let decision =
+                classify(Evidence::NotFoundByDeadline { delayed: None }).expect("always decides");
             store.record_decision(&token.to_string(), &decision, None)?;
             if let Some(seed) = seed_by_token.get(&token) {
                 progress(Progress::Decided {

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::downstream::{Downstream, DownstreamAction, DownstreamSource};
 use crate::poll::{FolderRole, HeaderEvidence};
 use crate::send::{Ending, SessionError, Severity};
 
@@ -87,8 +88,14 @@ pub enum Evidence<'a> {
         /// Its header fields.
         headers: &'a HeaderEvidence,
     },
-    /// The message was accepted and the polling timeout passed without a sighting.
-    NotFoundByDeadline,
+    /// The relay reported on the next hop (a DSN or its log), in relay mode.
+    Downstream(&'a Downstream),
+    /// The message was accepted and the polling timeout passed without a sighting. `delayed`
+    /// is the first report that the next hop deferred it, if any.
+    NotFoundByDeadline {
+        /// The first "delayed" report, from a DSN or the relay's log.
+        delayed: Option<&'a Downstream>,
+    },
 }
 
 /// Decides. `None` means there is no verdict yet: the message was accepted and must be polled.
@@ -134,10 +141,40 @@ pub fn classify(evidence: Evidence<'_>) -> Option<Decision> {
             Some(mark) => decide(Verdict::SpamTagged, mark),
             None => decide(Verdict::Inbox, "in INBOX, unmarked".into()),
         },
-        Evidence::NotFoundByDeadline => decide(
+        // A refusal downstream is final; a deferral is not (the relay retries, and a later
+        // delivery found in a folder wins), so it only decides once the timeout has passed.
+        Evidence::Downstream(report) => match report.action {
+            DownstreamAction::Failed => decide(
+                Verdict::Rejected,
+                format!("relay gave up ({})", downstream_summary(report)),
+            ),
+            DownstreamAction::Delayed | DownstreamAction::Delivered => None,
+        },
+        Evidence::NotFoundByDeadline {
+            delayed: Some(report),
+        } => decide(
+            Verdict::Deferred,
+            format!(
+                "relay accepted, next hop deferred ({})",
+                downstream_summary(report)
+            ),
+        ),
+        Evidence::NotFoundByDeadline { delayed: None } => decide(
             Verdict::Missing,
             "accepted, but not in INBOX or the spam folder by the timeout".into(),
         ),
+    }
+}
+
+fn downstream_summary(report: &Downstream) -> String {
+    let source = match report.source {
+        DownstreamSource::Dsn => "DSN",
+        DownstreamSource::Maillog => "relay log",
+    };
+    match (&report.diagnostic, &report.status) {
+        (Some(d), _) => format!("{source}: {d}"),
+        (None, Some(s)) => format!("{source}: status {s}"),
+        (None, None) => source.to_owned(),
     }
 }
 
@@ -304,8 +341,40 @@ mod tests {
             assert_eq!(got.verdict, *want, "{role:?} {h:?}: {}", got.reason);
         }
         assert_eq!(
-            classify(Evidence::NotFoundByDeadline).unwrap().verdict,
+            classify(Evidence::NotFoundByDeadline { delayed: None })
+                .unwrap()
+                .verdict,
             Verdict::Missing
         );
+    }
+
+    #[test]
+    fn downstream_reports() {
+        let report = |source, action| Downstream {
+            source,
+            action,
+            recipient: Some("a@b.test".into()),
+            status: Some("4.7.1".into()),
+            remote_mta: Some("mx.b.test".into()),
+            diagnostic: Some("smtp; 450 4.7.1 try later".into()),
+        };
+        for source in [DownstreamSource::Dsn, DownstreamSource::Maillog] {
+            let failed = report(source, DownstreamAction::Failed);
+            let d = classify(Evidence::Downstream(&failed)).unwrap();
+            assert_eq!(d.verdict, Verdict::Rejected);
+            assert!(d.reason.contains("450 4.7.1 try later"), "{}", d.reason);
+            for pending in [DownstreamAction::Delayed, DownstreamAction::Delivered] {
+                assert_eq!(
+                    classify(Evidence::Downstream(&report(source, pending))),
+                    None
+                );
+            }
+            let delayed = report(source, DownstreamAction::Delayed);
+            let d = classify(Evidence::NotFoundByDeadline {
+                delayed: Some(&delayed),
+            })
+            .unwrap();
+            assert_eq!(d.verdict, Verdict::Deferred);
+        }
     }
 }

@@ -11,8 +11,17 @@ use serde::Serialize;
 
 use crate::verdict::{Decision, Verdict};
 
-const SCHEMA: &str = include_str!("schema.sql");
-const SCHEMA_VERSION: i64 = 1;
+/// Each entry takes the store from version `i` to `i + 1`; a store made by an older probe is
+/// brought forward on open, never rewritten otherwise.
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    // 2: relay mode and source addresses.
+    "ALTER TABLE runs ADD COLUMN source_ip TEXT;
+     ALTER TABLE runs ADD COLUMN maillog_offset INTEGER;
+     ALTER TABLE messages ADD COLUMN queue_id TEXT;
+     ALTER TABLE messages ADD COLUMN downstream_json TEXT;",
+];
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +84,10 @@ pub struct NewRun {
     pub ehlo: String,
     /// The missing-after timeout.
     pub timeout: Duration,
+    /// The local address sending bound to, if chosen.
+    pub source_ip: Option<String>,
+    /// The relay's log size before sending, where following it starts.
+    pub maillog_offset: Option<u64>,
 }
 
 /// One SMTP attempt, flattened for storage.
@@ -127,6 +140,8 @@ pub struct SendRecord {
     pub smtp_error_kind: Option<String>,
     /// TLS of the last attempt, JSON.
     pub tls_json: Option<String>,
+    /// The relay's queue id from `250 ... queued as ID`.
+    pub queue_id: Option<String>,
     /// Verdict decided at send time (deferred/rejected), if any.
     pub decision: Option<Decision>,
     /// Every host tried.
@@ -150,6 +165,10 @@ pub struct RunRecord {
     pub sender_from: String,
     /// Missing-after timeout, ms.
     pub timeout_ms: i64,
+    /// The local address sending bound to, if chosen.
+    pub source_ip: Option<String>,
+    /// Where following the relay's log starts.
+    pub maillog_offset: Option<i64>,
 }
 
 /// A message as stored: what reports show.
@@ -191,6 +210,10 @@ pub struct MessageRecord {
     pub headers_json: Option<String>,
     /// Last polling problem for its seed.
     pub poll_error: Option<String>,
+    /// The relay's queue id.
+    pub queue_id: Option<String>,
+    /// The first downstream report that decided or may decide the verdict, JSON.
+    pub downstream_json: Option<String>,
 }
 
 impl MessageRecord {
@@ -259,10 +282,11 @@ impl Store {
                 found: version,
             });
         }
-        if version < 1 {
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             self.conn
                 .execute_batch(&format!(
-                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {step} PRAGMA user_version = {}; COMMIT;",
+                    i + 1
                 ))
                 .map_err(|e| self.sql(e))?;
         }
@@ -273,8 +297,9 @@ impl Store {
     pub fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms,
+                                   source_ip, maillog_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     run.id,
                     unix_ms(run.started_at),
@@ -282,7 +307,9 @@ impl Store {
                     run.transport,
                     run.sender_from,
                     run.ehlo,
-                    run.timeout.as_millis() as i64
+                    run.timeout.as_millis() as i64,
+                    run.source_ip,
+                    run.maillog_offset.map(|o| o as i64),
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -301,8 +328,8 @@ impl Store {
         tx.execute(
             "INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
                  sent_at, smtp_host, smtp_stage, smtp_code, smtp_enhanced, smtp_text, smtp_error,
-                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
             params![
                 r.token,
                 r.run_id,
@@ -323,6 +350,7 @@ impl Store {
                 r.decision.as_ref().map(|d| d.verdict.as_label()),
                 r.decision.as_ref().map(|d| d.reason.clone()),
                 r.decision.as_ref().map(|_| now),
+                r.queue_id,
             ],
         )
         .map_err(sql)?;
@@ -421,6 +449,19 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the first downstream report of an undecided message: whichever of DSN or log
+    /// speaks first is the evidence.
+    pub fn record_downstream(&self, token: &str, report_json: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE messages SET downstream_json = ?2
+                 WHERE token = ?1 AND downstream_json IS NULL",
+                params![token, report_json],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     /// Marks a run finished when none of its messages awaits a verdict; returns whether it is.
     pub fn finish_run_if_done(&self, run_id: &str) -> Result<bool, StoreError> {
         let pending: i64 = self
@@ -459,7 +500,8 @@ impl Store {
     pub fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, started_at, finished_at, config_path, transport, sender_from, timeout_ms
+                "SELECT id, started_at, finished_at, config_path, transport, sender_from, timeout_ms,
+                        source_ip, maillog_offset
                  FROM runs WHERE id = ?1",
                 [id],
                 |r| {
@@ -471,6 +513,8 @@ impl Store {
                         transport: r.get(4)?,
                         sender_from: r.get(5)?,
                         timeout_ms: r.get(6)?,
+                        source_ip: r.get(7)?,
+                        maillog_offset: r.get(8)?,
                     })
                 },
             )
@@ -486,7 +530,7 @@ impl Store {
             .prepare(
                 "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
                         smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
-                        folder, seen_at, headers_json, poll_error
+                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json
                  FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
             )
             .map_err(|e| self.sql(e))?;
@@ -512,6 +556,8 @@ impl Store {
                     seen_at: r.get(15)?,
                     headers_json: r.get(16)?,
                     poll_error: r.get(17)?,
+                    queue_id: r.get(18)?,
+                    downstream_json: r.get(19)?,
                 })
             })
             .map_err(|e| self.sql(e))?;
@@ -522,6 +568,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_1_store_is_migrated_and_stays_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1;
+                 INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms)
+                 VALUES ('OLD', 1, 'c.yaml', 'direct', 'a@b', 'h', 1000);",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let run = s.run("OLD").unwrap();
+        assert_eq!((run.transport.as_str(), run.source_ip), ("direct", None));
+        let version: i64 = s
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 
     #[test]
     fn reopen_keeps_schema_and_refuses_newer() {
@@ -536,6 +606,8 @@ mod tests {
             sender_from: "a@b".into(),
             ehlo: "h".into(),
             timeout: Duration::from_secs(1),
+            source_ip: None,
+            maillog_offset: None,
         })
         .unwrap();
         drop(s);
