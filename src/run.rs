@@ -3,19 +3,21 @@
 //! This is glue: it calls [`crate::message`], [`crate::send`], [`crate::poll`] and
 //! [`crate::verdict`], and writes each result to the [`Store`] the moment it exists.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::{Config, ConfigError, ImapTls, Secrets, Seed};
+use crate::config::{Config, ConfigError, ImapTls, Secrets, Seed, Transport};
+use crate::downstream::maillog::LogFollower;
+use crate::downstream::{Downstream, DownstreamAction};
 use crate::message::{self, Token};
-use crate::poll::{self, AccountPoll, PollEvent, PollSettings};
+use crate::poll::{self, AccountPoll, Lookup, PollEvent, PollSettings};
 use crate::send::{self, Delivery, Envelope, Route, SendSettings, Timeouts};
 use crate::store::{AttemptRecord, NewRun, SendRecord, Store, StoreError, unix_ms};
-use crate::verdict::{Evidence, classify};
+use crate::verdict::{Decision, Evidence, classify};
 
 /// Why a run could not go on. Per-seed problems are not errors: they are stored and reported.
 #[derive(Debug, thiserror::Error)]
@@ -193,15 +195,25 @@ fn send_record(
 /// How polling went, for the exit code.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PollSummary {
-    /// Accounts that had messages to look for.
+    /// Seed accounts that had messages to look for.
     pub accounts: usize,
     /// Of those, accounts where a login succeeded.
     pub logged_in: usize,
 }
 
+/// What a polling task was, to read its result.
+enum Task {
+    /// A seed mailbox: its unfound messages may become `missing` (or `deferred`).
+    Placement(poll::AccountSummary),
+    /// The bounces mailbox or the relay's log: reports only.
+    FollowUp,
+}
+
 /// Polls every account with undecided messages of `run_id` until each has a verdict or its
-/// timeout passes; accepted messages still unseen then are `missing`. Messages of accounts that
-/// never logged in keep no verdict, with the problem noted, so `probe poll` can finish them.
+/// timeout passes; accepted messages still unseen then are `missing` (or `deferred`, when the
+/// relay reported the next hop deferring them). In relay mode the bounces mailbox is searched
+/// for DSNs and the relay's log is followed at the same time. Messages of accounts that never
+/// logged in keep no verdict, with the problem noted, so `probe poll` can finish them.
 pub async fn poll(
     config: &Config,
     secrets: &Secrets,
@@ -220,9 +232,17 @@ pub async fn poll(
 
     // One job per account (host, port, user): seeds may share a mailbox.
     let mut jobs: BTreeMap<(String, u16, String), AccountPoll> = BTreeMap::new();
-    let mut seed_by_token: HashMap<Token, String> = HashMap::new();
+    let mut decider = Decider {
+        store,
+        run_id,
+        seed_by_token: HashMap::new(),
+        delayed: HashMap::new(),
+        undecided: HashSet::new(),
+    };
+    let mut queue_ids: HashMap<String, Token> = HashMap::new();
     let now_wall = SystemTime::now();
     let now = Instant::now();
+    let mut last_deadline = now;
     for m in &pending {
         let Some(seed) = seed_of(&m.seed) else {
             store.record_poll_error(
@@ -243,6 +263,7 @@ pub async fn poll(
             .duration_since(now_wall)
             .unwrap_or(Duration::ZERO);
         let deadline = now + remaining;
+        last_deadline = last_deadline.max(deadline);
         let key = (
             seed.imap.host.clone(),
             seed.imap.port,
@@ -251,7 +272,7 @@ pub async fn poll(
         if !jobs.contains_key(&key) {
             let tls = match seed.imap.tls {
                 ImapTls::None => None,
-                _ => Some(tls_for(config, seed)?),
+                _ => Some(tls_for(config, &seed.name, seed.imap.ca_file.as_deref())?),
             };
             jobs.insert(
                 key.clone(),
@@ -262,6 +283,7 @@ pub async fn poll(
                     tls,
                     tokens: Vec::new(),
                     deadline,
+                    lookup: Lookup::Placement,
                 },
             );
         }
@@ -271,7 +293,18 @@ pub async fn poll(
         }
         job.tokens.push(token);
         job.deadline = job.deadline.max(deadline);
-        seed_by_token.insert(token, seed.name.clone());
+        decider.seed_by_token.insert(token, seed.name.clone());
+        decider.undecided.insert(token);
+        if let Some(report) = m
+            .downstream_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Downstream>(j).ok())
+        {
+            decider.delayed.insert(token, report);
+        }
+        if let Some(qid) = &m.queue_id {
+            queue_ids.insert(qid.clone(), token);
+        }
     }
 
     let mut summary = PollSummary {
@@ -283,13 +316,9 @@ pub async fn poll(
         return Ok(summary);
     }
     progress(Progress::Polling {
-        pending: seed_by_token.len(),
+        pending: decider.undecided.len(),
         accounts: jobs.len(),
-        timeout: jobs
-            .values()
-            .map(|j| j.deadline.saturating_duration_since(now))
-            .max()
-            .unwrap_or_default(),
+        timeout: last_deadline.saturating_duration_since(now),
     });
 
     let settings = PollSettings {
@@ -298,19 +327,64 @@ pub async fn poll(
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks = tokio::task::JoinSet::new();
+    let all_tokens: Vec<Token> = decider.undecided.iter().copied().collect();
+    if run.transport == Transport::Relay.as_str() {
+        if let (Some(imap), Some(password)) = (&config.sender.bounces, &secrets.bounces) {
+            let tls = match imap.tls {
+                ImapTls::None => None,
+                _ => Some(tls_for(config, BOUNCES, imap.ca_file.as_deref())?),
+            };
+            let job = AccountPoll {
+                seeds: vec![BOUNCES.to_owned()],
+                imap: imap.clone(),
+                password: password.clone(),
+                tls,
+                tokens: all_tokens.clone(),
+                deadline: last_deadline,
+                lookup: Lookup::Dsn,
+            };
+            let tx = tx.clone();
+            tasks.spawn(async move {
+                poll::poll_account(job, settings, tx).await;
+                Task::FollowUp
+            });
+        }
+        if let (Some(path), Some(offset)) = (&config.sender.maillog, run.maillog_offset) {
+            let path = config.base_dir().join(path);
+            let tx = tx.clone();
+            let interval = settings.interval;
+            tasks.spawn(async move {
+                follow_maillog(
+                    path,
+                    offset.max(0) as u64,
+                    queue_ids,
+                    interval,
+                    last_deadline,
+                    tx,
+                )
+                .await;
+                Task::FollowUp
+            });
+        }
+    }
     for job in jobs.into_values() {
         let tx = tx.clone();
-        tasks.spawn(poll::poll_account(job, settings, tx));
+        tasks.spawn(async move { Task::Placement(poll::poll_account(job, settings, tx).await) });
     }
     drop(tx);
 
-    // Store each event as it comes; the channel closes when every account is done.
+    // Store each event as it comes. Polling stops as soon as every message has a verdict;
+    // otherwise the channel closes when every task is done.
     while let Some(event) = rx.recv().await {
-        record_event(store, run_id, &seed_by_token, event, progress)?;
+        decider.on_event(event, progress)?;
+        if decider.undecided.is_empty() {
+            tasks.abort_all();
+            break;
+        }
     }
 
     while let Some(joined) = tasks.join_next().await {
-        let Ok(account) = joined else {
+        let Ok(Task::Placement(account)) = joined else {
             continue;
         };
         if account.logged_in {
@@ -322,14 +396,13 @@ pub async fn poll(
             continue;
         }
         for token in account.unfound {
-            let decision =
-                classify(Evidence::NotFoundByDeadline { delayed: None }).expect("always decides");
-            store.record_decision(&token.to_string(), &decision, None)?;
-            if let Some(seed) = seed_by_token.get(&token) {
-                progress(Progress::Decided {
-                    seed,
-                    verdict: decision.verdict,
-                });
+            if decider.undecided.contains(&token) {
+                let delayed = decider.delayed.get(&token).cloned();
+                let decision = classify(Evidence::NotFoundByDeadline {
+                    delayed: delayed.as_ref(),
+                })
+                .expect("always decides");
+                decider.decide(token, &decision, None, progress)?;
             }
         }
     }
@@ -337,85 +410,189 @@ pub async fn poll(
     Ok(summary)
 }
 
-/// Stores one polling event, decides a verdict when it is a sighting, and tells the user.
-fn record_event(
-    store: &Store,
-    run_id: &str,
-    seed_by_token: &HashMap<Token, String>,
-    event: PollEvent,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(), RunError> {
-    match event {
-        PollEvent::JunkFolder { seeds, folder } => {
-            let detail = match &folder {
-                Some(f) => serde_json::json!({ "folder": f.name, "source": f.source }),
-                None => serde_json::json!({ "folder": null,
-                    "note": "no spam folder found: a message filed as spam would show as missing" }),
-            };
-            for seed in &seeds {
-                store.record_observation(run_id, None, Some(seed), "junk_folder", &detail)?;
+/// The name polling problems of the bounces mailbox are filed under.
+const BOUNCES: &str = "(bounces mailbox)";
+
+/// Reads the relay's log as it grows and reports delivery lines for our queue ids.
+async fn follow_maillog(
+    path: std::path::PathBuf,
+    offset: u64,
+    queue_ids: HashMap<String, Token>,
+    interval: Duration,
+    deadline: Instant,
+    events: mpsc::UnboundedSender<PollEvent>,
+) {
+    let mut follower = LogFollower::from_offset(offset);
+    loop {
+        match follower.read_new(&path) {
+            Ok(entries) => {
+                for entry in entries {
+                    if let Some(token) = queue_ids.get(&entry.queue_id) {
+                        let _ = events.send(PollEvent::Downstream {
+                            token: *token,
+                            report: entry.report,
+                            origin: path.display().to_string(),
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = events.send(PollEvent::Error {
+                    seeds: vec!["(relay log)".into()],
+                    error: poll::PollError::Maillog {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    },
+                    fatal: true,
+                });
+                return;
             }
         }
-        PollEvent::Found(s) => {
-            let seed = seed_by_token.get(&s.token).cloned().unwrap_or_default();
-            let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
-            let token = s.token.to_string();
-            store.record_observation(
-                run_id,
-                Some(&token),
-                Some(&seed),
-                "found",
-                &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
-                    "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
-            )?;
-            if let Some(decision) = classify(Evidence::Found {
-                role: s.role,
-                folder: &s.folder,
-                headers: &s.evidence,
-            }) {
-                store.record_decision(
-                    &token,
-                    &decision,
-                    Some((&s.folder, s.role.as_str(), s.seen_at, &headers)),
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        tokio::time::sleep_until((now + interval).min(deadline)).await;
+    }
+}
+
+/// Turns polling events into stored observations and verdicts.
+struct Decider<'a> {
+    store: &'a Store,
+    run_id: &'a str,
+    seed_by_token: HashMap<Token, String>,
+    /// The first "next hop deferred" report per message, from a DSN or the log.
+    delayed: HashMap<Token, Downstream>,
+    undecided: HashSet<Token>,
+}
+
+impl Decider<'_> {
+    fn decide(
+        &mut self,
+        token: Token,
+        decision: &Decision,
+        found: Option<(&str, &str, SystemTime, &str)>,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<(), RunError> {
+        if !self.undecided.remove(&token) {
+            return Ok(());
+        }
+        self.store
+            .record_decision(&token.to_string(), decision, found)?;
+        if let Some(seed) = self.seed_by_token.get(&token) {
+            progress(Progress::Decided {
+                seed,
+                verdict: decision.verdict,
+            });
+        }
+        Ok(())
+    }
+
+    fn on_event(
+        &mut self,
+        event: PollEvent,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<(), RunError> {
+        let (store, run_id) = (self.store, self.run_id);
+        match event {
+            PollEvent::JunkFolder { seeds, folder } => {
+                let detail = match &folder {
+                    Some(f) => serde_json::json!({ "folder": f.name, "source": f.source }),
+                    None => serde_json::json!({ "folder": null,
+                        "note": "no spam folder found: a message filed as spam would show as missing" }),
+                };
+                for seed in &seeds {
+                    store.record_observation(run_id, None, Some(seed), "junk_folder", &detail)?;
+                }
+            }
+            PollEvent::Found(s) => {
+                let seed = self.seed_by_token.get(&s.token).cloned();
+                let token = s.token.to_string();
+                store.record_observation(
+                    run_id,
+                    Some(&token),
+                    seed.as_deref(),
+                    "found",
+                    &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
+                        "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
                 )?;
-                progress(Progress::Decided {
-                    seed: &seed,
-                    verdict: decision.verdict,
+                if let Some(decision) = classify(Evidence::Found {
+                    role: s.role,
+                    folder: &s.folder,
+                    headers: &s.evidence,
+                }) {
+                    let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
+                    self.decide(
+                        s.token,
+                        &decision,
+                        Some((&s.folder, s.role.as_str(), s.seen_at, &headers)),
+                        progress,
+                    )?;
+                }
+            }
+            PollEvent::Downstream {
+                token,
+                report,
+                origin,
+            } => {
+                let seed = self.seed_by_token.get(&token).cloned();
+                let json = serde_json::to_string(&report).unwrap_or_default();
+                store.record_observation(
+                    run_id,
+                    Some(&token.to_string()),
+                    seed.as_deref(),
+                    "downstream",
+                    &serde_json::json!({ "origin": origin, "report": report }),
+                )?;
+                match classify(Evidence::Downstream(&report)) {
+                    Some(decision) => {
+                        store.record_downstream(&token.to_string(), &json)?;
+                        self.decide(token, &decision, None, progress)?;
+                    }
+                    None if report.action == DownstreamAction::Delayed => {
+                        store.record_downstream(&token.to_string(), &json)?;
+                        self.delayed.entry(token).or_insert(report);
+                    }
+                    None => {}
+                }
+            }
+            PollEvent::Error {
+                seeds,
+                error,
+                fatal,
+            } => {
+                let text = error.to_string();
+                for seed in &seeds {
+                    store.record_observation(
+                        run_id,
+                        None,
+                        Some(seed),
+                        "poll_error",
+                        &serde_json::json!({ "error": text, "fatal": fatal }),
+                    )?;
+                }
+                store.record_poll_error(run_id, &seeds, &text)?;
+                progress(Progress::PollProblem {
+                    seeds: &seeds,
+                    error: &error,
+                    fatal,
                 });
             }
         }
-        PollEvent::Error {
-            seeds,
-            error,
-            fatal,
-        } => {
-            let text = error.to_string();
-            for seed in &seeds {
-                store.record_observation(
-                    run_id,
-                    None,
-                    Some(seed),
-                    "poll_error",
-                    &serde_json::json!({ "error": text, "fatal": fatal }),
-                )?;
-            }
-            store.record_poll_error(run_id, &seeds, &text)?;
-            progress(Progress::PollProblem {
-                seeds: &seeds,
-                error: &error,
-                fatal,
-            });
-        }
+        Ok(())
     }
-    Ok(())
 }
 
-fn tls_for(config: &Config, seed: &Seed) -> Result<Arc<rustls::ClientConfig>, RunError> {
+fn tls_for(
+    config: &Config,
+    who: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, RunError> {
     let tls_err = |error| RunError::Tls {
-        seed: seed.name.clone(),
+        seed: who.to_owned(),
         error,
     };
-    let roots = match &seed.imap.ca_file {
+    let roots = match ca_file {
         Some(path) => crate::tls::load_ca_file(&config.base_dir().join(path)).map_err(tls_err)?,
         None => Vec::new(),
     };

@@ -21,6 +21,7 @@ pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
 pub use stream::ImapStream;
 
 use crate::config::{Imap, SecretString};
+use crate::downstream::{Downstream, DownstreamAction};
 use crate::message::{Token, X_PROBE_ID};
 
 type Session = async_imap::Session<ImapStream>;
@@ -157,6 +158,14 @@ pub enum PollError {
         /// The server's answer.
         reply: String,
     },
+    /// The relay's log could not be read.
+    #[error("relay log {path}: {reason}")]
+    Maillog {
+        /// The log file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The server answered a command with NO/BAD or something unparsable.
     #[error("{server}: {step} failed: {reply}")]
     Command {
@@ -188,6 +197,15 @@ pub enum PollEvent {
     },
     /// A message was found.
     Found(Sighting),
+    /// A report on what the relay's next hop did with a message (a DSN, or the relay's log).
+    Downstream {
+        /// Which message.
+        token: Token,
+        /// The report.
+        report: Downstream,
+        /// Where it was read: a folder and UID, or the log file.
+        origin: String,
+    },
     /// Something failed; `fatal` means this account is given up.
     Error {
         /// The seeds polled through this account.
@@ -214,6 +232,17 @@ pub struct AccountPoll {
     pub tokens: Vec<Token>,
     /// When to give up on what is still unseen.
     pub deadline: Instant,
+    /// What to look for.
+    pub lookup: Lookup,
+}
+
+/// What an account is searched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// A seed mailbox: the test messages themselves, by subject token and `X-Probe-Id`.
+    Placement,
+    /// The bounces mailbox: DSNs about the test messages, by the token anywhere in them.
+    Dsn,
 }
 
 /// Timing shared by all accounts.
@@ -250,6 +279,8 @@ pub async fn poll_account(
     let mut summary = AccountSummary::default();
     let mut session: Option<Session> = None;
     let mut searched_after_deadline = false;
+    // DSNs already read, so a delayed notice is reported once, not every round.
+    let mut processed: HashSet<(String, u32)> = HashSet::new();
     let mut junk: Option<JunkFolder> = None;
     let report = |error: PollError, fatal: bool| {
         let _ = events.send(PollEvent::Error {
@@ -290,12 +321,31 @@ pub async fn poll_account(
         }
         if let Some(s) = session.as_mut() {
             let started = Instant::now();
-            match round(s, &job, junk.as_ref(), &pending, settings.command_timeout).await {
-                Ok(found) => {
+            let round = round(
+                s,
+                &job,
+                junk.as_ref(),
+                &pending,
+                &mut processed,
+                settings.command_timeout,
+            );
+            match round.await {
+                Ok(findings) => {
                     searched_after_deadline = started >= job.deadline;
-                    for sighting in found {
-                        pending.remove(&sighting.token);
-                        let _ = events.send(PollEvent::Found(sighting));
+                    for event in findings {
+                        let final_for = match &event {
+                            PollEvent::Found(s) => Some(s.token),
+                            PollEvent::Downstream { token, report, .. }
+                                if report.action == DownstreamAction::Failed =>
+                            {
+                                Some(*token)
+                            }
+                            _ => None,
+                        };
+                        if let Some(token) = final_for {
+                            pending.remove(&token);
+                        }
+                        let _ = events.send(event);
                     }
                 }
                 Err(e) => {
@@ -426,9 +476,10 @@ async fn round(
     job: &AccountPoll,
     junk: Option<&JunkFolder>,
     pending: &HashSet<Token>,
+    processed: &mut HashSet<(String, u32)>,
     timeout: Duration,
-) -> Result<Vec<Sighting>, PollError> {
-    let mut found = Vec::new();
+) -> Result<Vec<PollEvent>, PollError> {
+    let mut findings = Vec::new();
     let mut folders = vec![("INBOX".to_owned(), FolderRole::Inbox)];
     if let Some(j) = junk {
         folders.push((j.name.clone(), FolderRole::Junk));
@@ -436,25 +487,102 @@ async fn round(
     for (folder, role) in folders {
         let still: Vec<Token> = pending
             .iter()
-            .filter(|t| !found.iter().any(|s: &Sighting| s.token == **t))
+            .filter(|t| {
+                !findings
+                    .iter()
+                    .any(|f| matches!(f, PollEvent::Found(s) if s.token == **t))
+            })
             .copied()
             .collect();
         if still.is_empty() {
             break;
         }
-        found.extend(search_folder(session, job, &folder, role, &still, timeout).await?);
+        match job.lookup {
+            Lookup::Placement => findings.extend(
+                search_folder(session, job, &folder, role, &still, timeout)
+                    .await?
+                    .into_iter()
+                    .map(PollEvent::Found),
+            ),
+            Lookup::Dsn => findings
+                .extend(search_dsns(session, job, &folder, &still, processed, timeout).await?),
+        }
     }
-    Ok(found)
+    Ok(findings)
+}
+
+/// Finds DSNs mentioning pending tokens (in the envelope id or the returned headers), each
+/// read once.
+async fn search_dsns(
+    session: &mut Session,
+    job: &AccountPoll,
+    folder: &str,
+    tokens: &[Token],
+    processed: &mut HashSet<(String, u32)>,
+    timeout: Duration,
+) -> Result<Vec<PollEvent>, PollError> {
+    let imap = &job.imap;
+    step(imap, "EXAMINE", timeout, session.examine(folder)).await?;
+    let query = or_query("TEXT", tokens);
+    let uids = step(imap, "UID SEARCH", timeout, session.uid_search(query)).await?;
+    let mut uids: Vec<u32> = uids
+        .into_iter()
+        .filter(|uid| !processed.contains(&(folder.to_owned(), *uid)))
+        .collect();
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    uids.sort_unstable();
+    let set = uid_set(&uids);
+    let fetched = step(imap, "UID FETCH", timeout, async {
+        session
+            .uid_fetch(&set, "(UID BODY.PEEK[])")
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await?;
+    let mut events = Vec::new();
+    for fetch in &fetched {
+        let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) else {
+            continue;
+        };
+        processed.insert((folder.to_owned(), uid));
+        let Some(dsn) = crate::downstream::dsn::parse(body) else {
+            continue;
+        };
+        let Some(token) = dsn
+            .token()
+            .and_then(|id| tokens.iter().find(|t| t.to_string() == id))
+        else {
+            continue;
+        };
+        for report in dsn.recipients {
+            events.push(PollEvent::Downstream {
+                token: *token,
+                report,
+                origin: format!("{folder} UID {uid}"),
+            });
+        }
+    }
+    Ok(events)
+}
+
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// `OR SUBJECT a OR SUBJECT b SUBJECT c`: one SEARCH for every pending token.
-fn subject_query(tokens: &[Token]) -> String {
+fn or_query(key: &str, tokens: &[Token]) -> String {
     let mut query = String::new();
     for (i, token) in tokens.iter().enumerate() {
         if i + 1 < tokens.len() {
             query.push_str("OR ");
         }
-        query.push_str(&format!("SUBJECT \"{token}\" "));
+        query.push_str(&format!("{key} \"{token}\" "));
     }
     query.trim_end().to_owned()
 }
@@ -475,7 +603,7 @@ async fn search_folder(
         imap,
         "UID SEARCH",
         timeout,
-        session.uid_search(subject_query(tokens)),
+        session.uid_search(or_query("SUBJECT", tokens)),
     )
     .await?;
     if uids.is_empty() {
@@ -483,11 +611,7 @@ async fn search_folder(
     }
     let mut uids: Vec<u32> = uids.into_iter().collect();
     uids.sort_unstable();
-    let set = uids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let set = uid_set(&uids);
     let fetched = step(imap, "UID FETCH", timeout, async {
         session
             .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
@@ -530,9 +654,9 @@ mod tests {
     fn subject_query_nests_or() {
         let a: Token = "01JAAAAAAAAAAAAAAAAAAAAAAA".parse().unwrap();
         let b: Token = "01JBBBBBBBBBBBBBBBBBBBBBBB".parse().unwrap();
-        assert_eq!(subject_query(&[a]), format!("SUBJECT \"{a}\""));
+        assert_eq!(or_query("SUBJECT", &[a]), format!("SUBJECT \"{a}\""));
         assert_eq!(
-            subject_query(&[a, b]),
+            or_query("SUBJECT", &[a, b]),
             format!("OR SUBJECT \"{a}\" SUBJECT \"{b}\"")
         );
     }
