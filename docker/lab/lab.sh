@@ -1,25 +1,70 @@
 #!/usr/bin/env bash
 # seedprobe test lab: a private Postfix + Dovecot (IMAP, LMTP, Sieve) on loopback
-# that simulates mail providers, for seedprobe's integration tests and demos.
+# that simulates mail providers, plus a DNS server for the lab's zone and a
+# second Postfix standing for the sender's own MTA, for seedprobe's integration
+# tests and demos.
 #
 # Usage: lab.sh install|start|stop|restart|status|foreground|reset-mail
 #
 #   install     install the Debian packages if a binary is missing (root)
-#   start       render config, make CA/certs/passwords if missing, start both
-#               daemons and wait until 127.0.0.1:2525, :1143, :1993 answer.
+#   start       render config, make CA/certs/passwords if missing, start the
+#               four daemons and wait until every port below answers.
 #               A no-op when the lab is already healthy; concurrent calls are
 #               serialised with flock.
-#   stop        stop both daemons (idempotent)
+#   stop        stop all daemons (idempotent)
 #   restart     stop, then start
 #   status      exit 0 when healthy, 1 otherwise
 #   foreground  start, then stay in the foreground showing the logs until
 #               TERM/INT (then stop) or until a daemon dies (exit 1)
-#   reset-mail  delete every message in every lab mailbox and the Postfix queue
+#   reset-mail  delete every message in every lab mailbox and both Postfix
+#               queues (provider and relay)
+#
+# Ports (all on 127.0.0.1 only; nothing in the lab can reach another address):
+#   2525  SMTP     the providers' MX (Postfix, config postfix/): STARTTLS offered,
+#                  no AUTH, accepts mail for the lab domains only
+#   1143  IMAP     Dovecot, plain + STARTTLS      } every seed's mailbox, login
+#   1993  IMAPS    Dovecot, implicit TLS          } = address, password below
+#   2587  SMTP     the sender's own MTA ("relay", Postfix instance 2, config
+#                  relay/): submission, STARTTLS required, AUTH PLAIN/LOGIN only
+#                  after STARTTLS, authenticated clients relay anywhere, all
+#                  of it (and its DSNs) to 127.0.0.1:2525; envelope sender
+#                  must be the login's own address
+#   2465  SMTPS    the same relay with implicit TLS ("submissions")
+#   5353  DNS      dnsmasq, UDP + TCP, answers lab.test only, forwards nothing:
+#                  `dig @127.0.0.1 -p 5353 MX inbox.lab.test`
+# TLS everywhere: server certificate for localhost, mx.lab.test, imap.lab.test
+# and IP 127.0.0.1, signed by the lab CA $LAB_DIR/tls/ca.pem.
+#
+# Domains and users (seeds.list; password of LOCAL@... in secrets/LOCAL.pass):
+#   inbox@inbox.lab.test        250, INBOX
+#   junk@junk.lab.test          250, Sieve files it into "Filtered" (\Junk)
+#   tagged@tagged.lab.test      250, INBOX, "[SPAM] " subject, X-Spam-* headers
+#   defer@defer.lab.test        RCPT 450 4.7.1 (rate limit)
+#   reject@reject.lab.test      RCPT 550 5.7.1 (block list)
+#   discard@discard.lab.test    250, then silently dropped
+#   iprep@iprep.lab.test        IP reputation: RCPT 450 4.7.1 when the client
+#                               connects from 127.0.0.3, 250 + INBOX from
+#                               127.0.0.1/127.0.0.2 (postfix/client_reputation.cidr)
+#   multi@multimx.lab.test      250, INBOX; DNS: MX 10 dead-mx.lab.test
+#                               (127.0.0.9, connection refused), MX 20 mx.lab.test
+#   implicit@implicit.lab.test  250, INBOX; DNS: no MX, A 127.0.0.1 (implicit MX)
+#   probe@sender.lab.test       250, INBOX; the sender: SASL login on the relay
+#                               and its envelope sender, so the relay's DSNs
+#                               (delayed after ~5-10 s, failed at once) land here
+# DNS (dns/dnsmasq.conf): MX 10 mx.lab.test for every seed domain above unless
+# noted; mx.lab.test A 127.0.0.1; dead-mx.lab.test A 127.0.0.9;
+# nullmx.lab.test null MX "MX 0 ." (RFC 7505) + A 127.0.0.1, no user; any other name
+# under lab.test NXDOMAIN; any name outside lab.test REFUSED.
 #
 # Everything lives under ${SEEDPROBE_LAB_DIR:-/tmp/seedprobe-lab}: rendered
-# config, queue, maildirs, logs, TLS files (tls/ca.pem), passwords
+# config, queues, maildirs, logs, TLS files (tls/ca.pem), passwords
 # (secrets/<localpart>.pass), pid files. Keep that path short: Dovecot's unix
 # sockets live under it and are limited to 107 bytes.
+#   postfix/   provider config   (postqueue -c $LAB_DIR/postfix ...), queue spool/
+#   relay/     relay config      (postqueue -c $LAB_DIR/relay ...), queue relay-spool/
+#   dns/       dnsmasq.conf
+#   log/       postfix.log (provider), relay.log, dovecot.log, dnsmasq.log
+#              (every query), start.log
 #
 # Environment:
 #   SEEDPROBE_LAB_DIR      state directory (default /tmp/seedprobe-lab)
@@ -34,18 +79,22 @@ LAB_DIR=${LAB_DIR%/}
 SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
 START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
 
-PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve swaks openssl)
+PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl)
 # One file per package, so a half-installed set is noticed.
 REQUIRED_FILES=(
     /usr/sbin/postfix /usr/sbin/postqueue /usr/sbin/postsuper
     /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp
-    /usr/bin/sievec /usr/bin/swaks /usr/bin/openssl
+    /usr/bin/sievec /usr/sbin/dnsmasq /usr/bin/swaks /usr/bin/openssl
 )
 
 PF_DIR=$LAB_DIR/postfix
 PF_PID=$LAB_DIR/spool/pid/master.pid
 DC_CONF=$LAB_DIR/dovecot/dovecot.conf
 DC_PID=$LAB_DIR/run/dovecot/master.pid
+RELAY_DIR=$LAB_DIR/relay
+RELAY_PID=$LAB_DIR/relay-spool/pid/master.pid
+DNS_CONF=$LAB_DIR/dns/dnsmasq.conf
+DNS_PID=$LAB_DIR/run/dnsmasq.pid
 LOG_DIR=$LAB_DIR/log
 LOCK=$LAB_DIR/.lock
 
@@ -53,7 +102,7 @@ log() { printf 'lab.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 need_root() {
-    [[ $(id -u) -eq 0 ]] || die "'$1' needs root (Postfix and Dovecot start only as root); run it with sudo or as root"
+    [[ $(id -u) -eq 0 ]] || die "'$1' needs root (Postfix, Dovecot and dnsmasq start only as root); run it with sudo or as root"
 }
 
 check_lab_dir() {
@@ -104,6 +153,9 @@ pid_alive() {
 }
 postfix_running() { pid_alive "$PF_PID" master; }
 dovecot_running() { pid_alive "$DC_PID" dovecot; }
+relay_running() { pid_alive "$RELAY_PID" master; }
+dnsmasq_running() { pid_alive "$DNS_PID" dnsmasq; }
+all_running() { postfix_running && dovecot_running && relay_running && dnsmasq_running; }
 
 # banner PORT PREFIX: something on 127.0.0.1:PORT greets with PREFIX.
 banner() {
@@ -122,11 +174,14 @@ healthy() {
     # Pid files are root-only; an unprivileged caller (a test suite run by a
     # user, the probe container) judges by the ports alone.
     if [[ $EUID -eq 0 ]]; then
-        postfix_running && dovecot_running || return 1
+        all_running || return 1
     fi
     banner 2525 220 QUIT &&
         banner 1143 '* OK' 'a LOGOUT' &&
-        port_open 1993
+        port_open 1993 &&
+        banner 2587 220 QUIT &&
+        port_open 2465 &&
+        port_open 5353
 }
 
 describe() {
@@ -136,6 +191,10 @@ describe() {
         printf 'postfix: %s\n' "$what"
         dovecot_running && what="running (pid $(<"$DC_PID"))" || what="not running"
         printf 'dovecot: %s\n' "$what"
+        relay_running && what="running (pid $(tr -d ' ' <"$RELAY_PID"), postqueue -c $RELAY_DIR)" || what="not running"
+        printf 'relay:   %s\n' "$what"
+        dnsmasq_running && what="running (pid $(<"$DNS_PID"))" || what="not running"
+        printf 'dnsmasq: %s\n' "$what"
     fi
     banner 2525 220 QUIT && what=ok || what=closed
     printf 'smtp  127.0.0.1:2525 %s\n' "$what"
@@ -143,11 +202,18 @@ describe() {
     printf 'imap  127.0.0.1:1143 %s\n' "$what"
     port_open 1993 && what=ok || what=closed
     printf 'imaps 127.0.0.1:1993 %s\n' "$what"
+    banner 2587 220 QUIT && what=ok || what=closed
+    printf 'submission  127.0.0.1:2587 %s (relay, STARTTLS + AUTH)\n' "$what"
+    port_open 2465 && what=ok || what=closed
+    printf 'submissions 127.0.0.1:2465 %s (relay, implicit TLS + AUTH)\n' "$what"
+    port_open 5353 && what=ok || what=closed
+    printf 'dns   127.0.0.1:5353 %s (tcp + udp)\n' "$what"
 }
 
 show_logs() {
     local f
-    for f in "$LOG_DIR"/start.log "$LOG_DIR"/postfix.log "$LOG_DIR"/dovecot.log; do
+    for f in "$LOG_DIR"/start.log "$LOG_DIR"/postfix.log "$LOG_DIR"/dovecot.log \
+        "$LOG_DIR"/relay.log "$LOG_DIR"/dnsmasq.log; do
         [[ -s $f ]] || continue
         printf '==> %s (last 30 lines) <==\n' "$f" >&2
         tail -n 30 "$f" >&2
@@ -194,8 +260,8 @@ read_seeds() {
         [[ -z $addr || $addr == \#* ]] && continue
         [[ $addr =~ ^[a-z0-9._-]+@[a-z0-9.-]+$ ]] || die "$SEEDS:$n: bad address '$addr' (lower-case local@domain)"
         case $kind in
-        inbox | junk | tagged | defer | reject | discard) ;;
-        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard)" ;;
+        inbox | junk | tagged | defer | reject | discard | iprep | sender) ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender)" ;;
         esac
         SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
     done <"$SEEDS"
@@ -235,7 +301,7 @@ render_postfix_tables() {
         echo "# rendered by lab.sh from $SEEDS"
         for i in "${!SEED_ADDRS[@]}"; do
             case ${SEED_KINDS[$i]} in
-            inbox | junk | tagged | discard) echo "${SEED_ADDRS[$i]} lab" ;;
+            inbox | junk | tagged | discard | iprep | sender) echo "${SEED_ADDRS[$i]} lab" ;;
             esac
         done
     } | put "$PF_DIR/virtual_mailboxes" 0644
@@ -246,15 +312,47 @@ render_postfix_tables() {
             case $kind in
             defer) echo "$addr 450 4.7.1 Temporarily deferred: seedprobe lab simulates a rate limit, try again later" ;;
             reject) echo "$addr 550 5.7.1 Message refused: seedprobe lab simulates a block list" ;;
+            iprep) echo "$addr iprep_reputation" ;;
             esac
         done
     } | put "$PF_DIR/recipient_access" 0644
     {
         echo "# rendered by lab.sh from $SEEDS"
         for i in "${!SEED_ADDRS[@]}"; do
-            [[ ${SEED_KINDS[$i]} == discard ]] && echo "${SEED_ADDRS[$i]} discard:seedprobe lab discards this recipient"
+            # (if, not &&: a false test as the last command would fail the pipeline)
+            if [[ ${SEED_KINDS[$i]} == discard ]]; then
+                echo "${SEED_ADDRS[$i]} discard:seedprobe lab discards this recipient"
+            fi
         done
     } | put "$PF_DIR/transport" 0644
+    template postfix/client_reputation.cidr | put "$PF_DIR/client_reputation.cidr" 0644
+}
+
+# The relay instance: config from relay/, plus who may send as whom.
+render_relay() {
+    local addr
+    template relay/main.cf | put "$RELAY_DIR/main.cf" 0644
+    template relay/master.cf | put "$RELAY_DIR/master.cf" 0644
+    {
+        echo "# rendered by lab.sh from $SEEDS: SASL login -> envelope senders it may use"
+        for addr in "${SEED_ADDRS[@]}"; do echo "$addr $addr"; done
+    } | put "$RELAY_DIR/sender_logins" 0644
+}
+
+# dnsmasq: the template's records, plus "MX 10 mx.lab.test" for every seed
+# domain the template does not name itself.
+render_dns() {
+    local domain
+    {
+        template dns/dnsmasq.conf
+        echo
+        echo "# --- rendered by lab.sh from $SEEDS: MX 10 mx.lab.test for the other seed domains ---"
+        for domain in $(for addr in "${SEED_ADDRS[@]}"; do echo "${addr#*@}"; done | sort -u); do
+            grep -Eq "^(mx-host|host-record|dns-rr|cname|txt-record|srv-host)=${domain//./\\.}," "$LAB_SRC/dns/dnsmasq.conf" &&
+                continue
+            echo "mx-host=$domain,mx.lab.test,10"
+        done
+    } | put "$DNS_CONF" 0644
 }
 
 render_tls() {
@@ -311,13 +409,16 @@ EOF
 render() {
     read_seeds
     install -d -m 0755 "$PF_DIR" "$LAB_DIR/spool" "$LAB_DIR/dovecot" "$LAB_DIR/run" \
-        "$LAB_DIR/dovecot-state" "$LOG_DIR" "$LAB_DIR/sieve"
+        "$LAB_DIR/dovecot-state" "$LOG_DIR" "$LAB_DIR/sieve" \
+        "$RELAY_DIR" "$LAB_DIR/relay-spool" "$LAB_DIR/dns"
     install -d -m 0750 -o mail -g mail "$LAB_DIR/mail" "$LAB_DIR/home"
     chown mail:mail "$LAB_DIR/sieve"
 
     template postfix/main.cf | put "$PF_DIR/main.cf" 0644
     template postfix/master.cf | put "$PF_DIR/master.cf" 0644
     render_postfix_tables
+    render_relay
+    render_dns
     template dovecot/dovecot.conf | put "$DC_CONF" 0644
     template sieve/providers.sieve | put "$LAB_DIR/sieve/providers.sieve" 0644
     render_tls
@@ -342,14 +443,36 @@ lock() {
 }
 unlock() { exec 9>&-; }
 
+# start_dnsmasq: run dnsmasq as a daemon on 127.0.0.1:5353 (it drops
+# privileges to nobody after binding; pid file and log under LAB_DIR).
+start_dnsmasq() {
+    rm -f "$DNS_PID"
+    # The flags repeat the config's safety settings: never read resolv.conf or
+    # /etc/hosts, never forward, never listen beyond 127.0.0.1.
+    dnsmasq --conf-file="$DNS_CONF" --no-resolv --no-hosts --no-poll --bind-interfaces \
+        </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+        { show_logs; die "dnsmasq --conf-file=$DNS_CONF failed to start"; }
+}
+
 start_daemons() {
     local deadline
-    # A daemon that survived (the other one had died) gets the new config.
+    # A daemon that survived (another one had died) gets the new config.
     if postfix_running && changed "$PF_DIR/" "$LAB_DIR/tls/"; then
         postfix -c "$PF_DIR" reload </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- || true
     fi
+    if relay_running && changed "$RELAY_DIR/" "$LAB_DIR/tls/"; then
+        postfix -c "$RELAY_DIR" reload </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- || true
+    fi
     if dovecot_running && changed "$DC_CONF" "$LAB_DIR/tls/"; then
         kill -HUP "$(<"$DC_PID")" 2>/dev/null || true
+    fi
+    # dnsmasq re-reads only hosts files on HUP: restart it for a new config.
+    if dnsmasq_running && changed "$DNS_CONF"; then
+        kill -TERM "$(<"$DNS_PID")" 2>/dev/null || true
+        wait_gone "$DNS_PID" dnsmasq dnsmasq
+    fi
+    if ! dnsmasq_running; then
+        start_dnsmasq
     fi
     if ! postfix_running; then
         # fd 9 (the lock) must not leak into the daemons.
@@ -361,6 +484,10 @@ start_daemons() {
         # Dovecot keeps the caller's stdio open: never hand it a pipe.
         dovecot -c "$DC_CONF" </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
             { show_logs; die "dovecot -c $DC_CONF failed to start"; }
+    fi
+    if ! relay_running; then
+        postfix -c "$RELAY_DIR" start </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+            { show_logs; die "postfix -c $RELAY_DIR start failed"; }
     fi
     deadline=$((SECONDS + START_TIMEOUT))
     until healthy; do
@@ -382,7 +509,8 @@ cmd_start() {
         cmd_install
         render
         start_daemons
-        log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993, state $LAB_DIR"
+        log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993," \
+            "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353, state $LAB_DIR"
     fi
     unlock
 }
@@ -397,6 +525,11 @@ wait_gone() {
 }
 
 stop_daemons() {
+    if relay_running; then
+        postfix -c "$RELAY_DIR" stop </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+            kill -TERM "$(tr -d ' ' <"$RELAY_PID")" 2>/dev/null || true
+        wait_gone "$RELAY_PID" master "postfix (relay)"
+    fi
     if postfix_running; then
         postfix -c "$PF_DIR" stop </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
             kill -TERM "$(tr -d ' ' <"$PF_PID")" 2>/dev/null || true
@@ -405,6 +538,10 @@ stop_daemons() {
     if dovecot_running; then
         kill -TERM "$(<"$DC_PID")" 2>/dev/null || true
         wait_gone "$DC_PID" dovecot dovecot
+    fi
+    if dnsmasq_running; then
+        kill -TERM "$(<"$DNS_PID")" 2>/dev/null || true
+        wait_gone "$DNS_PID" dnsmasq dnsmasq
     fi
 }
 
@@ -431,10 +568,10 @@ cmd_foreground() {
     cmd_start
     describe
     local tail_pid
-    tail -n 0 -F "$LOG_DIR/postfix.log" "$LOG_DIR/dovecot.log" &
+    tail -n 0 -F "$LOG_DIR/postfix.log" "$LOG_DIR/dovecot.log" "$LOG_DIR/relay.log" &
     tail_pid=$!
     trap 'kill "$tail_pid" 2>/dev/null || true; log "stopping"; cmd_stop; exit 0' TERM INT
-    while postfix_running && dovecot_running; do
+    while all_running; do
         sleep 5 &
         wait $! || true
     done
@@ -450,6 +587,9 @@ cmd_reset_mail() {
     lock
     if [[ -d $LAB_DIR/spool ]] && postfix_running; then
         postsuper -c "$PF_DIR" -d ALL >>"$LOG_DIR/start.log" 2>&1 || true
+    fi
+    if [[ -d $LAB_DIR/relay-spool ]] && relay_running; then
+        postsuper -c "$RELAY_DIR" -d ALL >>"$LOG_DIR/start.log" 2>&1 || true
     fi
     local dir user
     if dovecot_running; then
