@@ -10,12 +10,16 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::config::RelayTls;
 use crate::config::{Config, ConfigError, ImapTls, Secrets, Seed, Transport};
 use crate::downstream::maillog::LogFollower;
 use crate::downstream::{Downstream, DownstreamAction};
 use crate::message::{self, Token};
 use crate::poll::{self, AccountPoll, Lookup, PollEvent, PollSettings};
-use crate::send::{self, Delivery, Envelope, Route, SendSettings, Timeouts};
+use crate::send::{
+    self, Auth, AuthMechanism, Delivery, Envelope, Outgoing, Route, SendSettings, Timeouts,
+    TlsPolicy,
+};
 use crate::store::{AttemptRecord, NewRun, SendRecord, Store, StoreError, unix_ms};
 use crate::verdict::{Decision, Evidence, classify};
 
@@ -78,69 +82,161 @@ pub enum Progress<'a> {
     },
 }
 
-/// Sends one tagged message to each seed and stores each outcome before the next send.
-/// Returns the new run's id.
+/// Sends one tagged message to each seed and stores each outcome as soon as its transaction
+/// ends. Seeds behind the same server share one connection: in relay mode all of them, in
+/// direct mode those with the same `mx` override or the same recipient domain. Returns the new
+/// run's id.
 pub async fn send(
     config: &Config,
     seeds: &[&Seed],
+    secrets: &Secrets,
     store: &mut Store,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<String, RunError> {
+    let sender = &config.sender;
+    let relay = match sender.transport {
+        Transport::Relay => sender.relay.as_ref(),
+        Transport::Direct => None,
+    };
+    let maillog_offset = match (relay, &sender.maillog) {
+        (Some(_), Some(path)) => Some(LogFollower::at_end(&config.base_dir().join(path)).offset()),
+        _ => None,
+    };
+    let settings = send_settings(config, relay, secrets)?;
     let run_id = ulid::Ulid::new().to_string();
     store.create_run(&NewRun {
         id: run_id.clone(),
         started_at: SystemTime::now(),
         config_path: config.path.display().to_string(),
-        transport: config.sender.transport.as_str().to_owned(),
-        sender_from: config.sender.from.to_string(),
-        ehlo: config.sender.ehlo.clone(),
+        transport: sender.transport.as_str().to_owned(),
+        sender_from: sender.from.to_string(),
+        ehlo: sender.ehlo.clone(),
         timeout: config.timing.timeout,
-        source_ip: config.sender.source_ip.map(|ip| ip.to_string()),
-        maillog_offset: None,
+        source_ip: sender.source_ip.map(|ip| ip.to_string()),
+        maillog_offset,
     })?;
-    let settings = SendSettings {
-        ehlo: config.sender.ehlo.clone(),
-        // A host that does not answer a SYN within 30 s will not; replies get the full limit.
-        timeouts: Timeouts {
-            connect: config.timing.smtp_timeout.min(Duration::from_secs(30)),
-            command: config.timing.smtp_timeout,
-            data_end: config.timing.smtp_timeout,
-        },
-        extra_roots: Vec::new(),
-    };
+
+    // Group by route, keeping config order within and between groups.
+    let mut groups: Vec<(Route, Vec<&Seed>)> = Vec::new();
     for seed in seeds {
-        let token = Token::generate();
-        let msg = message::build(
-            &config.sender,
-            &config.message,
-            &seed.address,
-            &seed.name,
-            token,
-        )?;
-        let route = match &seed.mx {
-            Some(hp) => Route::Fixed {
+        let route = match (relay, &seed.mx) {
+            (Some(r), _) => Route::Fixed {
+                host: r.host.clone(),
+                port: r.port,
+            },
+            (None, Some(hp)) => Route::Fixed {
                 host: hp.host.clone(),
                 port: hp.port,
             },
-            None => Route::Mx {
-                domain: seed.address.domain().to_owned(),
+            (None, None) => Route::Mx {
+                domain: seed.address.domain().to_ascii_lowercase(),
+                port: sender.smtp_port,
             },
         };
-        let envelope = Envelope {
-            mail_from: config.sender.from.email.to_string(),
-            rcpt_to: seed.address.to_string(),
-        };
-        let delivery = send::deliver(&route, &envelope, &msg.bytes, &settings).await;
-        let ending = delivery.ending();
-        progress(Progress::Sent {
-            seed: &seed.name,
-            ending,
-        });
-        let record = send_record(&run_id, seed, &msg, &delivery);
-        store.record_send(&record)?;
+        match groups.iter_mut().find(|(r, _)| *r == route) {
+            Some((_, members)) => members.push(seed),
+            None => groups.push((route, vec![seed])),
+        }
+    }
+
+    for (route, members) in groups {
+        let mut messages = Vec::with_capacity(members.len());
+        let mut items = Vec::with_capacity(members.len());
+        for seed in &members {
+            let token = Token::generate();
+            let msg = message::build(sender, &config.message, &seed.address, &seed.name, token)?;
+            items.push(Outgoing {
+                envelope: Envelope {
+                    mail_from: sender.from.email.to_string(),
+                    rcpt_to: seed.address.to_string(),
+                },
+                message: msg.bytes.clone(),
+                // DSNs name the message by its envelope id; only the relay sends us any.
+                envid: relay.map(|_| token.to_string()),
+            });
+            messages.push(msg);
+        }
+        let mut failure = None;
+        send::deliver_each(&route, &items, &settings, &mut |i, delivery| {
+            if failure.is_some() {
+                return;
+            }
+            let (seed, msg) = (members[i], &messages[i]);
+            progress(Progress::Sent {
+                seed: &seed.name,
+                ending: delivery.ending(),
+            });
+            if let Err(e) = store.record_send(&send_record(&run_id, seed, msg, delivery)) {
+                failure = Some(e);
+            }
+        })
+        .await;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
     }
     store.finish_run_if_done(&run_id)?;
     Ok(run_id)
+}
+
+/// SMTP settings for this run: direct to MX hosts, or to the relay with AUTH.
+fn send_settings(
+    config: &Config,
+    relay: Option<&crate::config::Relay>,
+    secrets: &Secrets,
+) -> Result<SendSettings, RunError> {
+    let sender = &config.sender;
+    let timing = &config.timing;
+    let mut settings = SendSettings {
+        ehlo: sender.ehlo.clone(),
+        // A host that does not answer a SYN within 30 s will not; replies get the full limit.
+        timeouts: Timeouts {
+            connect: timing.smtp_timeout.min(Duration::from_secs(30)),
+            command: timing.smtp_timeout,
+            data_end: timing.smtp_timeout,
+        },
+        source_ip: sender.source_ip,
+        resolver: sender.resolver,
+        tls: if sender.require_tls {
+            TlsPolicy::Required
+        } else {
+            TlsPolicy::Opportunistic
+        },
+        ..SendSettings::default()
+    };
+    if let Some(relay) = relay {
+        settings.tls = match relay.tls {
+            RelayTls::Starttls => TlsPolicy::Verified,
+            RelayTls::Implicit => TlsPolicy::Implicit,
+            RelayTls::None => TlsPolicy::None,
+        };
+        if let Some(ca) = &relay.ca_file {
+            settings.extra_roots =
+                crate::tls::load_ca_file(&config.base_dir().join(ca)).map_err(|error| {
+                    RunError::Tls {
+                        seed: "sender.relay".into(),
+                        error,
+                    }
+                })?;
+        }
+        if let (Some(username), Some(password)) = (&relay.username, &secrets.relay) {
+            settings.auth = Some(Auth {
+                username: username.clone(),
+                password: password.clone(),
+                mechanisms: relay
+                    .auth
+                    .iter()
+                    .map(|m| match m {
+                        crate::config::AuthMechanism::Plain => AuthMechanism::Plain,
+                        crate::config::AuthMechanism::Login => AuthMechanism::Login,
+                        crate::config::AuthMechanism::Xoauth2 => AuthMechanism::Xoauth2,
+                    })
+                    .collect(),
+                allow_plaintext: relay.allow_plaintext,
+            });
+        }
+    }
+    Ok(settings)
 }
 
 fn send_record(
@@ -175,7 +271,10 @@ fn send_record(
         tls_json: last
             .and_then(|a| a.tls.as_ref())
             .and_then(|t| serde_json::to_string(t).ok()),
-        queue_id: None,
+        queue_id: reply
+            .filter(|_| ending.is_accepted())
+            .and_then(|r| r.queue_id())
+            .map(str::to_owned),
         decision: classify(Evidence::Sent(ending)),
         attempts: delivery
             .attempts
@@ -238,6 +337,7 @@ pub async fn poll(
         seed_by_token: HashMap::new(),
         delayed: HashMap::new(),
         undecided: HashSet::new(),
+        logged_in: HashSet::new(),
     };
     let mut queue_ids: HashMap<String, Token> = HashMap::new();
     let now_wall = SystemTime::now();
@@ -387,9 +487,6 @@ pub async fn poll(
         let Ok(Task::Placement(account)) = joined else {
             continue;
         };
-        if account.logged_in {
-            summary.logged_in += 1;
-        }
         // Only an account searched once more after its deadline can call a message missing;
         // one that was given up leaves its messages undecided for a later `probe poll`.
         if !account.completed {
@@ -406,6 +503,8 @@ pub async fn poll(
             }
         }
     }
+    // Counted from events: a task aborted because every message was decided has no summary.
+    summary.logged_in = decider.logged_in.len();
     store.finish_run_if_done(run_id)?;
     Ok(summary)
 }
@@ -464,6 +563,8 @@ struct Decider<'a> {
     /// The first "next hop deferred" report per message, from a DSN or the log.
     delayed: HashMap<Token, Downstream>,
     undecided: HashSet<Token>,
+    /// Seed accounts (by their seeds) where a login succeeded.
+    logged_in: HashSet<Vec<String>>,
 }
 
 impl Decider<'_> {
@@ -496,6 +597,10 @@ impl Decider<'_> {
         let (store, run_id) = (self.store, self.run_id);
         match event {
             PollEvent::JunkFolder { seeds, folder } => {
+                // Sent once per account, after its first login.
+                if seeds.iter().all(|s| s != BOUNCES) {
+                    self.logged_in.insert(seeds.clone());
+                }
                 let detail = match &folder {
                     Some(f) => serde_json::json!({ "folder": f.name, "source": f.source }),
                     None => serde_json::json!({ "folder": null,

@@ -4,7 +4,8 @@
 //! IMAP (and anything else carrying credentials) must refuse a server it cannot
 //! verify, while direct-to-MX STARTTLS is opportunistic (RFC 3207, Postfix
 //! security level "may"): a bad certificate is evidence worth recording, not a
-//! reason to stop, because a real sending MTA would deliver anyway.
+//! reason to stop, because a real sending MTA would deliver anyway. SMTP
+//! submission to a relay wants both: refuse, and say why ([`enforcing_config`]).
 //!
 //! Both use the aws-lc-rs provider explicitly, so nothing depends on which
 //! process-default `CryptoProvider` some other crate may have installed.
@@ -104,6 +105,23 @@ pub fn verifying_config(
 pub fn recording_config(
     extra_roots: &[CertificateDer<'static>],
 ) -> Result<(Arc<ClientConfig>, CertRecorder), TlsError> {
+    recorder_config(extra_roots, false)
+}
+
+/// Strict like [`verifying_config`], but also records the verdict, so that a
+/// refused certificate can be reported as "untrusted" or "hostname mismatch"
+/// rather than as a bare handshake error. One config per connection, as for
+/// [`recording_config`].
+pub fn enforcing_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<(Arc<ClientConfig>, CertRecorder), TlsError> {
+    recorder_config(extra_roots, true)
+}
+
+fn recorder_config(
+    extra_roots: &[CertificateDer<'static>],
+    enforce: bool,
+) -> Result<(Arc<ClientConfig>, CertRecorder), TlsError> {
     let provider = provider();
     let inner = WebPkiServerVerifier::builder_with_provider(
         Arc::new(root_store(extra_roots)?),
@@ -115,6 +133,7 @@ pub fn recording_config(
     let verifier = RecordingVerifier {
         inner,
         recorder: recorder.clone(),
+        enforce,
     };
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -245,12 +264,13 @@ fn root_store(extra_roots: &[CertificateDer<'static>]) -> Result<RootCertStore, 
     Ok(roots)
 }
 
-/// Verifies like webpki, but reports certificate problems to a recorder
-/// instead of failing the handshake.
+/// Verifies like webpki and reports the verdict to a recorder; fails the
+/// handshake on a bad certificate only when enforcing.
 #[derive(Debug)]
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
     recorder: CertRecorder,
+    enforce: bool,
 }
 
 impl ServerCertVerifier for RecordingVerifier {
@@ -262,18 +282,22 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = match self.inner.verify_server_cert(
+        let result = self.inner.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
             ocsp_response,
             now,
-        ) {
+        );
+        let verdict = match &result {
             Ok(_) => CertVerdict::Trusted,
-            Err(error) => CertVerdict::from_error(&error),
+            Err(error) => CertVerdict::from_error(error),
         };
         tracing::debug!(%verdict, "server certificate verified");
         self.recorder.record(verdict);
+        if self.enforce {
+            return result;
+        }
         // Accepting here is the point of opportunistic TLS; the handshake
         // signatures below are still checked, so the peer must hold the key
         // of the certificate it presented.
@@ -351,6 +375,8 @@ mod tests {
     fn configs_build_with_no_extra_roots() {
         verifying_config(&[]).unwrap();
         let (_config, recorder) = recording_config(&[]).unwrap();
+        assert_eq!(recorder.take(), None);
+        let (_config, recorder) = enforcing_config(&[]).unwrap();
         assert_eq!(recorder.take(), None);
     }
 

@@ -202,3 +202,39 @@ pub fn message_for<'a>(json: &'a serde_json::Value, seed: &str) -> &'a serde_jso
         .find(|m| m["seed"] == seed)
         .unwrap_or_else(|| panic!("no message for seed {seed} in {json:#}"))
 }
+
+/// A seed entry for a config: `address` polled over implicit TLS with the lab CA, its
+/// password from the lab's file for `local`; `mx` is the optional override.
+pub fn seed_entry(name: &str, address: &str, local: &str, mx: Option<&str>) -> String {
+    let mx = mx.map(|m| format!("    mx: \"{m}\"\n")).unwrap_or_default();
+    format!(
+        "  - name: {name}\n    address: {address}\n{mx}    imap: {{ host: 127.0.0.1, port: 1993, tls: implicit, password: {pw}, ca_file: {ca} }}\n",
+        pw = password_file(local),
+        ca = lab_dir().join("tls/ca.pem").display(),
+    )
+}
+
+/// A whole config: `sender_extra` is YAML added under `sender:` (two-space indented lines).
+pub fn config_yaml(sender_extra: &str, timeout: &str, seeds: &[String]) -> String {
+    format!(
+        "sender:\n  from: \"Probe Test <probe@sender.lab.test>\"\n  ehlo: probe.example.org\n{sender_extra}\
+         timing:\n  poll_interval: 300ms\n  timeout: {timeout}\n  smtp_timeout: 10s\n  imap_timeout: 10s\nseeds:\n{}",
+        seeds.concat()
+    )
+}
+
+/// Writes `yaml` as seeds.yaml into a fresh directory and runs `probe ARGS --config seeds.yaml`.
+pub fn run_yaml(yaml: &str, args: &[&str]) -> (tempfile::TempDir, Output) {
+    ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seeds.yaml"), yaml).unwrap();
+    let out = run(probe(dir.path())
+        .args(args)
+        .args(["--config", "seeds.yaml"]));
+    (dir, out)
+}
+
+/// The JSON report of a run that printed one.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", show(out)))
+}

@@ -2,10 +2,13 @@
 //! Lab tests start the real Postfix + Dovecot lab through `docker/lab/lab.sh start`.
 
 mod config_errors;
+mod direct;
 mod faults;
 mod lab;
 mod mailbox_untouched;
+mod relay;
 mod secrets;
+mod smtp_cli;
 mod smtp_faults;
 mod store_commits;
 mod verdicts;

@@ -2,15 +2,18 @@
 //! produces the misbehaviour real servers rarely do on demand (stalls,
 //! garbage, dropped connections, broken TLS).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use seedprobe::config::SecretString;
+use seedprobe::send::auth::base64;
 use seedprobe::send::{
-    Delivery, Ending, Envelope, LineKind, Route, SendSettings, SessionError, Stage, Timeouts,
-    deliver,
+    Auth, AuthMechanism, Delivery, Ending, Envelope, LineKind, Observed, Outgoing, QuitAfter,
+    Route, SendSettings, SessionError, Stage, Timeouts, TlsPolicy, deliver, deliver_each,
+    deliver_many,
 };
 use seedprobe::tls::{CertVerdict, load_ca_file};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -19,11 +22,19 @@ use tokio_rustls::TlsAcceptor;
 
 /// One thing the fake server does, in order.
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
     /// Write these bytes verbatim.
     Send(&'static str),
     /// Read one line; it must start with this (ASCII case-insensitively).
     Expect(&'static str),
+    /// Read one line; it must be exactly this.
+    ExpectExact(&'static str),
+    /// Read one line per entry, each starting with its entry; all but the
+    /// first must already be buffered when the first arrives, i.e. the client
+    /// wrote the group before waiting for any reply (RFC 2920 PIPELINING).
+    ExpectGroup(&'static [&'static str]),
+    /// The client must hang up without sending anything more.
+    ExpectEof,
     /// Read message content up to and including the lone ".".
     ReadMessage,
     /// Read one line of message content, then drop the connection.
@@ -32,22 +43,26 @@ enum Step {
     StallUntilClosed,
     /// Act as the TLS server on this connection from now on.
     StartTls,
+    /// Start TLS as the server; the client must abort the handshake.
+    TlsRefusedByClient,
 }
 
 /// What the fake server saw on one connection.
-#[derive(Debug, Default)]
-struct ServerLog {
+#[derive(Debug)]
+pub(crate) struct ServerLog {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
     /// Command lines received, without CRLF.
-    commands: Vec<String>,
+    pub(crate) commands: Vec<String>,
     /// Message content lines received, raw (with their line endings).
-    data: Vec<Vec<u8>>,
+    pub(crate) data: Vec<Vec<u8>>,
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Serves one script per accepted connection, in order.
-async fn fake_server(
+pub(crate) async fn fake_server(
     scripts: Vec<Vec<Step>>,
     acceptor: Option<TlsAcceptor>,
 ) -> (u16, tokio::task::JoinHandle<Vec<ServerLog>>) {
@@ -56,9 +71,13 @@ async fn fake_server(
     let task = tokio::spawn(async move {
         let mut logs = Vec::new();
         for script in scripts {
-            let (socket, _) = listener.accept().await.unwrap();
+            let (socket, peer) = listener.accept().await.unwrap();
             let mut conn = BufReader::new(Box::new(socket) as Box<dyn Io>);
-            let mut log = ServerLog::default();
+            let mut log = ServerLog {
+                peer,
+                commands: Vec::new(),
+                data: Vec::new(),
+            };
             for step in script {
                 match step {
                     Step::Send(text) => {
@@ -66,15 +85,49 @@ async fn fake_server(
                         conn.get_mut().flush().await.unwrap();
                     }
                     Step::Expect(prefix) => {
-                        let mut raw = Vec::new();
-                        conn.read_until(b'\n', &mut raw).await.unwrap();
-                        let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+                        let line = read_command(&mut conn).await;
                         assert!(
                             line.to_ascii_uppercase()
                                 .starts_with(&prefix.to_ascii_uppercase()),
                             "server expected {prefix:?}, got {line:?}"
                         );
                         log.commands.push(line);
+                    }
+                    Step::ExpectExact(want) => {
+                        let line = read_command(&mut conn).await;
+                        assert_eq!(line, want, "server got a different command");
+                        log.commands.push(line);
+                    }
+                    Step::ExpectGroup(prefixes) => {
+                        let first = read_command(&mut conn).await;
+                        let buffered = conn.buffer().iter().filter(|&&b| b == b'\n').count();
+                        assert!(
+                            buffered + 1 >= prefixes.len(),
+                            "after {first:?} only {buffered} more line(s) had arrived: \
+                             the client waited for a reply inside a pipelined group"
+                        );
+                        let mut lines = vec![first];
+                        for _ in 1..prefixes.len() {
+                            lines.push(read_command(&mut conn).await);
+                        }
+                        for (line, prefix) in lines.iter().zip(prefixes) {
+                            assert!(
+                                line.to_ascii_uppercase()
+                                    .starts_with(&prefix.to_ascii_uppercase()),
+                                "server expected {prefix:?}, got {line:?}"
+                            );
+                        }
+                        log.commands.extend(lines);
+                    }
+                    Step::ExpectEof => {
+                        let mut rest = Vec::new();
+                        let _ = conn.read_to_end(&mut rest).await;
+                        assert!(
+                            rest.is_empty(),
+                            "client sent {:?} instead of hanging up",
+                            String::from_utf8_lossy(&rest)
+                        );
+                        break;
                     }
                     Step::ReadMessage => loop {
                         let mut raw = Vec::new();
@@ -96,6 +149,12 @@ async fn fake_server(
                         while conn.read(&mut sink).await.is_ok_and(|n| n > 0) {}
                         break;
                     }
+                    Step::TlsRefusedByClient => {
+                        let acceptor = acceptor.clone().expect("script needs a TLS acceptor");
+                        let result = acceptor.accept(conn.into_inner()).await;
+                        assert!(result.is_err(), "the client accepted the handshake");
+                        break;
+                    }
                     Step::StartTls => {
                         let acceptor = acceptor.clone().expect("script needs a TLS acceptor");
                         let plain = conn.into_inner();
@@ -111,9 +170,15 @@ async fn fake_server(
     (port, task)
 }
 
+async fn read_command(conn: &mut BufReader<Box<dyn Io>>) -> String {
+    let mut raw = Vec::new();
+    conn.read_until(b'\n', &mut raw).await.unwrap();
+    String::from_utf8_lossy(&raw).trim_end().to_owned()
+}
+
 /// Waits for the fake server, failing (not hanging) if the client never
 /// made the connections its script expects.
-async fn server_logs(task: tokio::task::JoinHandle<Vec<ServerLog>>) -> Vec<ServerLog> {
+pub(crate) async fn server_logs(task: tokio::task::JoinHandle<Vec<ServerLog>>) -> Vec<ServerLog> {
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("fake server did not finish its scripts")
@@ -148,13 +213,12 @@ async fn deliver_guarded(
 
 fn settings(command_timeout: Duration) -> SendSettings {
     SendSettings {
-        ehlo: "probe.lab.test".into(),
         timeouts: Timeouts {
             connect: Duration::from_secs(5),
             command: command_timeout,
             data_end: command_timeout,
         },
-        extra_roots: Vec::new(),
+        ..SendSettings::new("probe.lab.test")
     }
 }
 
@@ -192,7 +256,7 @@ fn message() -> Vec<u8> {
 }
 
 /// Banner, EHLO without STARTTLS, MAIL, RCPT: the common opening.
-const OPENING: [Step; 7] = [
+pub(crate) const OPENING: [Step; 7] = [
     Step::Send("220 fake.lab.test ESMTP\r\n"),
     Step::Expect("EHLO probe.lab.test"),
     Step::Send("250-fake.lab.test\r\n250 PIPELINING\r\n"),
@@ -202,7 +266,7 @@ const OPENING: [Step; 7] = [
     Step::Send("250 2.1.5 Ok\r\n"),
 ];
 
-fn accepting_script(opening: &[Step]) -> Vec<Step> {
+pub(crate) fn accepting_script(opening: &[Step]) -> Vec<Step> {
     let mut script = opening.to_vec();
     script.extend([
         Step::Expect("DATA"),
@@ -238,11 +302,12 @@ async fn happy_path_without_starttls_is_accepted() {
             "-> EHLO probe.lab.test",
             "<- 250-fake.lab.test",
             "<- 250 PIPELINING",
+            // Pipelined (RFC 2920): the group, then its replies in order.
             "-> MAIL FROM:<probe@lab.test>",
-            "<- 250 2.1.0 Ok",
             "-> RCPT TO:<seed@lab.test>",
-            "<- 250 2.1.5 Ok",
             "-> DATA",
+            "<- 250 2.1.0 Ok",
+            "<- 250 2.1.5 Ok",
             "<- 354 End data with <CR><LF>.<CR><LF>",
             "-> .",
             "<- 250 2.0.0 Ok: queued as ABC123",
@@ -547,7 +612,7 @@ async fn refused_starttls_continues_in_the_clear() {
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
 }
 
-fn acceptor(cert_pem: &str, key_pem: &str) -> TlsAcceptor {
+pub(crate) fn acceptor(cert_pem: &str, key_pem: &str) -> TlsAcceptor {
     let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -654,11 +719,780 @@ async fn starttls_records_an_expired_certificate() {
     assert_eq!(tls.certificate, CertVerdict::Expired);
 }
 
+// ---- issue 3: batches, pipelining, DSN, AUTH, TLS policy, quit-after, source address ----
+
+/// An item for the batch tests: `seed{n}@lab.test`.
+fn item(n: usize) -> Outgoing {
+    Outgoing {
+        envelope: Envelope {
+            mail_from: "probe@lab.test".into(),
+            rcpt_to: format!("seed{n}@lab.test"),
+        },
+        message: message(),
+        envid: None,
+    }
+}
+
+/// The standard envelope and message as a batch item.
+fn standard_item() -> Outgoing {
+    Outgoing {
+        envelope: envelope(),
+        message: message(),
+        envid: None,
+    }
+}
+
+/// `deliver_many` with a guard against hangs.
+async fn deliver_all(port: u16, items: &[Outgoing], settings: &SendSettings) -> Vec<Delivery> {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        deliver_many(&route(port), items, settings),
+    )
+    .await
+    .expect("deliver_many hung")
+}
+
+fn ending_line(delivery: &Delivery) -> String {
+    delivery.ending().to_string()
+}
+
+/// One accepted transaction after the opening, without PIPELINING.
+fn lockstep_transaction(rcpt: &'static str, queue_id_reply: &'static str) -> Vec<Step> {
+    vec![
+        Step::Expect("MAIL FROM:<probe@lab.test>"),
+        Step::Send("250 2.1.0 Ok\r\n"),
+        Step::Expect(rcpt),
+        Step::Send("250 2.1.5 Ok\r\n"),
+        Step::Expect("DATA"),
+        Step::Send("354 go ahead\r\n"),
+        Step::ReadMessage,
+        Step::Send(queue_id_reply),
+    ]
+}
+
+const PLAIN_OPENING: [Step; 3] = [
+    Step::Send("220 fake.lab.test ESMTP\r\n"),
+    Step::Expect("EHLO probe.lab.test"),
+    Step::Send("250-fake.lab.test\r\n250 8BITMIME\r\n"),
+];
+
+#[tokio::test]
+async fn batch_resets_between_transactions_and_a_refusal_does_not_stop_the_next() {
+    let mut script = PLAIN_OPENING.to_vec();
+    script.extend(lockstep_transaction(
+        "RCPT TO:<seed1@lab.test>",
+        "250 2.0.0 Ok: queued as AAA111\r\n",
+    ));
+    script.extend([
+        Step::ExpectExact("RSET"),
+        Step::Send("250 2.0.0 Ok\r\n"),
+        Step::Expect("MAIL FROM:"),
+        Step::Send("250 2.1.0 Ok\r\n"),
+        Step::Expect("RCPT TO:<seed2@lab.test>"),
+        Step::Send("550 5.1.1 <seed2@lab.test>: Recipient address rejected\r\n"),
+        Step::ExpectExact("RSET"),
+        Step::Send("250 2.0.0 Ok\r\n"),
+    ]);
+    script.extend(lockstep_transaction(
+        "RCPT TO:<seed3@lab.test>",
+        "250 2.0.0 Ok: queued as CCC333\r\n",
+    ));
+    script.extend([Step::Expect("QUIT"), Step::Send("221 2.0.0 Bye\r\n")]);
+    let (port, server) = fake_server(vec![script], None).await;
+    let items = [item(1), item(2), item(3)];
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut settings = settings(Duration::from_secs(5));
+    settings.observer = Some(tx);
+    let deliveries = deliver_all(port, &items, &settings).await;
+    let logs = server_logs(server).await;
+
+    assert_eq!(logs.len(), 1, "one connection for the whole batch");
+    // Every message's lines went live, not just the first's.
+    let mut observed = 0;
+    while let Ok(event) = rx.try_recv() {
+        observed += usize::from(matches!(event, Observed::Line(_)));
+    }
+    let kept: usize = deliveries
+        .iter()
+        .map(|d| d.attempts[0].transcript.lines.len())
+        .sum();
+    assert_eq!(observed, kept);
+    let endings: Vec<String> = deliveries.iter().map(ending_line).collect();
+    assert_eq!(
+        endings,
+        [
+            "accepted: 250 2.0.0 Ok: queued as AAA111",
+            "refused at rcpt_to: 550 5.1.1 <seed2@lab.test>: Recipient address rejected",
+            "accepted: 250 2.0.0 Ok: queued as CCC333",
+        ]
+    );
+    assert_eq!(
+        deliveries[0].ending().reply().and_then(|r| r.queue_id()),
+        Some("AAA111")
+    );
+    // The opening stays with the first message; later ones say they reuse it.
+    assert!(dialogue(&deliveries[0], 0).contains(&"<- 220 fake.lab.test ESMTP".to_owned()));
+    for (n, delivery) in deliveries.iter().enumerate().skip(1) {
+        assert_eq!(delivery.attempts.len(), 1);
+        let lines = &delivery.attempts[0].transcript.lines;
+        assert_eq!(
+            lines[0].text,
+            format!(
+                "Reusing the connection to 127.0.0.1:{port} (message {} on it)",
+                n + 1
+            )
+        );
+        assert_eq!(dialogue(delivery, 0)[0], "-> RSET");
+        assert!(!dialogue(delivery, 0).iter().any(|l| l.contains("EHLO")));
+    }
+    assert_eq!(
+        dialogue(&deliveries[2], 0).last().map(String::as_str),
+        Some("<- 221 2.0.0 Bye")
+    );
+    assert!(!dialogue(&deliveries[1], 0).contains(&"-> QUIT".to_owned()));
+}
+
+#[tokio::test]
+async fn pipelining_sends_each_group_in_one_write() {
+    let script = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
+        Step::ExpectGroup(&["MAIL FROM:<probe@lab.test>", "RCPT TO:<seed1@", "DATA"]),
+        Step::Send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n"),
+        Step::ReadMessage,
+        Step::Send("250 2.0.0 Ok: queued as P1\r\n"),
+        // A refused recipient: the server refuses DATA too, as RFC 2920 asks.
+        Step::ExpectGroup(&["RSET", "MAIL FROM:", "RCPT TO:<seed2@", "DATA"]),
+        Step::Send(
+            "250 Ok\r\n250 Ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n",
+        ),
+        // A server that wrongly accepts DATA after a refusal gets an empty message.
+        Step::ExpectGroup(&["RSET", "MAIL FROM:", "RCPT TO:<seed3@", "DATA"]),
+        Step::Send("250 Ok\r\n250 Ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n"),
+        Step::ExpectExact("."),
+        Step::Send("554 5.5.1 no valid recipients\r\n"),
+        Step::ExpectGroup(&["RSET", "MAIL FROM:", "RCPT TO:<seed4@", "DATA"]),
+        Step::Send("250 Ok\r\n250 Ok\r\n250 Ok\r\n354 go ahead\r\n"),
+        Step::ReadMessage,
+        Step::Send("250 2.0.0 Ok: queued as P4\r\n"),
+        Step::Expect("QUIT"),
+        Step::Send("221 Bye\r\n"),
+    ];
+    let (port, server) = fake_server(vec![script], None).await;
+    let items = [item(1), item(2), item(3), item(4)];
+    let deliveries = deliver_all(port, &items, &settings(Duration::from_secs(5))).await;
+    let logs = server_logs(server).await;
+
+    let endings: Vec<String> = deliveries.iter().map(ending_line).collect();
+    assert_eq!(
+        endings,
+        [
+            "accepted: 250 2.0.0 Ok: queued as P1",
+            "refused at rcpt_to: 550 5.1.1 no such user",
+            "refused at rcpt_to: 550 5.1.1 no such user",
+            "accepted: 250 2.0.0 Ok: queued as P4",
+        ]
+    );
+    assert_eq!(logs[0].data.len(), 2 * 5, "two messages of five lines each");
+    assert_eq!(
+        dialogue(&deliveries[2], 0)[4..],
+        [
+            "<- 250 Ok",
+            "<- 250 Ok",
+            "<- 550 5.1.1 no such user",
+            "<- 354 go ahead",
+            "-> .",
+            "<- 554 5.5.1 no valid recipients",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_lost_connection_mid_batch_goes_on_over_a_new_one() {
+    let mut first = PLAIN_OPENING.to_vec();
+    first.extend(lockstep_transaction(
+        "RCPT TO:<seed1@",
+        "250 2.0.0 Ok: queued as Q1\r\n",
+    ));
+    // The server hangs up instead of answering the second transaction.
+    first.push(Step::ExpectExact("RSET"));
+    let mut second = PLAIN_OPENING.to_vec();
+    second.extend(lockstep_transaction(
+        "RCPT TO:<seed3@",
+        "250 2.0.0 Ok: queued as Q3\r\n",
+    ));
+    second.extend(lockstep_transaction_after_rset(
+        "RCPT TO:<seed4@",
+        "250 2.0.0 Ok: queued as Q4\r\n",
+    ));
+    second.extend([Step::Expect("QUIT"), Step::Send("221 Bye\r\n")]);
+    let (port, server) = fake_server(vec![first, second], None).await;
+    let items = [item(1), item(2), item(3), item(4)];
+    let mut order: Vec<(usize, Delivery)> = Vec::new();
+    let settings = settings(Duration::from_secs(5));
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        deliver_each(&route(port), &items, &settings, &mut |i, d: &Delivery| {
+            order.push((i, d.clone()));
+        }),
+    )
+    .await
+    .expect("deliver_each hung");
+    let logs = server_logs(server).await;
+
+    assert_eq!(logs.len(), 2);
+    let indices: Vec<usize> = order.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indices, [0, 1, 2, 3], "each reported once, as it ended");
+    let endings: Vec<String> = order.iter().map(|(_, d)| ending_line(d)).collect();
+    assert_eq!(endings[0], "accepted: 250 2.0.0 Ok: queued as Q1");
+    assert!(
+        matches!(
+            order[1].1.ending(),
+            Ending::Failed {
+                stage: Stage::MailFrom,
+                error: SessionError::ConnectionClosed { .. }
+            }
+        ),
+        "{}",
+        endings[1]
+    );
+    assert_eq!(endings[2], "accepted: 250 2.0.0 Ok: queued as Q3");
+    assert_eq!(endings[3], "accepted: 250 2.0.0 Ok: queued as Q4");
+    // The message in flight is not sent twice; the rest went over the new connection.
+    assert_eq!(order[1].1.attempts.len(), 1);
+    let third = &order[2].1.attempts[0].transcript.lines;
+    assert_eq!(
+        third[0].text,
+        "Reconnecting to 127.0.0.1 for the 2 remaining message(s) after the connection was lost"
+    );
+    assert!(dialogue(&order[2].1, 0).contains(&"<- 220 fake.lab.test ESMTP".to_owned()));
+    assert!(
+        order[3].1.attempts[0].transcript.lines[0]
+            .text
+            .starts_with("Reusing the connection")
+    );
+}
+
+fn lockstep_transaction_after_rset(rcpt: &'static str, reply: &'static str) -> Vec<Step> {
+    let mut steps = vec![Step::ExpectExact("RSET"), Step::Send("250 2.0.0 Ok\r\n")];
+    steps.extend(lockstep_transaction(rcpt, reply));
+    steps
+}
+
+#[tokio::test]
+async fn dsn_parameters_only_when_offered_and_xtext_encoded() {
+    let transaction = |mail: &'static str, rcpt: &'static str| {
+        vec![
+            Step::ExpectExact(mail),
+            Step::Send("250 2.1.0 Ok\r\n"),
+            Step::ExpectExact(rcpt),
+            Step::Send("250 2.1.5 Ok\r\n"),
+            Step::Expect("DATA"),
+            Step::Send("354 go ahead\r\n"),
+            Step::ReadMessage,
+            Step::Send("250 2.0.0 Ok\r\n"),
+            Step::Expect("QUIT"),
+            Step::Send("221 Bye\r\n"),
+        ]
+    };
+    let mut with_dsn = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 DSN\r\n"),
+    ];
+    // The ENVID is "run=1+a b": "=", "+" and the space are xtext-encoded.
+    with_dsn.extend(transaction(
+        "MAIL FROM:<probe@lab.test> RET=HDRS ENVID=run+3D1+2Ba+20b",
+        "RCPT TO:<seed+tag@lab.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;seed+2Btag@lab.test",
+    ));
+    let mut without = PLAIN_OPENING.to_vec();
+    without.extend(transaction(
+        "MAIL FROM:<probe@lab.test>",
+        "RCPT TO:<seed+tag@lab.test>",
+    ));
+    let (port, server) = fake_server(vec![with_dsn, without], None).await;
+    let outgoing = Outgoing {
+        envelope: Envelope {
+            mail_from: "probe@lab.test".into(),
+            rcpt_to: "seed+tag@lab.test".into(),
+        },
+        message: message(),
+        envid: Some("run=1+a b".into()),
+    };
+    let settings = settings(Duration::from_secs(5));
+    for _ in 0..2 {
+        let deliveries = deliver_all(port, std::slice::from_ref(&outgoing), &settings).await;
+        assert!(
+            deliveries[0].ending().is_accepted(),
+            "{}",
+            ending_line(&deliveries[0])
+        );
+    }
+    server_logs(server).await;
+}
+
+const USER: &str = "probe@lab.test";
+const PASSWORD: &str = "s3cret-Pw-9x";
+
+fn auth(mechanisms: Vec<AuthMechanism>, allow_plaintext: bool) -> Auth {
+    Auth {
+        username: USER.into(),
+        password: SecretString::new(PASSWORD.into()),
+        mechanisms,
+        allow_plaintext,
+    }
+}
+
+/// Everything a secret could leak through: the rendered transcripts, their
+/// JSON (what the store keeps), the endings and the Debug output.
+fn assert_no_secrets(deliveries: &[Delivery]) {
+    let plain = base64(format!("\0{USER}\0{PASSWORD}").as_bytes());
+    let secrets = [PASSWORD.to_owned(), base64(PASSWORD.as_bytes()), plain];
+    for delivery in deliveries {
+        let mut texts = vec![
+            serde_json::to_string(delivery).unwrap(),
+            format!("{delivery:?}"),
+            delivery.ending().to_string(),
+        ];
+        texts.extend(delivery.attempts.iter().map(|a| a.transcript.to_string()));
+        for text in &texts {
+            for secret in &secrets {
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "{secret:?} leaked into:\n{text}"
+                );
+            }
+        }
+    }
+}
+
+/// Banner, EHLO, STARTTLS, handshake, EHLO offering `ehlo_after_tls`.
+fn tls_opening(ehlo_after_tls: &'static str) -> Vec<Step> {
+    vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 STARTTLS\r\n"),
+        Step::Expect("STARTTLS"),
+        Step::Send("220 2.0.0 Ready to start TLS\r\n"),
+        Step::StartTls,
+        Step::Expect("EHLO probe.lab.test"),
+        Step::Send(ehlo_after_tls),
+    ]
+}
+
+#[tokio::test]
+async fn auth_plain_over_verified_tls_is_sent_and_redacted() {
+    let mut script = tls_opening("250-fake.lab.test\r\n250 AUTH LOGIN PLAIN\r\n");
+    script.extend([
+        Step::ExpectExact("AUTH PLAIN AHByb2JlQGxhYi50ZXN0AHMzY3JldC1Qdy05eA=="),
+        Step::Send("235 2.7.0 Authentication successful\r\n"),
+    ]);
+    script.extend(accepting_script(&OPENING[3..]));
+    let (port, server) = fake_server(vec![script], Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY))).await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.extra_roots = test_ca();
+    settings.tls = TlsPolicy::Verified;
+    settings.auth = Some(auth(Vec::new(), false));
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    server_logs(server).await;
+
+    assert!(
+        deliveries[0].ending().is_accepted(),
+        "{}",
+        ending_line(&deliveries[0])
+    );
+    let line = deliveries[0].attempts[0]
+        .transcript
+        .lines
+        .iter()
+        .find(|l| l.text.starts_with("AUTH"))
+        .expect("AUTH in the transcript");
+    assert_eq!(
+        (line.kind, line.text.as_str()),
+        (LineKind::SentTls, "AUTH PLAIN <redacted>")
+    );
+    assert!(line.redacted);
+    assert_no_secrets(&deliveries);
+}
+
+#[tokio::test]
+async fn auth_login_wire_format_and_redaction() {
+    let script = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 AUTH=LOGIN\r\n"),
+        Step::ExpectExact("AUTH LOGIN"),
+        Step::Send("334 VXNlcm5hbWU6\r\n"),
+        Step::ExpectExact("cHJvYmVAbGFiLnRlc3Q="),
+        Step::Send("334 UGFzc3dvcmQ6\r\n"),
+        Step::ExpectExact("czNjcmV0LVB3LTl4"),
+        // A server that echoes what it got must not smuggle it into the record.
+        Step::Send("535 5.7.8 authentication failed for czNjcmV0LVB3LTl4\r\n"),
+        Step::Expect("QUIT"),
+        Step::Send("221 Bye\r\n"),
+    ];
+    let (port, server) = fake_server(vec![script], None).await;
+    let mut settings = settings(Duration::from_secs(5));
+    // In the clear only because the caller allows it (a loopback relay).
+    settings.auth = Some(auth(vec![AuthMechanism::Login], true));
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    server_logs(server).await;
+
+    match deliveries[0].ending() {
+        Ending::Refused {
+            stage: Stage::Auth,
+            reply,
+        } => assert_eq!(reply.code, 535),
+        other => panic!("unexpected ending: {other}"),
+    }
+    assert_eq!(
+        dialogue(&deliveries[0], 0)[4..],
+        [
+            "-> AUTH LOGIN",
+            "<- 334 VXNlcm5hbWU6",
+            "-> <redacted>",
+            "<- 334 UGFzc3dvcmQ6",
+            "-> <redacted>",
+            "<- 535 5.7.8 authentication failed for <redacted>",
+            "-> QUIT",
+            "<- 221 Bye",
+        ]
+    );
+    assert_no_secrets(&deliveries);
+}
+
+#[tokio::test]
+async fn auth_xoauth2_answers_the_error_challenge_with_an_empty_line() {
+    let script = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 AUTH PLAIN XOAUTH2\r\n"),
+        Step::ExpectExact(
+            "AUTH XOAUTH2 dXNlcj1wcm9iZUBsYWIudGVzdAFhdXRoPUJlYXJlciBzM2NyZXQtUHctOXgBAQ==",
+        ),
+        Step::Send("334 eyJzdGF0dXMiOiI0MDEifQ==\r\n"),
+        Step::ExpectExact(""),
+        Step::Send("535 5.7.8 Username and Password not accepted\r\n"),
+        Step::Expect("QUIT"),
+        Step::Send("221 Bye\r\n"),
+    ];
+    let (port, server) = fake_server(vec![script], None).await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.auth = Some(auth(vec![AuthMechanism::Xoauth2], true));
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    server_logs(server).await;
+    assert!(
+        matches!(deliveries[0].ending(), Ending::Refused { stage: Stage::Auth, reply } if reply.code == 535),
+        "{}",
+        ending_line(&deliveries[0])
+    );
+    assert!(dialogue(&deliveries[0], 0).contains(&"-> AUTH XOAUTH2 <redacted>".to_owned()));
+}
+
+#[tokio::test]
+async fn auth_is_refused_without_tls_or_with_an_unverified_certificate() {
+    // In the clear: nothing is sent; QUIT, since the dialogue is in step.
+    let clear = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 AUTH PLAIN LOGIN\r\n"),
+        Step::Expect("QUIT"),
+        Step::Send("221 Bye\r\n"),
+    ];
+    // Over TLS the test CA is not told about: untrusted, so no credentials either.
+    let mut untrusted = tls_opening("250-fake.lab.test\r\n250 AUTH PLAIN\r\n");
+    untrusted.extend([Step::Expect("QUIT"), Step::Send("221 Bye\r\n")]);
+    let (port, server) = fake_server(
+        vec![clear, untrusted],
+        Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY)),
+    )
+    .await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.auth = Some(auth(Vec::new(), false));
+    let mut reasons = Vec::new();
+    for _ in 0..2 {
+        let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+        match deliveries[0].ending() {
+            Ending::Failed {
+                stage: Stage::Auth,
+                error: error @ SessionError::PlaintextAuthRefused { .. },
+            } => reasons.push(error.to_string()),
+            other => panic!("unexpected ending: {other}"),
+        }
+        assert_no_secrets(&deliveries);
+    }
+    let logs = server_logs(server).await;
+    for log in &logs {
+        assert!(
+            !log.commands.iter().any(|c| c.starts_with("AUTH")),
+            "{:?}",
+            log.commands
+        );
+        assert_eq!(log.commands.last().map(String::as_str), Some("QUIT"));
+    }
+    assert!(
+        reasons[0].ends_with("the connection is not encrypted"),
+        "{}",
+        reasons[0]
+    );
+    assert!(
+        reasons[1].ends_with("its TLS certificate is untrusted"),
+        "{}",
+        reasons[1]
+    );
+}
+
+#[tokio::test]
+async fn required_tls_fails_when_starttls_is_not_offered() {
+    let script = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 PIPELINING\r\n"),
+        Step::Expect("QUIT"),
+        Step::Send("221 Bye\r\n"),
+    ];
+    let (port, server) = fake_server(vec![script], None).await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.tls = TlsPolicy::Required;
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    let logs = server_logs(server).await;
+    match deliveries[0].ending() {
+        Ending::Failed {
+            stage: Stage::StartTls,
+            error: error @ SessionError::TlsRequired { .. },
+        } => assert!(
+            error
+                .to_string()
+                .ends_with("the server does not offer STARTTLS"),
+            "{error}"
+        ),
+        other => panic!("unexpected ending: {other}"),
+    }
+    assert_eq!(deliveries[0].attempts.len(), 1, "no retry in the clear");
+    assert_eq!(logs[0].commands, ["EHLO probe.lab.test", "QUIT"]);
+}
+
+#[tokio::test]
+async fn required_tls_records_an_untrusted_certificate_verified_tls_refuses_it() {
+    let mut delivered = tls_opening("250 fake.lab.test\r\n");
+    delivered.extend(accepting_script(&OPENING[3..]));
+    let mut refused = tls_opening("250 fake.lab.test\r\n")[..5].to_vec();
+    refused.push(Step::TlsRefusedByClient);
+    let (port, server) = fake_server(
+        vec![delivered, refused],
+        Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY)),
+    )
+    .await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.tls = TlsPolicy::Required;
+    let required = deliver_all(port, &[standard_item()], &settings).await;
+    settings.tls = TlsPolicy::Verified;
+    let verified = deliver_all(port, &[standard_item()], &settings).await;
+    server_logs(server).await;
+
+    assert!(
+        required[0].ending().is_accepted(),
+        "{}",
+        ending_line(&required[0])
+    );
+    let tls = required[0].attempts[0].tls.as_ref().expect("TLS info");
+    assert_eq!(tls.certificate, CertVerdict::Untrusted);
+    match verified[0].ending() {
+        Ending::Failed {
+            stage: Stage::StartTls,
+            error: error @ SessionError::TlsRequired { .. },
+        } => assert!(
+            error.to_string().ends_with("its certificate is untrusted"),
+            "{error}"
+        ),
+        other => panic!("unexpected ending: {other}"),
+    }
+    assert_eq!(verified[0].attempts.len(), 1, "no retry in the clear");
+}
+
+#[tokio::test]
+async fn implicit_tls_talks_tls_from_the_first_byte() {
+    let mut script = vec![
+        Step::StartTls,
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250 fake.lab.test\r\n"),
+    ];
+    script.extend(accepting_script(&OPENING[3..]));
+    let (port, server) = fake_server(vec![script], Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY))).await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.tls = TlsPolicy::Implicit;
+    settings.extra_roots = test_ca();
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    server_logs(server).await;
+    assert!(
+        deliveries[0].ending().is_accepted(),
+        "{}",
+        ending_line(&deliveries[0])
+    );
+    let lines = dialogue(&deliveries[0], 0);
+    assert_eq!(
+        lines[..2],
+        ["<~ 220 fake.lab.test ESMTP", "~> EHLO probe.lab.test"]
+    );
+    assert_eq!(
+        deliveries[0].attempts[0]
+            .tls
+            .as_ref()
+            .map(|t| &t.certificate),
+        Some(&CertVerdict::Trusted)
+    );
+}
+
+#[tokio::test]
+async fn quit_after_each_stage() {
+    // A server offering everything; the client stops where it is told.
+    let full: Vec<Step> = {
+        let mut s = tls_opening("250-fake.lab.test\r\n250 AUTH PLAIN\r\n");
+        s.extend([
+            Step::Expect("AUTH PLAIN"),
+            Step::Send("235 2.7.0 Ok\r\n"),
+            Step::Expect("MAIL FROM:"),
+            Step::Send("250 2.1.0 Ok\r\n"),
+            Step::Expect("RCPT TO:"),
+            Step::Send("250 2.1.5 Ok\r\n"),
+        ]);
+        s
+    };
+    let quit = [Step::Expect("QUIT"), Step::Send("221 Bye\r\n")];
+    // How far into `full` the server gets before the QUIT, per stage.
+    let cases: [(QuitAfter, usize); 7] = [
+        (QuitAfter::Connect, 0),
+        (QuitAfter::Banner, 1),
+        (QuitAfter::Tls, 6),
+        (QuitAfter::Ehlo, 8),
+        (QuitAfter::Auth, 10),
+        (QuitAfter::Mail, 12),
+        (QuitAfter::Rcpt, 14),
+    ];
+    let scripts = cases
+        .iter()
+        .map(|&(after, steps)| {
+            let mut script = full[..steps].to_vec();
+            if after == QuitAfter::Connect {
+                script.push(Step::ExpectEof);
+            } else {
+                script.extend(quit.iter().cloned());
+            }
+            script
+        })
+        .collect();
+    let (port, server) = fake_server(scripts, Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY))).await;
+    let mut settings = settings(Duration::from_secs(5));
+    settings.extra_roots = test_ca();
+    settings.auth = Some(auth(Vec::new(), false));
+    for &(after, _) in &cases {
+        settings.quit_after = Some(after);
+        let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+        let ending = deliveries[0].ending();
+        assert!(ending.is_stopped(), "{after}: {ending}");
+        assert_eq!(ending.stage(), Some(after.stage()), "{after}");
+        assert!(!ending.warrants_next_mx());
+        assert_eq!(deliveries[0].attempts.len(), 1, "{after}");
+    }
+    let logs = server_logs(server).await;
+    assert!(logs[0].commands.is_empty());
+    for log in &logs[1..] {
+        assert_eq!(log.commands.last().map(String::as_str), Some("QUIT"));
+        assert!(
+            !log.commands.iter().any(|c| c == "DATA"),
+            "{:?}",
+            log.commands
+        );
+    }
+}
+
+#[tokio::test]
+async fn source_address_is_bound_and_its_family_respected() {
+    let (port, server) = fake_server(vec![accepting_script(&OPENING)], None).await;
+    let mut settings = settings(Duration::from_secs(5));
+    let source: IpAddr = "127.0.0.2".parse().unwrap();
+    settings.source_ip = Some(source);
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    let logs = server_logs(server).await;
+    let _ = deliveries;
+    assert_eq!(logs[0].peer.ip(), source, "the server saw the wrong peer");
+
+    // An address this host does not have: a clear local error, no next MX.
+    settings.source_ip = Some("192.0.2.1".parse().unwrap());
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    match deliveries[0].ending() {
+        Ending::Failed {
+            stage: Stage::Connect,
+            error: error @ SessionError::Bind { .. },
+        } => assert!(
+            error
+                .to_string()
+                .starts_with("cannot bind the source address 192.0.2.1:"),
+            "{error}"
+        ),
+        other => panic!("unexpected ending: {other}"),
+    }
+    assert!(!deliveries[0].ending().warrants_next_mx());
+
+    // An IPv6 source cannot reach an IPv4 server: skipped, nothing bound.
+    settings.source_ip = Some("::1".parse().unwrap());
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    assert!(
+        matches!(
+            deliveries[0].ending(),
+            Ending::Failed {
+                stage: Stage::Connect,
+                error: SessionError::NoAddressOfFamily { family: "IPv6", .. }
+            }
+        ),
+        "{}",
+        ending_line(&deliveries[0])
+    );
+}
+
+#[tokio::test]
+async fn observer_sees_the_dialogue_live_and_the_content_that_transcripts_never_keep() {
+    let (port, server) = fake_server(vec![accepting_script(&OPENING)], None).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut settings = settings(Duration::from_secs(5));
+    settings.observer = Some(tx);
+    let deliveries = deliver_all(port, &[standard_item()], &settings).await;
+    server_logs(server).await;
+    drop(settings);
+
+    let mut lines = Vec::new();
+    let mut content = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        match event {
+            Observed::Line(line) => lines.push(line),
+            Observed::Content { tls, text } => {
+                assert!(!tls);
+                content.push(text);
+            }
+        }
+    }
+    // Live lines are exactly what the transcript kept, in order.
+    assert_eq!(lines, deliveries[0].attempts[0].transcript.lines);
+    assert_eq!(
+        content,
+        ["Subject: probe", "", MARKER, "..hidden", "end"],
+        "content as on the wire"
+    );
+    assert!(
+        !deliveries[0].attempts[0]
+            .transcript
+            .to_string()
+            .contains(MARKER)
+    );
+}
+
 // Test PKI, generated once with openssl (P-256; valid 2000-2100 except EXPIRED_LEAF),
 // so the tests need no certificate-generation crate. Test-only keys: never trust them.
 
 /// The test CA (CN=seedprobe test CA).
-const CA_PEM: &str = "\
+pub(crate) const CA_PEM: &str = "\
 -----BEGIN CERTIFICATE-----\n\
 MIIBbTCCARKgAwIBAgICEAAwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VlZHBy\n\
 b2JlIHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBwx\n\
@@ -671,7 +1505,7 @@ AJ89naz47/wA+tZWoNQ01AD/1q+ys/xInxoKnZmPr7IS\n\
 -----END CERTIFICATE-----\n\
 ";
 /// Leaf for IP:127.0.0.1, issued by the test CA.
-const IP_LEAF_PEM: &str = "\
+pub(crate) const IP_LEAF_PEM: &str = "\
 -----BEGIN CERTIFICATE-----\n\
 MIIBpDCCAUugAwIBAgICEAEwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VlZHBy\n\
 b2JlIHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBYx\n\
@@ -685,7 +1519,7 @@ VG4ep4YnAiAt6O355zS6WJY+Hrdjp7zITEGHNenmqSYnrN5IQ7meIA==\n\
 -----END CERTIFICATE-----\n\
 ";
 /// Key of `IP_LEAF_PEM` and `EXPIRED_LEAF_PEM`.
-const IP_LEAF_KEY: &str = "\
+pub(crate) const IP_LEAF_KEY: &str = "\
 -----BEGIN PRIVATE KEY-----\n\
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg2VgZT13Q9TVhKvLn\n\
 ebSirL+OSOILlfuFgpqa3VklYIihRANCAASKUYIoxebB+KpQLmtiZw8dD9ayVfrA\n\

@@ -2,6 +2,7 @@
 //! code. The only place that prints to stdout, and the only place that uses `anyhow`.
 
 mod exit;
+mod smtp;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 pub use exit::Exit;
+pub use smtp::{QuitAfterArg, SmtpArgs};
 
 use crate::config::{Config, Secrets};
 use crate::report::RunReport;
@@ -52,6 +54,8 @@ pub enum Command {
     Poll(PollArgs),
     /// Send, then poll, then show the verdicts.
     Run(SendArgs),
+    /// One SMTP dialogue, swaks-style, printed as it happens; needs no seeds file.
+    Smtp(Box<SmtpArgs>),
 }
 
 /// Which seeds.
@@ -75,6 +79,9 @@ pub struct SendArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Bind outgoing SMTP connections to this local address (overrides sender.source_ip).
+    #[arg(long, value_name = "IP")]
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// Arguments of `poll`.
@@ -102,6 +109,10 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
+    // `probe smtp` keeps swaks's exit codes, which this table has no room for.
+    if let Command::Smtp(args) = &cli.command {
+        return smtp::main(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,12 +166,14 @@ fn init_logging(verbose: u8) {
 
 async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
+        Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
         Command::Send(args) => {
             // The passwords are resolved though `send` does not poll: a run that could never be
             // polled is refused before anything is sent.
-            let (config, _secrets, mut store) = prepare(cli, &args.choice)?;
+            let (config, secrets, mut store) = prepare(cli, args)?;
             let seeds = config.select(&args.choice.seeds)?;
-            let run_id = run::send(&config, &seeds, &mut store, &mut print_progress).await?;
+            let run_id =
+                run::send(&config, &seeds, &secrets, &mut store, &mut print_progress).await?;
             let report = load_report(&store, &run_id)?;
             if args.json {
                 print_json(&report)?;
@@ -174,9 +187,10 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             Ok(if refused { Exit::NotAllInbox } else { Exit::Ok })
         }
         Command::Run(args) => {
-            let (config, secrets, mut store) = prepare(cli, &args.choice)?;
+            let (config, secrets, mut store) = prepare(cli, args)?;
             let seeds = config.select(&args.choice.seeds)?;
-            let run_id = run::send(&config, &seeds, &mut store, &mut print_progress).await?;
+            let run_id =
+                run::send(&config, &seeds, &secrets, &mut store, &mut print_progress).await?;
             let summary =
                 run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
             finish(&store, &run_id, args.json, summary)
@@ -209,8 +223,12 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
 }
 
 /// Everything that can fail before a message leaves: config, seeds, passwords, store.
-fn prepare(cli: &Cli, choice: &SeedChoice) -> anyhow::Result<(Config, Secrets, Store)> {
-    let config = Config::load(&cli.config)?;
+fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Secrets, Store)> {
+    let choice = &args.choice;
+    let mut config = Config::load(&cli.config)?;
+    if let Some(ip) = args.source_ip {
+        config.sender.source_ip = Some(ip);
+    }
     let seeds = config.select(&choice.seeds)?;
     let secrets = config.resolve_secrets(&seeds)?;
     let store = open_store(cli)?;

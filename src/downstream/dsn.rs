@@ -231,6 +231,71 @@ X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
         assert_eq!(r.token(), Some("01JAAAAAAAAAAAAAAAAAAAAAAA"));
     }
 
+    /// (what, raw DSN, token, recipient, action, status, reply code)
+    type Sample<'a> = (
+        &'a str,
+        &'a [u8],
+        &'a str,
+        &'a str,
+        DownstreamAction,
+        &'a str,
+        u16,
+    );
+
+    /// Real DSNs from the lab's relay (Postfix 3.7), as Dovecot serves them.
+    #[test]
+    fn lab_samples() {
+        let rows: &[Sample] = &[
+            (
+                "failed, RET=HDRS",
+                include_bytes!("../../docker/lab/samples/dsn-failed.eml"),
+                "94704b7f2a6d402e",
+                "reject@reject.lab.test",
+                DownstreamAction::Failed,
+                "5.7.1",
+                550,
+            ),
+            (
+                "delayed",
+                include_bytes!("../../docker/lab/samples/dsn-delayed.eml"),
+                "7d2ad2eba8c54a00",
+                "defer@defer.lab.test",
+                DownstreamAction::Delayed,
+                "4.7.1",
+                450,
+            ),
+            (
+                "expired after deferrals",
+                include_bytes!("../../docker/lab/samples/dsn-expired.eml"),
+                "7d2ad2eba8c54a00",
+                "defer@defer.lab.test",
+                DownstreamAction::Failed,
+                "4.7.1",
+                450,
+            ),
+            (
+                "failed, whole message returned, no ENVID",
+                include_bytes!("../../docker/lab/samples/dsn-failed-full-message.eml"),
+                "6b60cd0a9dfe4d3f",
+                "reject@reject.lab.test",
+                DownstreamAction::Failed,
+                "5.7.1",
+                550,
+            ),
+        ];
+        for (what, raw, token, rcpt, action, status, code) in rows {
+            let r = parse(raw).unwrap_or_else(|| panic!("{what}: not parsed as a DSN"));
+            assert_eq!(r.token(), Some(*token), "{what}");
+            assert!(r.reporting_mta.is_some(), "{what}");
+            let d = &r.recipients[0];
+            assert_eq!(d.recipient.as_deref(), Some(*rcpt), "{what}");
+            assert_eq!(d.action, *action, "{what}");
+            assert_eq!(d.status.as_deref(), Some(*status), "{what}");
+            assert_eq!(d.remote_mta.as_deref(), Some("127.0.0.1"), "{what}");
+            assert_eq!(d.reply_code(), Some(*code), "{what}: {:?}", d.diagnostic);
+        }
+    }
+
     #[test]
     fn a_plain_message_is_not_a_dsn() {
         assert_eq!(parse(b"Subject: hi\r\n\r\nhello\r\n"), None);

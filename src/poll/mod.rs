@@ -188,7 +188,8 @@ impl PollError {
 /// What one account's poll tells the run as it goes.
 #[derive(Debug)]
 pub enum PollEvent {
-    /// The spam folder in use for an account (None: only the inbox can be searched).
+    /// Sent once per account, after its first login: the spam folder in use (None: only the
+    /// inbox can be searched).
     JunkFolder {
         /// The seeds polled through this account.
         seeds: Vec<String>,

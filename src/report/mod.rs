@@ -207,9 +207,18 @@ impl RunReport {
             self.run.id,
             self.messages.len()
         );
-        for m in self.messages.iter().filter(|m| m.verdict.is_none()) {
-            if let Some(e) = &m.poll_error {
-                let _ = writeln!(out, "{}: not decided: {e}", m.seed);
+        // Why each message did not make the inbox, untruncated: the reply the table cuts short,
+        // or what the relay's next hop said.
+        for m in &self.messages {
+            match (m.verdict, &m.verdict_reason, &m.poll_error) {
+                (Some(Verdict::Inbox), _, _) => {}
+                (Some(_), Some(reason), _) => {
+                    let _ = writeln!(out, "{}: {reason}", m.seed);
+                }
+                (None, _, Some(e)) => {
+                    let _ = writeln!(out, "{}: not decided: {e}", m.seed);
+                }
+                _ => {}
             }
         }
         out

@@ -12,32 +12,34 @@
 /// produce bare LF.
 pub fn encode_data(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + message.len() / 40 + 2);
-    let mut at_line_start = true;
-    let mut bytes = message.iter().copied().peekable();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'\r' => {
-                bytes.next_if_eq(&b'\n');
+    encode_data_into(message, &mut out);
+    out
+}
+
+/// [`encode_data`], appending to `out`: a session reuses one buffer for every
+/// message it sends, so a batch allocates only when a message outgrows it.
+pub fn encode_data_into(message: &[u8], out: &mut Vec<u8>) {
+    out.reserve(message.len() + message.len() / 40 + 2);
+    // Whole lines are copied at once: this runs for every message of a batch.
+    let mut rest = message;
+    while let Some(&first) = rest.first() {
+        if first == b'.' {
+            out.push(b'.');
+        }
+        match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+            None => {
+                out.extend_from_slice(rest);
                 out.extend_from_slice(b"\r\n");
-                at_line_start = true;
+                return;
             }
-            b'\n' => {
+            Some(end) => {
+                out.extend_from_slice(&rest[..end]);
                 out.extend_from_slice(b"\r\n");
-                at_line_start = true;
-            }
-            _ => {
-                if at_line_start && b == b'.' {
-                    out.push(b'.');
-                }
-                out.push(b);
-                at_line_start = false;
+                let crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
+                rest = &rest[end + if crlf { 2 } else { 1 }..];
             }
         }
     }
-    if !at_line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 #[cfg(test)]

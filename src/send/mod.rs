@@ -1,34 +1,45 @@
-//! Sending probe messages directly to the recipient's mail exchanger, the way
-//! an MTA would, while keeping a swaks-like record of every SMTP reply.
+//! Sending probe messages, directly to the recipient's mail exchanger the way
+//! an MTA would or through a relay, while keeping a swaks-like record of
+//! every SMTP reply.
 //!
-//! [`deliver`] is the entry point. It never fails: every outcome, from a DNS
-//! failure to acceptance, is an [`Ending`] on the last [`Attempt`], and the
-//! verdict module decides what it means.
+//! [`deliver`] sends one message, [`deliver_many`] several over one
+//! connection. Neither fails: every outcome, from a DNS failure to
+//! acceptance, is an [`Ending`] on the last [`Attempt`], and the verdict
+//! module decides what it means.
 
+pub mod auth;
 pub mod data;
+pub mod dsn;
 pub mod mx;
 pub mod outcome;
 pub mod reply;
 mod session;
 pub mod transcript;
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
-pub use data::encode_data;
+pub use auth::{Auth, AuthMechanism};
+pub use data::{encode_data, encode_data_into};
+pub use dsn::xtext;
 pub use mx::{MxHost, MxPlan};
 pub use outcome::{Ending, SessionError, Stage};
 pub use reply::{EnhancedStatus, Reply, ReplyError, Severity};
-pub use transcript::{LineKind, Transcript, TranscriptLine};
+pub use transcript::{LineKind, Observed, Observer, Transcript, TranscriptLine};
 
 use crate::tls::TlsInfo;
 
 /// The SMTP port MX delivery uses (RFC 5321 §4.5.4.2).
 pub const SMTP_PORT: u16 = 25;
 
-/// Where the message goes: a fixed host:port (config override), or the recipient domain's MX (port 25).
+/// The port for submission over implicit TLS (RFC 8314 §3.3).
+pub const SUBMISSIONS_PORT: u16 = 465;
+
+/// Where the message goes: a fixed host:port (config override, relay), or
+/// the recipient domain's MX.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// A fixed server, e.g. a lab relay; the host may be a name or an address.
@@ -42,6 +53,9 @@ pub enum Route {
     Mx {
         /// The recipient domain.
         domain: String,
+        /// The port on every exchanger: [`SMTP_PORT`] on the Internet; a lab
+        /// may listen elsewhere.
+        port: u16,
     },
 }
 
@@ -52,6 +66,20 @@ pub struct Envelope {
     pub mail_from: String,
     /// The forward-path, without angle brackets.
     pub rcpt_to: String,
+}
+
+/// One message of a batch for [`deliver_many`] and [`deliver_each`].
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Who sends it to whom.
+    pub envelope: Envelope,
+    /// The RFC 5322 message (any line endings; see [`encode_data`]).
+    pub message: Vec<u8>,
+    /// The envelope id for delivery status notifications (RFC 3461 §4.4):
+    /// with it, and when the server offers DSN, MAIL carries `RET=HDRS
+    /// ENVID=…` and RCPT `NOTIFY=FAILURE,DELAY ORCPT=…`, so a bounce can be
+    /// matched to the probe. Printable ASCII, at most 100 characters.
+    pub envid: Option<String>,
 }
 
 /// How long each network step may take.
@@ -85,6 +113,99 @@ impl Default for Timeouts {
     }
 }
 
+/// When and how strictly to use TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsPolicy {
+    /// Never STARTTLS, even when offered.
+    None,
+    /// STARTTLS when offered (RFC 3207; Postfix security level "may"): the
+    /// certificate verdict is recorded, not enforced, and a failed handshake
+    /// is retried once in the clear on a new connection.
+    #[default]
+    Opportunistic,
+    /// STARTTLS must be offered and the handshake must succeed (Postfix
+    /// "encrypt", `sender.require_tls` for direct delivery); the certificate
+    /// verdict is still only recorded. Otherwise the attempt fails with
+    /// [`SessionError::TlsRequired`] at [`Stage::StartTls`].
+    Required,
+    /// As `Required`, and the certificate must verify against the webpki
+    /// roots plus [`SendSettings::extra_roots`] (Postfix "secure"): for
+    /// relays and submission servers, where credentials go.
+    Verified,
+    /// TLS from the first byte (RFC 8314 §3.3, port 465), certificate verified.
+    Implicit,
+}
+
+/// Where to stop a session early, as swaks's `--quit-after` does: QUIT is
+/// sent where a session exists, and the ending is
+/// [`SessionError::Stopped`] (see [`Ending::is_stopped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuitAfter {
+    /// Once TCP is connected; nothing is sent, not even QUIT.
+    Connect,
+    /// After the banner.
+    Banner,
+    /// After the EHLO the transaction would use: the second one when
+    /// STARTTLS ran, as in swaks.
+    Ehlo,
+    /// After the TLS handshake (or where it would have been, when TLS is not used).
+    Tls,
+    /// After AUTH (or where it would have been, without credentials).
+    Auth,
+    /// After MAIL FROM. With several messages, each transaction stops there
+    /// and the next begins after RSET.
+    Mail,
+    /// After RCPT TO, likewise per message.
+    Rcpt,
+}
+
+impl QuitAfter {
+    /// Every value, in dialogue order.
+    pub const ALL: [QuitAfter; 7] = [
+        QuitAfter::Connect,
+        QuitAfter::Banner,
+        QuitAfter::Ehlo,
+        QuitAfter::Tls,
+        QuitAfter::Auth,
+        QuitAfter::Mail,
+        QuitAfter::Rcpt,
+    ];
+
+    /// The name, as swaks spells it ("connect", "rcpt", …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuitAfter::Connect => "connect",
+            QuitAfter::Banner => "banner",
+            QuitAfter::Ehlo => "ehlo",
+            QuitAfter::Tls => "tls",
+            QuitAfter::Auth => "auth",
+            QuitAfter::Mail => "mail",
+            QuitAfter::Rcpt => "rcpt",
+        }
+    }
+
+    /// The stage the session is in when it stops.
+    pub fn stage(self) -> Stage {
+        match self {
+            QuitAfter::Connect => Stage::Connect,
+            QuitAfter::Banner => Stage::Banner,
+            QuitAfter::Ehlo => Stage::Ehlo,
+            QuitAfter::Tls => Stage::StartTls,
+            QuitAfter::Auth => Stage::Auth,
+            QuitAfter::Mail => Stage::MailFrom,
+            QuitAfter::Rcpt => Stage::RcptTo,
+        }
+    }
+}
+
+impl fmt::Display for QuitAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Client settings for a delivery.
 #[derive(Debug, Clone)]
 pub struct SendSettings {
@@ -92,9 +213,56 @@ pub struct SendSettings {
     pub ehlo: String,
     /// Network timeouts.
     pub timeouts: Timeouts,
-    /// Extra trust anchors for judging STARTTLS certificates (besides the
-    /// webpki roots), e.g. a lab CA.
+    /// Extra trust anchors for judging TLS certificates (besides the webpki
+    /// roots), e.g. a lab CA.
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// The DNS server for MX and address lookups (UDP, TCP for truncated
+    /// answers), instead of the system's configuration; with it, a fixed
+    /// route's host name is looked up there too.
+    pub resolver: Option<SocketAddr>,
+    /// The local address every connection is made from. Destination
+    /// addresses of the other family are skipped.
+    pub source_ip: Option<IpAddr>,
+    /// When and how strictly to use TLS.
+    pub tls: TlsPolicy,
+    /// Credentials, for a relay or submission server; `None` sends no AUTH.
+    pub auth: Option<Auth>,
+    /// Stop early, for `probe smtp --quit-after`; `None` runs whole transactions.
+    pub quit_after: Option<QuitAfter>,
+    /// Gets every transcript line as it happens, and the message content as
+    /// it is sent (which transcripts never keep).
+    pub observer: Option<Observer>,
+}
+
+impl Default for SendSettings {
+    /// [`SendSettings::new`] with an empty EHLO name, which must be set:
+    /// delivery refuses an empty one before connecting.
+    fn default() -> Self {
+        SendSettings::new(String::new())
+    }
+}
+
+impl SendSettings {
+    /// Settings with this EHLO name and defaults for the rest: Postfix-like
+    /// timeouts, opportunistic TLS, system resolver, no AUTH.
+    pub fn new(ehlo: impl Into<String>) -> SendSettings {
+        SendSettings {
+            ehlo: ehlo.into(),
+            timeouts: Timeouts::default(),
+            extra_roots: Vec::new(),
+            resolver: None,
+            source_ip: None,
+            tls: TlsPolicy::default(),
+            auth: None,
+            quit_after: None,
+            observer: None,
+        }
+    }
+
+    /// A transcript that feeds the observer, if any.
+    fn transcript(&self) -> Transcript {
+        Transcript::with_observer(self.observer.clone())
+    }
 }
 
 /// The record of one connection (or of a failure to get one).
@@ -105,12 +273,33 @@ pub struct Attempt {
     pub host: String,
     /// The address connected to; `None` if no connection was made.
     pub addr: Option<SocketAddr>,
-    /// What TLS negotiated, if STARTTLS succeeded.
+    /// What TLS negotiated, if it was started.
     pub tls: Option<TlsInfo>,
-    /// Everything said on the connection.
+    /// Everything said on the connection for this message. A message sent
+    /// on a connection reused from an earlier one starts with a note saying
+    /// so; the banner, EHLO and TLS lines are in the first message's.
     pub transcript: Transcript,
     /// How it ended.
     pub ending: Ending,
+}
+
+impl Attempt {
+    fn new(
+        host: &str,
+        addr: Option<SocketAddr>,
+        tls: Option<TlsInfo>,
+        mut transcript: Transcript,
+        ending: Ending,
+    ) -> Attempt {
+        transcript.detach();
+        Attempt {
+            host: host.to_owned(),
+            addr,
+            tls,
+            transcript,
+            ending,
+        }
+    }
 }
 
 /// All attempts made to deliver one message, in order.
@@ -137,69 +326,201 @@ impl Delivery {
             .last()
             .map_or(&NO_ATTEMPTS, |attempt| &attempt.ending)
     }
+}
 
-    fn single_failure(host: &str, stage: Stage, error: SessionError) -> Delivery {
-        let mut transcript = Transcript::new();
-        transcript.error(error.to_string());
-        Delivery {
-            attempts: vec![Attempt {
-                host: host.to_owned(),
-                addr: None,
-                tls: None,
-                transcript,
-                ending: Ending::Failed { stage, error },
-            }],
-        }
-    }
+/// One failed attempt that never reached a server.
+fn unconnected_failure(
+    host: &str,
+    stage: Stage,
+    error: SessionError,
+    settings: &SendSettings,
+) -> Attempt {
+    let mut transcript = settings.transcript();
+    transcript.error(error.to_string());
+    Attempt::new(
+        host,
+        None,
+        None,
+        transcript,
+        Ending::Failed { stage, error },
+    )
 }
 
 /// Delivers one message. Never panics, never returns Err: every failure is an Ending.
 ///
-/// Each host is tried with opportunistic STARTTLS; if the TLS handshake
-/// fails, the same host is tried once more in the clear, as Postfix does at
-/// security level "may". With [`Route::Mx`], hosts are tried in preference
-/// order until one accepts or refuses permanently (RFC 5321 §5.1).
+/// With [`TlsPolicy::Opportunistic`] each host is tried with STARTTLS; if
+/// the TLS handshake fails, the same host is tried once more in the clear,
+/// as Postfix does at security level "may". With [`Route::Mx`], hosts are
+/// tried in preference order until one accepts or refuses permanently
+/// (RFC 5321 §5.1).
 pub async fn deliver(
     route: &Route,
     envelope: &Envelope,
     message: &[u8],
     settings: &SendSettings,
 ) -> Delivery {
-    let target = match route {
-        Route::Fixed { host, .. } => host,
-        Route::Mx { domain } => domain,
+    let item = Outgoing {
+        envelope: envelope.clone(),
+        message: message.to_vec(),
+        envid: None,
     };
-    if let Err((stage, error)) = check_input(envelope, settings) {
-        return Delivery::single_failure(target, stage, error);
+    let mut deliveries = deliver_many(route, std::slice::from_ref(&item), settings).await;
+    deliveries.pop().unwrap_or(Delivery {
+        attempts: Vec::new(),
+    })
+}
+
+/// Delivers several messages over one connection while it lasts; one
+/// [`Delivery`] per item, in order. See [`deliver_each`].
+pub async fn deliver_many(
+    route: &Route,
+    items: &[Outgoing],
+    settings: &SendSettings,
+) -> Vec<Delivery> {
+    let mut done: Vec<Option<Delivery>> = vec![None; items.len()];
+    deliver_each(route, items, settings, &mut |index, delivery: &Delivery| {
+        done[index] = Some(delivery.clone());
+    })
+    .await;
+    done.into_iter()
+        .map(|delivery| {
+            delivery.unwrap_or(Delivery {
+                attempts: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// Delivers several messages over one connection while it lasts, and calls
+/// `on_done(index, delivery)` once per item, the moment its delivery is
+/// final (so a caller can store it before the next transaction ends). Never
+/// panics, never fails as a whole.
+///
+/// Transactions are separated by RSET (RFC 5321 §4.1.1.5); a refusal of one
+/// message does not stop the next. With PIPELINING (RFC 2920) offered, RSET,
+/// MAIL, RCPT and DATA go out in one write and their replies are read in
+/// order. If the connection dies, the message in flight gets that failure
+/// and the rest go on over a new connection to the same host; each
+/// connection settles at least one message, so a batch of N never needs more
+/// than N. The MX rules of [`deliver`] apply per message.
+pub async fn deliver_each<F>(
+    route: &Route,
+    items: &[Outgoing],
+    settings: &SendSettings,
+    on_done: &mut F,
+) where
+    F: FnMut(usize, &Delivery),
+{
+    let mut tally = Tally {
+        results: vec![
+            Delivery {
+                attempts: Vec::new()
+            };
+            items.len()
+        ],
+        done: vec![false; items.len()],
+        on_done,
+    };
+    let (target, port) = match route {
+        Route::Fixed { host, port } => (host, *port),
+        Route::Mx { domain, port } => (domain, *port),
+    };
+    let mut pending = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match check_input(item, settings) {
+            Ok(()) => pending.push(index),
+            Err((stage, error)) => {
+                tally.record(
+                    index,
+                    unconnected_failure(target, stage, error, settings),
+                    true,
+                );
+            }
+        }
     }
+    if !pending.is_empty() {
+        match plan_route(route, settings).await {
+            Ok((targets, resolver)) => {
+                let batch = Batch {
+                    items,
+                    settings,
+                    port,
+                    resolver: &resolver,
+                };
+                batch.deliver(&targets, pending, &mut tally).await;
+            }
+            Err(error) => {
+                let attempt = unconnected_failure(target, Stage::Resolve, error, settings);
+                for index in pending {
+                    tally.record(index, attempt.clone(), true);
+                }
+            }
+        }
+    }
+    // Whatever is left (no targets at all) is as final as it gets.
+    for index in 0..items.len() {
+        tally.finish(index);
+    }
+}
+
+/// The deliveries so far, and who to tell when one is final.
+struct Tally<'f, F> {
+    results: Vec<Delivery>,
+    done: Vec<bool>,
+    on_done: &'f mut F,
+}
+
+impl<F: FnMut(usize, &Delivery)> Tally<'_, F> {
+    /// Adds an attempt; `may_finish` says whether nothing else would be
+    /// tried for this item if the ending warrants it.
+    fn record(&mut self, index: usize, attempt: Attempt, may_finish: bool) {
+        let final_ending = !attempt.ending.warrants_next_mx();
+        self.results[index].attempts.push(attempt);
+        if may_finish || final_ending {
+            self.finish(index);
+        }
+    }
+
+    fn finish(&mut self, index: usize) {
+        if !self.done[index] {
+            self.done[index] = true;
+            (self.on_done)(index, &self.results[index]);
+        }
+    }
+
+    fn is_done(&self, index: usize) -> bool {
+        self.done[index]
+    }
+}
+
+/// The hosts to try, and how to find their addresses.
+async fn plan_route(
+    route: &Route,
+    settings: &SendSettings,
+) -> Result<(Vec<Target>, HostResolver), SessionError> {
+    let dns = || match settings.resolver {
+        Some(server) => mx::resolver_at(server),
+        None => mx::system_resolver(),
+    };
     match route {
         Route::Fixed { host, port } => {
-            let targets = [Target {
+            let target = Target {
                 host: host.clone(),
                 note: format!("Fixed route to {host} port {port}"),
-            }];
-            deliver_to_hosts(
-                &targets,
-                *port,
-                &HostResolver::System,
-                envelope,
-                message,
-                settings,
-            )
-            .await
+            };
+            let resolver = match settings.resolver {
+                Some(_) => HostResolver::Dns(Box::new(dns()?)),
+                None => HostResolver::System,
+            };
+            Ok((vec![target], resolver))
         }
-        Route::Mx { domain } => {
-            let limit = settings.timeouts.connect;
-            let resolver = match mx::system_resolver() {
-                Ok(resolver) => resolver,
-                Err(error) => return Delivery::single_failure(domain, Stage::Resolve, error),
-            };
-            let targets = match mx::lookup(&resolver, domain, limit).await {
-                Ok(plan) => targets_for(domain, plan),
-                Err(error) => return Delivery::single_failure(domain, Stage::Resolve, error),
-            };
-            let resolver = HostResolver::Dns(Box::new(resolver));
-            deliver_to_hosts(&targets, SMTP_PORT, &resolver, envelope, message, settings).await
+        Route::Mx { domain, .. } => {
+            let resolver = dns()?;
+            let plan = mx::lookup(&resolver, domain, settings.timeouts.connect).await?;
+            Ok((
+                targets_for(domain, plan),
+                HostResolver::Dns(Box::new(resolver)),
+            ))
         }
     }
 }
@@ -233,7 +554,8 @@ enum HostResolver {
     /// The operating system's resolver (getaddrinfo: /etc/hosts, then DNS),
     /// for fixed routes, which users expect to behave like any other tool.
     System,
-    /// hickory, for MX hosts, so that MX and address lookups agree.
+    /// hickory, for MX hosts, so that MX and address lookups agree, and for
+    /// every lookup when a resolver address is configured.
     Dns(Box<hickory_resolver::TokioResolver>),
     /// Fixed answers, so the MX fallback logic can be tested on loopback.
     #[cfg(test)]
@@ -294,80 +616,142 @@ impl HostResolver {
     }
 }
 
-async fn deliver_to_hosts(
-    targets: &[Target],
+/// A batch on its way through the hosts of one route.
+struct Batch<'a> {
+    items: &'a [Outgoing],
+    settings: &'a SendSettings,
     port: u16,
-    resolver: &HostResolver,
-    envelope: &Envelope,
-    message: &[u8],
-    settings: &SendSettings,
-) -> Delivery {
-    let mut attempts: Vec<Attempt> = Vec::new();
-    for target in targets {
-        let mut transcript = Transcript::new();
-        transcript.info(target.note.clone());
-        match resolver
-            .addresses(&target.host, port, settings.timeouts.connect)
-            .await
-        {
-            Err(error) => {
-                transcript.error(error.to_string());
-                attempts.push(Attempt {
-                    host: target.host.clone(),
-                    addr: None,
-                    tls: None,
-                    transcript,
-                    ending: Ending::Failed {
-                        stage: Stage::Resolve,
-                        error,
-                    },
-                });
+    resolver: &'a HostResolver,
+}
+
+impl Batch<'_> {
+    /// Tries each target in turn with the items that still warrant it.
+    async fn deliver<F: FnMut(usize, &Delivery)>(
+        &self,
+        targets: &[Target],
+        mut pending: Vec<usize>,
+        tally: &mut Tally<'_, F>,
+    ) {
+        for (n, target) in targets.iter().enumerate() {
+            pending.retain(|&index| !tally.is_done(index));
+            if pending.is_empty() {
+                break;
             }
-            Ok(addrs) => {
-                let (attempt, handshake_failed) = session::run(
-                    &target.host,
-                    &addrs,
-                    transcript,
-                    envelope,
-                    message,
-                    settings,
-                    true,
-                )
-                .await;
-                attempts.push(attempt);
-                if handshake_failed {
-                    let mut transcript = Transcript::new();
-                    transcript.info(format!(
-                        "Retrying {} without STARTTLS after the TLS handshake failed",
-                        target.host
-                    ));
-                    let (attempt, _) = session::run(
+            let last_target = n + 1 == targets.len();
+            let mut transcript = self.settings.transcript();
+            transcript.info(target.note.clone());
+            match self
+                .resolver
+                .addresses(&target.host, self.port, self.settings.timeouts.connect)
+                .await
+            {
+                Err(error) => {
+                    transcript.error(error.to_string());
+                    let attempt = Attempt::new(
+                        &target.host,
+                        None,
+                        None,
+                        transcript,
+                        Ending::Failed {
+                            stage: Stage::Resolve,
+                            error,
+                        },
+                    );
+                    for &index in &pending {
+                        tally.record(index, attempt.clone(), last_target);
+                    }
+                }
+                Ok(addrs) => {
+                    self.to_host(
                         &target.host,
                         &addrs,
                         transcript,
-                        envelope,
-                        message,
-                        settings,
-                        false,
+                        &pending,
+                        last_target,
+                        tally,
                     )
                     .await;
-                    attempts.push(attempt);
                 }
             }
         }
-        let go_on = attempts
-            .last()
-            .is_some_and(|attempt| attempt.ending.warrants_next_mx());
-        if !go_on {
-            break;
+    }
+
+    /// Sends the items to one host, reconnecting after a lost connection.
+    async fn to_host<F: FnMut(usize, &Delivery)>(
+        &self,
+        host: &str,
+        addrs: &[SocketAddr],
+        transcript: Transcript,
+        items: &[usize],
+        last_target: bool,
+        tally: &mut Tally<'_, F>,
+    ) {
+        let mut queue: Vec<usize> = items.to_vec();
+        let mut next_transcript = Some(transcript);
+        let mut offer_starttls = true;
+        while !queue.is_empty() {
+            let transcript = next_transcript.take().unwrap_or_else(|| {
+                let mut transcript = self.settings.transcript();
+                transcript.info(format!(
+                    "Reconnecting to {host} for the {} remaining message(s) after the connection was lost",
+                    queue.len()
+                ));
+                transcript
+            });
+            let jobs: Vec<(usize, &Outgoing)> = queue
+                .iter()
+                .map(|&index| (index, &self.items[index]))
+                .collect();
+            let mut sink =
+                |index: usize, attempt: Attempt| tally.record(index, attempt, last_target);
+            let outcome = session::run(
+                host,
+                addrs,
+                transcript,
+                &jobs,
+                self.settings,
+                offer_starttls,
+                &mut sink,
+            )
+            .await;
+            match outcome {
+                session::RunOutcome::Setup {
+                    attempt,
+                    handshake_failed,
+                } => {
+                    let retry_in_clear = handshake_failed
+                        && offer_starttls
+                        && self.settings.tls == TlsPolicy::Opportunistic;
+                    for &index in &queue {
+                        tally.record(index, (*attempt).clone(), last_target && !retry_in_clear);
+                    }
+                    if !retry_in_clear {
+                        return;
+                    }
+                    offer_starttls = false;
+                    let mut transcript = self.settings.transcript();
+                    transcript.info(format!(
+                        "Retrying {host} without STARTTLS after the TLS handshake failed"
+                    ));
+                    next_transcript = Some(transcript);
+                }
+                session::RunOutcome::Transactions { settled, unreached } => {
+                    // Every connection settles at least one item; without
+                    // that this loop could go on for ever.
+                    if settled == 0 {
+                        return;
+                    }
+                    queue = unreached;
+                }
+            }
         }
     }
-    Delivery { attempts }
 }
 
 /// Rejects input that would corrupt the SMTP dialogue before anything is
 /// sent: a line break in an address would smuggle in extra commands.
-fn check_input(envelope: &Envelope, settings: &SendSettings) -> Result<(), (Stage, SessionError)> {
+fn check_input(item: &Outgoing, settings: &SendSettings) -> Result<(), (Stage, SessionError)> {
+    let envelope = &item.envelope;
     let bad = |what, value: &str, why| SessionError::BadInput {
         what,
         value: value.to_owned(),
@@ -387,6 +771,15 @@ fn check_input(envelope: &Envelope, settings: &SendSettings) -> Result<(), (Stag
             ),
         ));
     }
+    if let Some(auth) = &settings.auth
+        && auth.username.chars().any(|c| c.is_control())
+    {
+        // Shown without the value: it sits next to the password.
+        return Err((
+            Stage::Auth,
+            bad("AUTH user name", "", "it contains control characters"),
+        ));
+    }
     let path_problem = |address: &str| {
         address
             .chars()
@@ -398,6 +791,19 @@ fn check_input(envelope: &Envelope, settings: &SendSettings) -> Result<(), (Stag
             Stage::MailFrom,
             bad("MAIL FROM address", &envelope.mail_from, why),
         ));
+    }
+    if let Some(envid) = &item.envid {
+        let printable = envid.chars().all(|c| c == ' ' || c.is_ascii_graphic());
+        if !printable || envid.is_empty() || envid.len() > dsn::MAX_ENVID_LEN {
+            return Err((
+                Stage::MailFrom,
+                bad(
+                    "ENVID",
+                    envid,
+                    "RFC 3461 wants 1 to 100 printable ASCII characters",
+                ),
+            ));
+        }
     }
     if envelope.rcpt_to.is_empty() {
         return Err((
@@ -422,14 +828,46 @@ mod tests {
 
     fn settings() -> SendSettings {
         SendSettings {
-            ehlo: "probe.lab.test".into(),
             timeouts: Timeouts {
                 connect: Duration::from_secs(2),
                 command: Duration::from_secs(2),
                 data_end: Duration::from_secs(2),
             },
-            extra_roots: Vec::new(),
+            ..SendSettings::new("probe.lab.test")
         }
+    }
+
+    /// One message through the MX fallback logic, with fixed answers.
+    async fn deliver_to_hosts(
+        targets: &[Target],
+        resolver: &HostResolver,
+        message: &[u8],
+    ) -> Delivery {
+        let items = [Outgoing {
+            envelope: envelope(),
+            message: message.to_vec(),
+            envid: None,
+        }];
+        let settings = settings();
+        let mut calls = Vec::new();
+        let mut on_done = |index: usize, delivery: &Delivery| calls.push((index, delivery.clone()));
+        let mut tally = Tally {
+            results: vec![Delivery {
+                attempts: Vec::new(),
+            }],
+            done: vec![false],
+            on_done: &mut on_done,
+        };
+        let batch = Batch {
+            items: &items,
+            settings: &settings,
+            port: SMTP_PORT,
+            resolver,
+        };
+        batch.deliver(targets, vec![0], &mut tally).await;
+        tally.finish(0);
+        assert_eq!(calls.len(), 1, "on_done called once");
+        calls.pop().unwrap().1
     }
 
     fn envelope() -> Envelope {
@@ -499,11 +937,8 @@ mod tests {
         ]);
         let delivery = deliver_to_hosts(
             &targets(&["mx1.lab.test", "mx2.lab.test"]),
-            SMTP_PORT,
             &resolver,
-            &envelope(),
             b"Subject: x\n\nhi\n",
-            &settings(),
         )
         .await;
         let hosts: Vec<&str> = delivery.attempts.iter().map(|a| a.host.as_str()).collect();
@@ -526,11 +961,8 @@ mod tests {
         ]);
         let delivery = deliver_to_hosts(
             &targets(&["mx1.lab.test", "mx2.lab.test"]),
-            SMTP_PORT,
             &resolver,
-            &envelope(),
             b"hi\n",
-            &settings(),
         )
         .await;
         assert_eq!(delivery.attempts.len(), 1);
@@ -550,11 +982,8 @@ mod tests {
         ]);
         let delivery = deliver_to_hosts(
             &targets(&["down.lab.test", "nowhere.lab.test", "mx.lab.test"]),
-            SMTP_PORT,
             &resolver,
-            &envelope(),
             b"hi\n",
-            &settings(),
         )
         .await;
         assert_eq!(delivery.attempts.len(), 3);
@@ -639,6 +1068,7 @@ mod tests {
         fn assert_send<T: Send>(_: T) {}
         let route = Route::Mx {
             domain: "lab.test".into(),
+            port: SMTP_PORT,
         };
         let envelope = envelope();
         let settings = settings();

@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::LookupIpStrategy;
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+};
 use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 
 use super::outcome::SessionError;
@@ -88,6 +91,33 @@ pub(crate) fn system_resolver() -> Result<TokioResolver, SessionError> {
     let mut builder = TokioResolver::builder_tokio().map_err(dns_error)?;
     builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
     builder.build().map_err(dns_error)
+}
+
+/// A resolver that asks only `server`, over UDP with TCP for truncated
+/// answers, and ignores /etc/resolv.conf and /etc/hosts: a lab's or a
+/// split-horizon view of DNS must not be mixed with the system's.
+pub(crate) fn resolver_at(server: SocketAddr) -> Result<TokioResolver, SessionError> {
+    let with_port = |mut connection: ConnectionConfig| {
+        connection.port = server.port();
+        connection
+    };
+    let name_server = NameServerConfig::new(
+        server.ip(),
+        true,
+        vec![
+            with_port(ConnectionConfig::udp()),
+            with_port(ConnectionConfig::tcp()),
+        ],
+    );
+    let config = ResolverConfig::from_name_servers(vec![name_server]);
+    let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+    builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    builder.options_mut().use_hosts_file = ResolveHosts::Never;
+    builder.build().map_err(|error| SessionError::Dns {
+        name: format!("(resolver {server})"),
+        reason: error.to_string(),
+        nxdomain: false,
+    })
 }
 
 /// Looks up the MX records of `domain` and plans the hosts to try.

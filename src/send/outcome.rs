@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::ser::SerializeStruct;
 
+use super::QuitAfter;
 use super::reply::{Reply, ReplyError, Severity};
 
 /// The SMTP stage at which a transaction ended.
@@ -21,8 +23,11 @@ pub enum Stage {
     Banner,
     /// EHLO, or the HELO fallback.
     Ehlo,
-    /// The STARTTLS command and the TLS handshake (RFC 3207).
+    /// The STARTTLS command and the TLS handshake (RFC 3207), or the
+    /// handshake right after connecting for implicit TLS (RFC 8314 §3.3).
     StartTls,
+    /// SMTP authentication (RFC 4954).
+    Auth,
     /// MAIL FROM.
     MailFrom,
     /// RCPT TO.
@@ -43,6 +48,7 @@ impl Stage {
             Stage::Banner => "banner",
             Stage::Ehlo => "ehlo",
             Stage::StartTls => "starttls",
+            Stage::Auth => "auth",
             Stage::MailFrom => "mail_from",
             Stage::RcptTo => "rcpt_to",
             Stage::Data => "data",
@@ -110,15 +116,35 @@ impl Ending {
     /// acceptance or a 5xx (the domain's answer is final). Also no after a
     /// failure at the end of data: the host may have taken the message, and a
     /// second copy through another MX would blur where the probe landed.
-    /// Bad local input is no reason to bother another host either.
+    /// Bad local input, a source address that cannot be bound and a stop
+    /// the caller asked for are no reason to bother another host either.
     pub fn warrants_next_mx(&self) -> bool {
         match self {
             Ending::Accepted { .. } => false,
             Ending::Refused { reply, .. } => reply.severity() == Severity::TransientNegative,
             Ending::Failed { stage, error } => {
-                *stage != Stage::DataEnd && !matches!(error, SessionError::BadInput { .. })
+                *stage != Stage::DataEnd
+                    && !matches!(
+                        error,
+                        SessionError::BadInput { .. }
+                            | SessionError::Bind { .. }
+                            | SessionError::Stopped { .. }
+                    )
             }
         }
+    }
+
+    /// True when the session stopped early because
+    /// [`SendSettings::quit_after`](super::SendSettings::quit_after) asked it
+    /// to, not because anything went wrong.
+    pub fn is_stopped(&self) -> bool {
+        matches!(
+            self,
+            Ending::Failed {
+                error: SessionError::Stopped { .. },
+                ..
+            }
+        )
     }
 }
 
@@ -219,6 +245,61 @@ pub enum SessionError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// The TLS policy demanded TLS (or a verified certificate) and did not
+    /// get it: STARTTLS not offered or refused, the handshake failed, or the
+    /// certificate did not verify. Nothing was sent after that.
+    #[error("TLS required with {server}, but {reason}")]
+    TlsRequired {
+        /// The peer.
+        server: String,
+        /// What was missing, e.g. "the server does not offer STARTTLS".
+        reason: String,
+    },
+    /// Credentials were not sent because the connection could be read by a
+    /// third party: no TLS, or TLS with an unverified certificate, and the
+    /// caller did not allow that.
+    #[error("refusing to send credentials to {server}: {reason}")]
+    PlaintextAuthRefused {
+        /// The peer.
+        server: String,
+        /// Why the connection does not qualify.
+        reason: String,
+    },
+    /// AUTH could not be attempted: the server offers no AUTH, or no
+    /// mechanism we are allowed to use (RFC 4954 §3).
+    #[error("cannot authenticate with {server}: {reason}")]
+    AuthUnavailable {
+        /// The peer.
+        server: String,
+        /// What the server offers and we allow.
+        reason: String,
+    },
+    /// The source address could not be bound (not an address of this host,
+    /// or already in use).
+    #[error("cannot bind the source address {source_ip}: {error}")]
+    Bind {
+        /// The source address asked for.
+        source_ip: IpAddr,
+        /// The operating system's error (shared so that endings can be cloned).
+        error: Arc<io::Error>,
+    },
+    /// Every address of the host is of the other family than the source address.
+    #[error("{host} has no {family} address to reach from the source address {source_ip}")]
+    NoAddressOfFamily {
+        /// The host.
+        host: String,
+        /// The source address asked for.
+        source_ip: IpAddr,
+        /// "IPv4" or "IPv6", the source address's family.
+        family: &'static str,
+    },
+    /// The session stopped where the caller asked it to (swaks's
+    /// `--quit-after`); nothing went wrong.
+    #[error("stopped after {after} as asked")]
+    Stopped {
+        /// Where.
+        after: QuitAfter,
+    },
 }
 
 impl SessionError {
@@ -235,6 +316,12 @@ impl SessionError {
             SessionError::NullMx { .. } => "null_mx",
             SessionError::NoAddresses { .. } => "no_addresses",
             SessionError::BadInput { .. } => "bad_input",
+            SessionError::TlsRequired { .. } => "tls_required",
+            SessionError::PlaintextAuthRefused { .. } => "plaintext_auth_refused",
+            SessionError::AuthUnavailable { .. } => "auth_unavailable",
+            SessionError::Bind { .. } => "bind",
+            SessionError::NoAddressOfFamily { .. } => "no_address_of_family",
+            SessionError::Stopped { .. } => "stopped",
         }
     }
 

@@ -260,6 +260,21 @@ impl Reply {
         self.severity() == Severity::PositiveCompletion
     }
 
+    /// The queue id in a Postfix-style acceptance, "250 2.0.0 Ok: queued as
+    /// 4D16198E6AE": what to look for in that MTA's log. `None` when the
+    /// reply has no "queued as" followed by an alphanumeric id.
+    pub fn queue_id(&self) -> Option<&str> {
+        const MARK: &str = "queued as ";
+        self.lines.iter().find_map(|line| {
+            let start = line.find(MARK)? + MARK.len();
+            let rest = &line[start..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            (end > 0).then(|| &rest[..end])
+        })
+    }
+
     /// The text of all lines joined with a space, the enhanced code (when it prefixes each line) stripped.
     ///
     /// The code is stripped from every line that starts with the same code as
@@ -492,6 +507,33 @@ mod tests {
         for (lines, expected) in cases {
             let error = Reply::parse(&lines).expect_err(&format!("{lines:?} parsed"));
             assert!(expected(&error), "{lines:?} gave {error:?}");
+        }
+    }
+
+    #[test]
+    fn queue_ids() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["2.0.0 Ok: queued as 4D16198E6AE"], Some("4D16198E6AE")),
+            // Postfix long queue ids (enable_long_queue_ids = yes).
+            (
+                &["2.0.0 Ok: queued as 4Xyz1s2AbCzMd"],
+                Some("4Xyz1s2AbCzMd"),
+            ),
+            (
+                &["first line", "2.0.0 Ok: queued as ABC123 (extra)"],
+                Some("ABC123"),
+            ),
+            (&["2.0.0 Ok: queued as "], None),
+            (&["2.0.0 Ok"], None),
+            (&["OK id=1abcde-000001-AB"], None),
+        ];
+        for (lines, want) in cases {
+            let reply = Reply {
+                code: 250,
+                enhanced: None,
+                lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+            };
+            assert_eq!(reply.queue_id(), *want, "{lines:?}");
         }
     }
 

@@ -1,7 +1,9 @@
-//! The swaks-like record of one SMTP connection.
+//! The swaks-like record of one SMTP connection, and the live view of it.
 
 use std::fmt;
 use std::time::Instant;
+
+use super::reply::decode_line;
 
 /// What a transcript line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -51,6 +53,27 @@ pub struct TranscriptLine {
     pub redacted: bool,
 }
 
+/// What a live observer receives while a session runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// A line, at the moment it is added to a transcript.
+    Line(TranscriptLine),
+    /// One line of message content as it goes out (dot-stuffed as on the
+    /// wire, without CRLF, control characters replaced). Only observers see
+    /// content: transcripts record its size.
+    Content {
+        /// Whether it went over TLS.
+        tls: bool,
+        /// The line.
+        text: String,
+    },
+}
+
+/// Where live lines go, so that a caller can show the dialogue while it
+/// happens (a stalled server is then visible) without the protocol code
+/// printing anything itself.
+pub type Observer = tokio::sync::mpsc::UnboundedSender<Observed>;
+
 /// The swaks-like record of one connection.
 ///
 /// Message content is never recorded, only its size, so transcripts stay
@@ -63,6 +86,9 @@ pub struct Transcript {
     /// is fine because only live transcripts get new lines.
     #[serde(skip, default = "Instant::now")]
     start: Instant,
+    /// Gets a copy of each line as it is added.
+    #[serde(skip)]
+    observer: Option<Observer>,
 }
 
 impl Default for Transcript {
@@ -74,9 +100,36 @@ impl Default for Transcript {
 impl Transcript {
     /// An empty transcript whose clock starts now.
     pub fn new() -> Transcript {
+        Transcript::with_observer(None)
+    }
+
+    /// An empty transcript that also hands each new line to `observer`.
+    pub fn with_observer(observer: Option<Observer>) -> Transcript {
         Transcript {
             lines: Vec::new(),
             start: Instant::now(),
+            observer,
+        }
+    }
+
+    /// Stops forwarding lines: a finished transcript should not keep the
+    /// caller's channel open.
+    pub(crate) fn detach(&mut self) {
+        self.observer = None;
+    }
+
+    /// Shows message content to the observer, line by line, without
+    /// recording it. Costs nothing without an observer.
+    pub(crate) fn observe_content(&self, content: &[u8], tls: bool) {
+        let Some(observer) = &self.observer else {
+            return;
+        };
+        let content = content.strip_suffix(b"\r\n").unwrap_or(content);
+        for line in content.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = decode_line(line);
+            // A caller that stopped listening is no reason to stop sending.
+            let _ = observer.send(Observed::Content { tls, text });
         }
     }
 
@@ -123,12 +176,16 @@ impl Transcript {
 
     fn push_line(&mut self, kind: LineKind, text: String, redacted: bool) {
         let elapsed_ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.lines.push(TranscriptLine {
+        let line = TranscriptLine {
             elapsed_ms,
             kind,
             text,
             redacted,
-        });
+        };
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(Observed::Line(line.clone()));
+        }
+        self.lines.push(line);
     }
 }
 
@@ -168,6 +225,31 @@ mod tests {
         );
         assert!(t.lines[5].redacted);
         assert!(!t.lines[4].redacted);
+    }
+
+    #[test]
+    fn observer_sees_lines_and_content_but_transcript_keeps_no_content() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut t = Transcript::with_observer(Some(tx));
+        t.sent("DATA", true);
+        t.observe_content(b"Subject: x\r\n\r\n..dot\r\n", true);
+        t.detach();
+        t.sent("QUIT", true);
+        let mut seen = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            seen.push(event);
+        }
+        let content = |text: &str| Observed::Content {
+            tls: true,
+            text: text.into(),
+        };
+        assert_eq!(
+            seen[1..],
+            [content("Subject: x"), content(""), content("..dot")]
+        );
+        assert!(matches!(&seen[0], Observed::Line(l) if l.text == "DATA"));
+        assert_eq!(seen.len(), 4, "QUIT came after detach: {seen:?}");
+        assert_eq!(t.lines.len(), 2);
     }
 
     #[test]
