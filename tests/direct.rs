@@ -138,3 +138,56 @@ fn seeds_behind_one_mx_share_a_connection() {
     assert_eq!(banners, 1, "one connection, one banner: {transcripts:#?}");
     assert!(transcripts[1].contains("RSET") || transcripts[2].contains("RSET"));
 }
+
+/// Postfix's smtp-sink on a free loopback port: a real SMTP server that offers no STARTTLS.
+struct Sink(std::process::Child, u16);
+
+impl Sink {
+    fn start() -> Sink {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("smtp-sink")
+            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "16"])
+            .spawn()
+            .expect("smtp-sink (from the postfix package)");
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed().as_secs() < 10, "smtp-sink did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Sink(child, port)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn require_tls_defers_instead_of_sending_in_clear() {
+    crate::lab::ensure_lab();
+    let sink = Sink::start();
+    let mx = format!("127.0.0.1:{}", sink.1);
+    let seeds = [seed_entry("sink", "x@sink.lab.test", "inbox", Some(&mx))];
+    // Opportunistic: no STARTTLS on offer, so the message goes in clear and is accepted.
+    let (_d, out) = run_yaml(&config_yaml("", "5s", &seeds), &["send", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(message_for(&json_of(&out), "sink")["smtp"]["code"], 250);
+    // Required: the same server makes it a deferral, and nothing is sent in clear.
+    let (_d, out) = run_yaml(
+        &config_yaml("  require_tls: true\n", "5s", &seeds),
+        &["send", "--all", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let json = json_of(&out);
+    let m = message_for(&json, "sink");
+    assert_eq!(m["verdict"], "deferred", "{m:#}");
+    assert_eq!(m["smtp"]["stage"], "starttls", "{m:#}");
+    assert_eq!(m["smtp"]["code"], serde_json::Value::Null, "{m:#}");
+}
