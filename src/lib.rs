@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod config;
 pub mod downstream;
+pub mod evidence;
 pub mod message;
 pub mod poll;
 pub mod report;

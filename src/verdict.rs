@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::downstream::{Downstream, DownstreamAction, DownstreamSource};
+use crate::evidence::SpamSignals;
 use crate::poll::{FolderRole, HeaderEvidence};
 use crate::send::{Ending, SessionError, Severity};
 
@@ -178,31 +179,12 @@ fn downstream_summary(report: &Downstream) -> String {
     }
 }
 
-/// Subject prefixes spam filters add (SpamAssassin's `rewrite_header Subject`, Amavis, rspamd).
-const SUBJECT_MARKS: &[&str] = &["[SPAM]", "***SPAM***", "*****SPAM*****", "{SPAM}", "SPAM:"];
-
 /// The first spam mark on a message in the inbox, described; `None` when it is clean.
 fn spam_mark(headers: &HeaderEvidence) -> Option<String> {
-    if let Some(subject) = &headers.subject {
-        let upper = subject.trim_start().to_ascii_uppercase();
-        if let Some(mark) = SUBJECT_MARKS.iter().find(|m| upper.starts_with(*m)) {
-            return Some(format!("subject prefix {mark}"));
-        }
-    }
-    if let Some(flag) = headers
-        .values("X-Spam-Flag")
-        .find(|v| v.trim().eq_ignore_ascii_case("yes"))
-    {
-        return Some(format!("X-Spam-Flag: {flag}"));
-    }
-    if let Some(status) = headers.values("X-Spam-Status").find(|v| {
-        v.trim_start()
-            .get(..3)
-            .is_some_and(|p| p.eq_ignore_ascii_case("yes"))
-    }) {
-        return Some(format!("X-Spam-Status: {status}"));
-    }
-    None
+    SpamSignals::from_headers(headers)
+        .marks()
+        .into_iter()
+        .next()
 }
 
 #[cfg(test)]

@@ -105,3 +105,9 @@ fn relay_with_the_relays_log() {
         assert!(m["reason"].as_str().unwrap().contains("relay log"), "{m:#}");
     }
 }
+
+#[test]
+fn relay_with_both_dsns_and_the_log() {
+    // Whichever speaks first decides; the verdicts are the same either way.
+    run_relay(true, true, "8s");
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::poll::HeaderEvidence;
 use crate::store::{MessageRecord, RunRecord};
 use crate::verdict::Verdict;
 
@@ -65,6 +66,13 @@ pub struct JsonMessage<'a> {
     pub folder: Option<&'a str>,
     /// From the end of the SMTP transaction to probe's sighting.
     pub latency_ms: Option<u64>,
+    /// From the end of the SMTP transaction to the provider's own `Received` stamp (whole
+    /// seconds, as `Received` dates have).
+    pub delivery_latency_ms: Option<i64>,
+    /// The provider's own `Authentication-Results` (spf, dkim, dmarc, arc).
+    pub authentication: Vec<crate::evidence::AuthResults>,
+    /// Spam verdict headers found on the message.
+    pub spam: Option<crate::evidence::SpamSignals>,
     /// TLS of the SMTP connection.
     pub tls: Option<serde_json::Value>,
     /// Header fields of the found message.
@@ -119,26 +127,49 @@ impl RunReport {
             messages: self
                 .messages
                 .iter()
-                .map(|m| JsonMessage {
-                    seed: &m.seed,
-                    provider: &m.provider,
-                    address: &m.address,
-                    token: &m.token,
-                    verdict: m.verdict.map(Verdict::as_label),
-                    reason: m.verdict_reason.as_deref(),
-                    smtp: JsonSmtp {
-                        host: m.smtp_host.as_deref(),
-                        stage: m.smtp_stage.as_deref(),
-                        code: m.smtp_code,
-                        enhanced: m.smtp_enhanced.as_deref(),
-                        text: m.smtp_text.as_deref(),
-                        error: m.smtp_error.as_deref(),
-                    },
-                    folder: m.folder.as_deref(),
-                    latency_ms: m.latency().map(|d| d.as_millis() as u64),
-                    tls: parse(&m.tls_json),
-                    headers: parse(&m.headers_json),
-                    poll_error: m.poll_error.as_deref(),
+                .map(|m| {
+                    let headers = m
+                        .headers_json
+                        .as_deref()
+                        .and_then(|j| serde_json::from_str::<HeaderEvidence>(j).ok());
+                    let delivery_latency_ms = headers
+                        .as_ref()
+                        .and_then(crate::evidence::received::received_at)
+                        // Received dates have whole seconds: clamp what truncation makes negative.
+                        .map(|at| (crate::store::unix_ms(at) - m.sent_at).max(0));
+                    JsonMessage {
+                        seed: &m.seed,
+                        provider: &m.provider,
+                        address: &m.address,
+                        token: &m.token,
+                        verdict: m.verdict.map(Verdict::as_label),
+                        reason: m.verdict_reason.as_deref(),
+                        smtp: JsonSmtp {
+                            host: m.smtp_host.as_deref(),
+                            stage: m.smtp_stage.as_deref(),
+                            code: m.smtp_code,
+                            enhanced: m.smtp_enhanced.as_deref(),
+                            text: m.smtp_text.as_deref(),
+                            error: m.smtp_error.as_deref(),
+                        },
+                        folder: m.folder.as_deref(),
+                        latency_ms: m.latency().map(|d| d.as_millis() as u64),
+                        delivery_latency_ms,
+                        authentication: headers
+                            .as_ref()
+                            .map(|h| {
+                                crate::evidence::auth_results::from_receiver(
+                                    h.values("Authentication-Results"),
+                                )
+                            })
+                            .unwrap_or_default(),
+                        spam: headers
+                            .as_ref()
+                            .map(crate::evidence::SpamSignals::from_headers),
+                        tls: parse(&m.tls_json),
+                        headers: parse(&m.headers_json),
+                        poll_error: m.poll_error.as_deref(),
+                    }
                 })
                 .collect(),
         }
