@@ -627,10 +627,12 @@ impl Decider<'_> {
                     headers: &s.evidence,
                 }) {
                     let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
+                    // Reports show the folder as the user sees it, not in modified UTF-7.
+                    let folder = poll::utf7::decode(&s.folder);
                     self.decide(
                         s.token,
                         &decision,
-                        Some((&s.folder, s.role.as_str(), s.seen_at, &headers)),
+                        Some((&folder, s.role.as_str(), s.seen_at, &headers)),
                         progress,
                     )?;
                 }

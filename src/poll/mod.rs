@@ -7,6 +7,7 @@
 
 mod folders;
 mod stream;
+pub mod utf7;
 
 use std::collections::HashSet;
 use std::sync::Arc;
