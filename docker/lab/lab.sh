@@ -51,6 +51,14 @@
 #   probe@sender.lab.test       250, INBOX; the sender: SASL login on the relay
 #                               and its envelope sender, so the relay's DSNs
 #                               (delayed after ~5-10 s, failed at once) land here
+#   sievereject@sievereject.lab.test
+#                               250 (Postfix and LMTP), then the global Sieve
+#                               script's `reject`: Dovecot sends its own
+#                               rejection notice (MDN, report-type=
+#                               disposition-notification) to the envelope
+#                               sender through 127.0.0.1:2525 (submission_host);
+#                               a non-lab sender is refused there (554) and
+#                               the notice dropped, never sent off-box
 # DNS (dns/dnsmasq.conf): MX 10 mx.lab.test for every seed domain above unless
 # noted; mx.lab.test A 127.0.0.1; dead-mx.lab.test A 127.0.0.9;
 # nullmx.lab.test null MX "MX 0 ." (RFC 7505) + A 127.0.0.1, no user; any other name
@@ -260,8 +268,8 @@ read_seeds() {
         [[ -z $addr || $addr == \#* ]] && continue
         [[ $addr =~ ^[a-z0-9._-]+@[a-z0-9.-]+$ ]] || die "$SEEDS:$n: bad address '$addr' (lower-case local@domain)"
         case $kind in
-        inbox | junk | tagged | defer | reject | discard | iprep | sender) ;;
-        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender)" ;;
+        inbox | junk | tagged | defer | reject | discard | iprep | sender | sievereject) ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject)" ;;
         esac
         SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
     done <"$SEEDS"
@@ -301,7 +309,7 @@ render_postfix_tables() {
         echo "# rendered by lab.sh from $SEEDS"
         for i in "${!SEED_ADDRS[@]}"; do
             case ${SEED_KINDS[$i]} in
-            inbox | junk | tagged | discard | iprep | sender) echo "${SEED_ADDRS[$i]} lab" ;;
+            inbox | junk | tagged | discard | iprep | sender | sievereject) echo "${SEED_ADDRS[$i]} lab" ;;
             esac
         done
     } | put "$PF_DIR/virtual_mailboxes" 0644

@@ -26,10 +26,16 @@ impl DsnReport {
     }
 }
 
-/// Parses a whole message; `None` when it is not a DSN.
+/// Parses a whole message; `None` when it is neither a DSN nor a rejection MDN.
+///
+/// Besides DSNs this reads the rejection notice Dovecot's delivery agent sends for a Sieve
+/// `reject` (RFC 5429): a `multipart/report; report-type=disposition-notification` (RFC 8098)
+/// whose `Disposition` says `deleted`, naming our message by `Original-Message-ID`.
 pub fn parse(raw: &[u8]) -> Option<DsnReport> {
     let message = MessageParser::new().parse(raw)?;
     let mut status_block = None;
+    let mut mdn_block = None;
+    let mut explanation = None;
     let mut probe_id = None;
     for part in &message.parts {
         let Some(ct) = part.content_type() else {
@@ -44,13 +50,21 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
             ("message", "delivery-status" | "global-delivery-status") => {
                 status_block = Some(String::from_utf8_lossy(body).into_owned());
             }
+            ("message", "disposition-notification" | "global-disposition-notification") => {
+                mdn_block = Some(String::from_utf8_lossy(body).into_owned());
+            }
+            ("text", "plain") if explanation.is_none() => {
+                explanation = part.text_contents().map(str::to_owned);
+            }
             ("text", "rfc822-headers") | ("message", "rfc822" | "global") if probe_id.is_none() => {
                 probe_id = header_value(&String::from_utf8_lossy(body), "X-Probe-Id");
             }
             _ => {}
         }
     }
-    let status_block = status_block?;
+    let Some(status_block) = status_block else {
+        return parse_rejection_mdn(&mdn_block?, explanation.as_deref(), probe_id);
+    };
     let groups = field_groups(&status_block);
     let per_message = groups.first()?;
     let get = |fields: &[(String, String)], name: &str| {
@@ -91,6 +105,61 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
         probe_id,
         reporting_mta: get(per_message, "Reporting-MTA").map(|v| strip_type(&v)),
         recipients,
+    })
+}
+
+/// A disposition notification counts only when it reports the message deleted unread (a Sieve
+/// `reject`); read receipts and the like are not about delivery.
+fn parse_rejection_mdn(
+    block: &str,
+    explanation: Option<&str>,
+    probe_id: Option<String>,
+) -> Option<DsnReport> {
+    let fields = field_groups(block).into_iter().next()?;
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let disposition = get("Disposition")?.to_ascii_lowercase();
+    let (_, kind) = disposition.rsplit_once(';')?;
+    if !matches!(kind.trim(), "deleted" | "denied" | "failed") {
+        return None;
+    }
+    // Our Message-ID is <TOKEN.seedprobe@domain>.
+    let from_message_id = get("Original-Message-ID").and_then(|id| {
+        let id = id.trim().trim_start_matches('<');
+        id.split_once(".seedprobe@")
+            .map(|(token, _)| token.to_owned())
+    });
+    // The notice's own text is the refusal reason; its first line only introduces it.
+    let diagnostic = explanation.map(|text| {
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines
+            .get(1..)
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(&lines[..])
+            .join(" ")
+    });
+    Some(DsnReport {
+        envelope_id: None,
+        probe_id: probe_id.or(from_message_id),
+        reporting_mta: get("Reporting-UA")
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_owned()),
+        recipients: vec![Downstream {
+            source: DownstreamSource::Dsn,
+            action: DownstreamAction::Failed,
+            recipient: get("Final-Recipient").map(|v| strip_type(&v)),
+            status: None,
+            remote_mta: get("Reporting-UA")
+                .map(|v| v.split(';').next().unwrap_or("").trim().to_owned()),
+            diagnostic,
+        }],
     })
 }
 
@@ -294,6 +363,31 @@ X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
             assert_eq!(d.remote_mta.as_deref(), Some("127.0.0.1"), "{what}");
             assert_eq!(d.reply_code(), Some(*code), "{what}: {:?}", d.diagnostic);
         }
+    }
+
+    #[test]
+    fn dovecot_sieve_reject_notice() {
+        let raw = include_bytes!("../../docker/lab/samples/dovecot-sieve-reject.eml");
+        let r = parse(raw).expect("a rejection MDN");
+        assert_eq!(r.token(), Some("5ed465e1897c474a"));
+        let d = &r.recipients[0];
+        assert_eq!(d.action, DownstreamAction::Failed);
+        assert_eq!(
+            d.recipient.as_deref(),
+            Some("sievereject@sievereject.lab.test")
+        );
+        assert_eq!(d.remote_mta.as_deref(), Some("mx.lab.test"));
+        let why = d.diagnostic.as_deref().unwrap();
+        assert!(
+            why.contains("Message refused by the recipient's mail filter"),
+            "{why}"
+        );
+        // A read receipt is not a delivery report.
+        let receipt = String::from_utf8_lossy(raw).replace(
+            "MDN-sent-automatically; deleted",
+            "MDN-sent-manually; displayed",
+        );
+        assert_eq!(parse(receipt.as_bytes()), None);
     }
 
     #[test]

@@ -404,6 +404,43 @@ async fn step<T, E: std::fmt::Display>(
     }
 }
 
+/// What logging into a mailbox shows: for `probe seeds check`.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The server's capabilities after login.
+    pub capabilities: Vec<String>,
+    /// Every folder from `LIST "" "*"`.
+    pub folders: Vec<ListedMailbox>,
+    /// The spam folder polling would use.
+    pub junk: Option<JunkFolder>,
+}
+
+/// Logs in, lists folders and capabilities, picks the spam folder, logs out. Changes nothing.
+pub async fn inspect(job: &AccountPoll, timeout: Duration) -> Result<Inspection, PollError> {
+    let (mut session, folders) = open(job, timeout).await?;
+    let capabilities = step(&job.imap, "CAPABILITY", timeout, session.capabilities()).await?;
+    let mut capabilities: Vec<String> = capabilities
+        .iter()
+        .map(|c| match c {
+            async_imap::types::Capability::Imap4rev1 => "IMAP4rev1".to_owned(),
+            async_imap::types::Capability::Auth(a) => format!("AUTH={a}"),
+            async_imap::types::Capability::Atom(a) => a.to_string(),
+        })
+        .collect();
+    capabilities.sort();
+    let junk = find_junk(
+        &folders,
+        job.imap.spam_folder.as_deref(),
+        &job.imap.spam_folder_names,
+    );
+    let _ = tokio::time::timeout(timeout, session.logout()).await;
+    Ok(Inspection {
+        capabilities,
+        folders,
+        junk,
+    })
+}
+
 /// Connects, logs in and lists the folders.
 async fn open(
     job: &AccountPoll,

@@ -14,8 +14,15 @@ then fetches the DSNs the relay returns to probe@sender.lab.test's INBOX over IM
                                -> 450 on RCPT, "delayed" DSN (4.7.1) after about 5 s
   dsn-expired.eml              (only with --expired) the same message once the relay gives up
                                after maximal_queue_lifetime (2 min): "failed" DSN, Status 4.7.1
+  dovecot-sieve-reject.eml     sievereject@sievereject.lab.test, RET=HDRS ENVID=token
+                               NOTIFY=FAILURE,DELAY -> 250 everywhere, then the global Sieve
+                               script's `reject`: Dovecot LMTP's own rejection notice (MDN,
+                               report-type=disposition-notification, "Rejected: <subject>"),
+                               not a DSN of the relay
 
-Usage: make-samples.py [--expired]   (SEEDPROBE_LAB_DIR as for lab.sh)
+Usage: make-samples.py [--expired] [SAMPLE...]   (SEEDPROBE_LAB_DIR as for lab.sh)
+  SAMPLE: failed, failed-full-message, delayed, sieve-reject (default: all of them);
+  --expired implies delayed.
 """
 import email.utils
 import imaplib
@@ -85,18 +92,48 @@ def save(name, raw, since):
     print(f"  {name}: after {time.monotonic() - since:.1f} s")
 
 
+SAMPLES = ("failed", "failed-full-message", "delayed", "sieve-reject")
+
+
 def main():
-    failed = send("reject@reject.lab.test", dsn=True)
-    full = send("reject@reject.lab.test", dsn=False)
-    delayed = send("defer@defer.lab.test", dsn=True)
-    save("dsn-failed.eml", wait_dsn(failed[0], "Undelivered Mail", 30), failed[1])
-    save("dsn-failed-full-message.eml", wait_dsn(full[0], "Undelivered Mail", 30), full[1])
-    save("dsn-delayed.eml", wait_dsn(delayed[0], "Delayed Mail", 30), delayed[1])
-    if "--expired" in sys.argv[1:]:
-        save("dsn-expired.eml", wait_dsn(delayed[0], "Undelivered Mail", 200), delayed[1])
-    else:
-        print(f"(defer@ stays in the relay queue until it expires after 2 min, or:"
-              f" postsuper -c {LAB}/relay -d ALL)")
+    args = sys.argv[1:]
+    expired = "--expired" in args
+    wanted = [a for a in args if a != "--expired"]
+    for a in wanted:
+        if a not in SAMPLES:
+            sys.exit(f"unknown sample {a!r} (one of: {', '.join(SAMPLES)}, --expired)")
+    if not wanted:
+        wanted = list(SAMPLES)
+    if expired and "delayed" not in wanted:
+        wanted.append("delayed")
+
+    sent = {}
+    if "failed" in wanted:
+        sent["failed"] = send("reject@reject.lab.test", dsn=True)
+    if "failed-full-message" in wanted:
+        sent["failed-full-message"] = send("reject@reject.lab.test", dsn=False)
+    if "delayed" in wanted:
+        sent["delayed"] = send("defer@defer.lab.test", dsn=True)
+    if "sieve-reject" in wanted:
+        sent["sieve-reject"] = send("sievereject@sievereject.lab.test", dsn=True)
+
+    if "failed" in sent:
+        save("dsn-failed.eml", wait_dsn(sent["failed"][0], "Undelivered Mail", 30), sent["failed"][1])
+    if "failed-full-message" in sent:
+        t = sent["failed-full-message"]
+        save("dsn-failed-full-message.eml", wait_dsn(t[0], "Undelivered Mail", 30), t[1])
+    if "sieve-reject" in sent:
+        # Dovecot's notice: Subject "Rejected: <original subject>" (rejection_subject).
+        t = sent["sieve-reject"]
+        save("dovecot-sieve-reject.eml", wait_dsn(t[0], "Rejected: Deliverability check", 30), t[1])
+    if "delayed" in sent:
+        t = sent["delayed"]
+        save("dsn-delayed.eml", wait_dsn(t[0], "Delayed Mail", 30), t[1])
+        if expired:
+            save("dsn-expired.eml", wait_dsn(t[0], "Undelivered Mail", 200), t[1])
+        else:
+            print(f"(defer@ stays in the relay queue until it expires after 2 min, or:"
+                  f" postsuper -c {LAB}/relay -d ALL)")
 
 
 if __name__ == "__main__":

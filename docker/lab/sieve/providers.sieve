@@ -2,7 +2,10 @@
 # delivery. It simulates what providers do with accepted mail, keyed on the
 # envelope recipient's domain (see ../seeds.list). Pigeonhole's editheader
 # extension is enabled in dovecot.conf (sieve_extensions = +editheader).
-require ["envelope", "fileinto", "editheader", "variables"];
+# "reject" (RFC 5429) is on by default; Dovecot LMTP carries it out by
+# accepting the message (250) and sending its own rejection notice (an MDN) to
+# the envelope sender through submission_host (dovecot.conf, protocol lmtp).
+require ["envelope", "fileinto", "editheader", "variables", "reject"];
 
 if envelope :domain :is "to" "junk.lab.test" {
     # Accepted into the spam folder. The folder is deliberately NOT called
@@ -18,5 +21,9 @@ if envelope :domain :is "to" "junk.lab.test" {
     addheader "Subject" "[SPAM] ${subject}";
     addheader "X-Spam-Flag" "YES";
     addheader "X-Spam-Status" "Yes, score=9.1 required=5.0";
+} elsif envelope :domain :is "to" "sievereject.lab.test" {
+    # Accepted by Postfix and LMTP, then refused by the delivery agent: the
+    # sender gets Dovecot's "Rejected: <subject>" notice, the mailbox nothing.
+    reject "Message refused by the recipient's mail filter: seedprobe lab simulates a Sieve reject";
 }
 # inbox.lab.test and everything else: implicit keep (INBOX).
