@@ -8,6 +8,7 @@ mod lab;
 mod mailbox_untouched;
 mod relay;
 mod secrets;
+mod seeds_check;
 mod smtp_cli;
 mod smtp_faults;
 mod store_commits;

@@ -2,6 +2,7 @@
 //! code. The only place that prints to stdout, and the only place that uses `anyhow`.
 
 mod exit;
+mod seeds;
 mod smtp;
 
 use std::io::Write as _;
@@ -56,6 +57,9 @@ pub enum Command {
     Run(SendArgs),
     /// One SMTP dialogue, swaks-style, printed as it happens; needs no seeds file.
     Smtp(Box<SmtpArgs>),
+    /// Seed mailboxes: `probe seeds check` logs into each and reports problems, sending nothing.
+    #[command(subcommand)]
+    Seeds(seeds::SeedsCommand),
 }
 
 /// Which seeds.
@@ -167,6 +171,10 @@ fn init_logging(verbose: u8) {
 async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
+        Command::Seeds(seeds::SeedsCommand::Check(args)) => {
+            let config = Config::load(&cli.config)?;
+            seeds::check(&config, args).await
+        }
         Command::Send(args) => {
             // The passwords are resolved though `send` does not poll: a run that could never be
             // polled is refused before anything is sent.

@@ -1,0 +1,166 @@
+//! `probe seeds check`: log into every seed, show what polling would use, report problems.
+//! Sends nothing and changes nothing in the mailboxes.
+
+use std::fmt::Write as _;
+
+use clap::{Args, Subcommand};
+
+use super::Exit;
+use crate::config::{Config, ImapTls, Seed};
+use crate::poll::{self, AccountPoll, JunkSource, Lookup, PollError};
+
+/// `probe seeds ...`
+#[derive(Debug, Subcommand)]
+pub enum SeedsCommand {
+    /// Log into every seed mailbox and report folders, capabilities and problems.
+    Check(CheckArgs),
+}
+
+/// Arguments of `probe seeds check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only this seed (repeatable); default: all.
+    #[arg(long = "seed", value_name = "NAME")]
+    pub seeds: Vec<String>,
+}
+
+/// Checks each chosen seed in turn and prints one block per seed.
+pub async fn check(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
+    let seeds = config.select(&args.seeds)?;
+    let secrets = config.resolve_secrets(&seeds)?;
+    let mut problems = 0;
+    for seed in seeds {
+        let password = secrets.seeds[&seed.name].clone();
+        let tls = match seed.imap.tls {
+            ImapTls::None => None,
+            _ => {
+                let roots = match &seed.imap.ca_file {
+                    Some(p) => crate::tls::load_ca_file(&config.base_dir().join(p))?,
+                    None => Vec::new(),
+                };
+                Some(crate::tls::verifying_config(&roots)?)
+            }
+        };
+        let job = AccountPoll {
+            seeds: vec![seed.name.clone()],
+            imap: seed.imap.clone(),
+            password,
+            tls,
+            tokens: Vec::new(),
+            deadline: tokio::time::Instant::now(),
+            lookup: Lookup::Placement,
+        };
+        let result = poll::inspect(&job, config.timing.imap_timeout).await;
+        let (text, ok) = describe(seed, &result);
+        print!("{text}");
+        if !ok {
+            problems += 1;
+        }
+    }
+    Ok(if problems == 0 {
+        Exit::Ok
+    } else {
+        Exit::NotAllInbox
+    })
+}
+
+fn describe(seed: &Seed, result: &Result<poll::Inspection, PollError>) -> (String, bool) {
+    let imap = &seed.imap;
+    let mut out = String::new();
+    let tls = match imap.tls {
+        ImapTls::Implicit => "TLS",
+        ImapTls::Starttls => "STARTTLS",
+        ImapTls::None => "no TLS",
+    };
+    let _ = writeln!(
+        out,
+        "{} ({}) {}:{} {tls}, user {}",
+        seed.name,
+        seed.provider_name(),
+        imap.host,
+        imap.port,
+        imap.username
+    );
+    let inspection = match result {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = writeln!(out, "  problem: {e}");
+            if let Some(hint) = hint(seed, e) {
+                let _ = writeln!(out, "  hint: {hint}");
+            }
+            return (out, false);
+        }
+    };
+    let _ = writeln!(out, "  login: ok (LOGIN)");
+    let _ = writeln!(out, "  capabilities: {}", inspection.capabilities.join(" "));
+    let folders: Vec<String> = inspection
+        .folders
+        .iter()
+        .map(|f| {
+            let name = poll::utf7::decode(&f.name);
+            let role = if f.name.eq_ignore_ascii_case("INBOX") {
+                " (inbox)"
+            } else if inspection.junk.as_ref().is_some_and(|j| j.name == f.name) {
+                " (spam)"
+            } else {
+                ""
+            };
+            let attr = if f.junk { " \\Junk" } else { "" };
+            format!("{name}{role}{attr}")
+        })
+        .collect();
+    let _ = writeln!(out, "  folders: {}", folders.join(", "));
+    match &inspection.junk {
+        Some(j) => {
+            let how = match j.source {
+                JunkSource::Configured => "from spam_folder in the config",
+                JunkSource::Attribute => "marked \\Junk by the server",
+                JunkSource::Name => "by its name",
+            };
+            let _ = writeln!(
+                out,
+                "  spam folder: {} ({how})",
+                poll::utf7::decode(&j.name)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  problem: no spam folder found: a message filed as spam would show as missing; set imap.spam_folder"
+            );
+            return (out, false);
+        }
+    }
+    if let Some(wanted) = &imap.spam_folder
+        && inspection.junk.as_ref().map(|j| &j.name) != Some(wanted)
+    {
+        let _ = writeln!(
+            out,
+            "  problem: the configured spam_folder {wanted:?} is not on the server"
+        );
+        return (out, false);
+    }
+    (out, true)
+}
+
+/// What usually causes a failure at this provider.
+fn hint(seed: &Seed, error: &PollError) -> Option<&'static str> {
+    let login = matches!(error, PollError::Login { .. });
+    match (seed.provider_name(), login) {
+        ("gmail", true) => {
+            Some("Gmail takes only an app password (with 2-step verification) or OAuth2")
+        }
+        ("outlook", true) => Some(
+            "Outlook.com and Office 365 no longer accept passwords over IMAP; OAuth2 is needed",
+        ),
+        ("gmx" | "webde", true) => {
+            Some("IMAP must first be switched on in the web settings (POP3 & IMAP)")
+        }
+        ("tonline", true) => {
+            Some("T-Online needs its separate E-Mail-Passwort, not the login password")
+        }
+        ("yahoo" | "aol", true) => Some("use an app password"),
+        (_, true) => Some("check the username and the password source"),
+        _ => None,
+    }
+}
