@@ -21,6 +21,7 @@ pub mod config;
 pub mod downstream;
 pub mod evidence;
 pub mod message;
+pub mod oauth2;
 pub mod poll;
 pub mod report;
 pub mod run;

@@ -192,7 +192,7 @@ fn shipped_configs_parse() {
     let example = seedprobe::config::Config::load(&root.join("seeds.example.yaml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<_> = example.seeds.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["gmail-1", "gmx-1"]);
+    assert_eq!(names, ["gmail-1", "gmx-1", "outlook-1"]);
     // The profile fills what the seed leaves out.
     assert_eq!(example.seeds[1].imap.host, "imap.gmx.net");
     assert_eq!(example.seeds[1].imap.port, 993);

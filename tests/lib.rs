@@ -6,6 +6,7 @@ mod direct;
 mod faults;
 mod lab;
 mod mailbox_untouched;
+mod oauth2;
 mod relay;
 mod secrets;
 mod seeds_check;

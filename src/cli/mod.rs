@@ -178,7 +178,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Send(args) => {
             // The passwords are resolved though `send` does not poll: a run that could never be
             // polled is refused before anything is sent.
-            let (config, secrets, mut store) = prepare(cli, args)?;
+            let (config, secrets, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let run_id =
                 run::send(&config, &seeds, &secrets, &mut store, &mut print_progress).await?;
@@ -195,7 +195,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             Ok(if refused { Exit::NotAllInbox } else { Exit::Ok })
         }
         Command::Run(args) => {
-            let (config, secrets, mut store) = prepare(cli, args)?;
+            let (config, secrets, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let run_id =
                 run::send(&config, &seeds, &secrets, &mut store, &mut print_progress).await?;
@@ -221,7 +221,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let secrets = if wanted.is_empty() {
                 Secrets::default()
             } else {
-                config.resolve_secrets(&seeds)?
+                config.resolve_secrets(&seeds).await?
             };
             let summary =
                 run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
@@ -231,14 +231,14 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
 }
 
 /// Everything that can fail before a message leaves: config, seeds, passwords, store.
-fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Secrets, Store)> {
+async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Secrets, Store)> {
     let choice = &args.choice;
     let mut config = Config::load(&cli.config)?;
     if let Some(ip) = args.source_ip {
         config.sender.source_ip = Some(ip);
     }
     let seeds = config.select(&choice.seeds)?;
-    let secrets = config.resolve_secrets(&seeds)?;
+    let secrets = config.resolve_secrets(&seeds).await?;
     let store = open_store(cli)?;
     Ok((config, secrets, store))
 }

@@ -27,7 +27,7 @@ pub struct CheckArgs {
 /// Checks each chosen seed in turn and prints one block per seed.
 pub async fn check(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     let seeds = config.select(&args.seeds)?;
-    let secrets = config.resolve_secrets(&seeds)?;
+    let secrets = config.resolve_secrets(&seeds).await?;
     let mut problems = 0;
     for seed in seeds {
         let password = secrets.seeds[&seed.name].clone();

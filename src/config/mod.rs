@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 pub use provider::{KNOWN_SPAM_FOLDERS, Profile, Provider};
-pub use secret::{SecretError, SecretSource, SecretString};
+pub use secret::{BearerMechanism, OAuth2Source, SecretError, SecretSource, SecretString};
 
 /// A checked configuration.
 #[derive(Debug, Clone)]
@@ -565,9 +565,10 @@ impl Config {
             .collect())
     }
 
-    /// Fetches every password a run over `seeds` needs: each seed's, the relay's and the
-    /// bounces mailbox's. Errors name the field.
-    pub fn resolve_secrets(&self, seeds: &[&Seed]) -> Result<Secrets, ConfigError> {
+    /// Fetches every password a run over `seeds` needs: each seed's (trading OAuth 2.0
+    /// refresh tokens for access tokens), the relay's and the bounces mailbox's. Errors name
+    /// the field. Runs before anything is sent.
+    pub async fn resolve_secrets(&self, seeds: &[&Seed]) -> Result<Secrets, ConfigError> {
         let check = Checker { path: &self.path };
         let resolve = |source: &SecretSource, at: (u64, u64), field: &str| {
             source
@@ -577,7 +578,17 @@ impl Config {
         let mut secrets = Secrets::default();
         for seed in seeds {
             let imap = &seed.imap;
-            let secret = resolve(&imap.password, imap.password_at, &imap.password_field)?;
+            let secret = match &imap.password {
+                SecretSource::Oauth2(source) => {
+                    let invalid =
+                        |e: String| check.invalid_at(imap.password_at, &imap.password_field, e);
+                    let grant = crate::oauth2::grant(source, self.base_dir()).map_err(invalid)?;
+                    crate::oauth2::refresh(&grant, self.timing.imap_timeout)
+                        .await
+                        .map_err(|e| invalid(e.to_string()))?
+                }
+                other => resolve(other, imap.password_at, &imap.password_field)?,
+            };
             secrets.seeds.insert(seed.name.clone(), secret);
         }
         if self.sender.transport == Transport::Relay {

@@ -21,6 +21,39 @@ pub enum SecretSource {
     File(PathBuf),
     /// The first line of a command's standard output, run with `sh -c`.
     Command(String),
+    /// An OAuth 2.0 refresh token, traded for an access token before logging in with XOAUTH2
+    /// (or OAUTHBEARER).
+    Oauth2(OAuth2Source),
+}
+
+/// An OAuth 2.0 grant, as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Source {
+    /// The provider's token endpoint (https only).
+    pub token_url: String,
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The client secret, for clients that have one.
+    pub client_secret: Option<Box<SecretSource>>,
+    /// The refresh token.
+    pub refresh_token: Box<SecretSource>,
+    /// SASL mechanism: `xoauth2` (default; Gmail, Outlook, Yahoo) or `oauthbearer` (RFC 7628).
+    #[serde(default)]
+    pub mechanism: BearerMechanism,
+    /// Extra trust anchor (PEM) for the token endpoint.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a bearer token is presented over IMAP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BearerMechanism {
+    /// Google's and Microsoft's SASL XOAUTH2.
+    #[default]
+    Xoauth2,
+    /// RFC 7628 SASL OAUTHBEARER.
+    Oauthbearer,
 }
 
 /// A secret value. It cannot be printed; [`SecretString::expose`] hands it to the one call that
@@ -63,6 +96,9 @@ pub enum SecretError {
     /// The file is empty.
     #[error("password file {0} is empty")]
     FileEmpty(PathBuf),
+    /// OAuth 2.0 needs a network exchange; [`crate::config::Config::resolve_secrets`] does it.
+    #[error("an OAuth 2.0 grant is resolved by the token exchange")]
+    NeedsExchange,
     /// The command could not be run or failed.
     #[error("password command `{command}` failed: {reason}")]
     Command {
@@ -94,6 +130,7 @@ impl SecretSource {
                 }
                 Ok(SecretString(value.to_owned()))
             }
+            SecretSource::Oauth2(_) => Err(SecretError::NeedsExchange),
             SecretSource::Command(command) => {
                 let fail = |reason: String| SecretError::Command {
                     command: command.clone(),

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
 pub use stream::ImapStream;
 
-use crate::config::{Imap, SecretString};
+use crate::config::{BearerMechanism, Imap, SecretSource, SecretString};
 use crate::downstream::{Downstream, DownstreamAction};
 use crate::message::{Token, X_PROBE_ID};
 
@@ -404,6 +404,18 @@ async fn step<T, E: std::fmt::Display>(
     }
 }
 
+/// Answers the server's first `+` with the bearer payload and any later one (an error
+/// challenge, RFC 7628 §3.2.3) with an empty response, so the server ends with NO.
+struct Bearer(Option<String>);
+
+impl async_imap::Authenticator for Bearer {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
+}
+
 /// What logging into a mailbox shows: for `probe seeds check`.
 #[derive(Debug, Clone)]
 pub struct Inspection {
@@ -468,12 +480,39 @@ async fn open(
             });
         }
     }
-    let login = tokio::time::timeout(timeout, client.login(&imap.username, job.password.expose()))
-        .await
-        .map_err(|_| PollError::Timeout {
-            server: server(imap),
-            step: "LOGIN",
-        })?;
+    // An OAuth 2.0 source resolved to an access token, which goes in a SASL exchange.
+    let bearer = match &imap.password {
+        SecretSource::Oauth2(grant) => Some(grant.mechanism),
+        _ => None,
+    };
+    let login = match bearer {
+        None => {
+            tokio::time::timeout(timeout, client.login(&imap.username, job.password.expose())).await
+        }
+        Some(mechanism) => {
+            let token = job.password.expose();
+            let (name, payload) = match mechanism {
+                BearerMechanism::Xoauth2 => (
+                    "XOAUTH2",
+                    crate::oauth2::xoauth2_payload(&imap.username, token),
+                ),
+                BearerMechanism::Oauthbearer => (
+                    "OAUTHBEARER",
+                    crate::oauth2::oauthbearer_payload(
+                        &imap.username,
+                        &imap.host,
+                        imap.port,
+                        token,
+                    ),
+                ),
+            };
+            tokio::time::timeout(timeout, client.authenticate(name, Bearer(Some(payload)))).await
+        }
+    }
+    .map_err(|_| PollError::Timeout {
+        server: server(imap),
+        step: "LOGIN",
+    })?;
     let mut session = login.map_err(|(e, _)| PollError::Login {
         server: server(imap),
         username: imap.username.clone(),
