@@ -4,7 +4,7 @@
 # second Postfix standing for the sender's own MTA, for seedprobe's integration
 # tests and demos.
 #
-# Usage: lab.sh install|start|stop|restart|status|foreground|reset-mail
+# Usage: lab.sh install|start|stop|restart|restart-dovecot|status|foreground|reset-mail|fill-big [N]
 #
 #   install     install the Debian packages if a binary is missing (root)
 #   start       render config, make CA/certs/passwords if missing, start the
@@ -13,11 +13,25 @@
 #               serialised with flock.
 #   stop        stop all daemons (idempotent)
 #   restart     stop, then start
+#   restart-dovecot  stop Dovecot alone (its IMAP clients get BYE, new
+#               connections are refused meanwhile), start it again and wait
+#               until the lab is healthy: for tests that IMAP clients survive
+#               a server restart. Mail Postfix hands over meanwhile is
+#               deferred and retried (queue_run_delay 5 s)
 #   status      exit 0 when healthy, 1 otherwise
 #   foreground  start, then stay in the foreground showing the logs until
 #               TERM/INT (then stop) or until a daemon dies (exit 1)
 #   reset-mail  delete every message in every lab mailbox and both Postfix
 #               queues (provider and relay)
+#   fill-big [N]  start the lab if needed, then fill the INBOX of every `big`
+#               seed (big@big.lab.test) with N (default 100000) small unrelated
+#               messages (varied subjects, senders, dates; seen, not \Recent),
+#               written straight into the Maildir's cur/, then `doveadm index`
+#               (which caches Subject/From/Message-ID, so a first SEARCH SUBJECT
+#               takes ~0.3 s; an uncached header or BODY takes ~2 s).
+#               Does nothing when that INBOX already holds N or more; tops it
+#               up to N otherwise. Never run by start (it takes 10 s or more);
+#               tests and benchmarks call it. reset-mail empties that INBOX too.
 #
 # Ports (all on 127.0.0.1 only; nothing in the lab can reach another address):
 #   2525  SMTP     the providers' MX (Postfix, config postfix/): STARTTLS offered,
@@ -59,6 +73,17 @@
 #                               sender through 127.0.0.1:2525 (submission_host);
 #                               a non-lab sender is refused there (554) and
 #                               the notice dropped, never sent off-box
+#   Provider-like spam folders: 250, then Sieve files EVERY message into the
+#   account's spam folder, which is listed from the first login on. These
+#   accounts have no "Filtered" folder, and no \Junk attribute unless noted:
+#   yahoo@yahoolike.lab.test    "Bulk"
+#   gmxlike@gmxlike.lab.test    "Spamverdacht"
+#   gmaillike@gmaillike.lab.test
+#                               "[Gmail]/Spam" WITH \Junk, below a parent
+#                               "[Gmail]" listed as (\Noselect \HasChildren)
+#   umlaut@umlaut.lab.test      "Unerwünscht", on the wire "Unerw&APw-nscht"
+#   big@big.lab.test            250, INBOX; `lab.sh fill-big` puts 100,000
+#                               unrelated messages there (not done by start)
 # DNS (dns/dnsmasq.conf): MX 10 mx.lab.test for every seed domain above unless
 # noted; mx.lab.test A 127.0.0.1; dead-mx.lab.test A 127.0.0.9;
 # nullmx.lab.test null MX "MX 0 ." (RFC 7505) + A 127.0.0.1, no user; any other name
@@ -269,7 +294,8 @@ read_seeds() {
         [[ $addr =~ ^[a-z0-9._-]+@[a-z0-9.-]+$ ]] || die "$SEEDS:$n: bad address '$addr' (lower-case local@domain)"
         case $kind in
         inbox | junk | tagged | defer | reject | discard | iprep | sender | sievereject) ;;
-        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject)" ;;
+        yahoo | gmx | gmail | umlaut | big) ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big)" ;;
         esac
         SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
     done <"$SEEDS"
@@ -283,17 +309,45 @@ random_password() {
     printf 'lab-%s' "${raw:0:20}"
 }
 
+# Provider-like kinds: the spam folder that providers.sieve files into (keep
+# both in step), and the per-user settings that make it exist from the first
+# login with \Junk for gmail only, as userdb extra fields in the passwd-file
+# (see dovecot.conf, `mailbox ProviderSpam`).
+provider_spam_folder() {
+    case $1 in
+    yahoo) echo Bulk ;;
+    gmx) echo Spamverdacht ;;
+    gmail) echo '[Gmail]/Spam' ;;
+    umlaut) echo 'Unerwünscht' ;;
+    esac
+}
+userdb_fields() {
+    local kind=$1 folder mb=userdb_namespace/inbox/mailbox
+    folder=$(provider_spam_folder "$kind")
+    [[ -n $folder ]] || return 0
+    # Filtered's settings (\Junk, auto = subscribe) go to a name that cannot
+    # exist; ProviderSpam becomes the spam folder, created at first login.
+    printf '%s ' "$mb/Filtered/name=Filtered.disabled" "$mb/Filtered/auto=no" \
+        "$mb/ProviderSpam/name=$folder" "$mb/ProviderSpam/auto=subscribe"
+    if [[ $kind == gmail ]]; then
+        printf '%s ' "$mb/ProviderSpam/special_use=\\Junk"
+    fi
+}
+
 render_secrets() {
-    local addr pass file users=""
+    local i addr pass file fields users=""
     # World-readable on purpose: loopback-only lab passwords, read by tests
     # that may run as another user (e.g. the probe container).
     install -d -m 0755 "$LAB_DIR/secrets"
-    for addr in "${SEED_ADDRS[@]}"; do
+    for i in "${!SEED_ADDRS[@]}"; do
+        addr=${SEED_ADDRS[$i]}
         file=$LAB_DIR/secrets/${addr%@*}.pass
         [[ -s $file ]] || random_password | put "$file" 0644
         pass=$(<"$file")
         [[ $pass =~ ^[A-Za-z0-9._-]+$ ]] || die "$file: password may only contain letters, digits, '.', '_', '-'"
-        users+="$addr:{PLAIN}$pass::::::"$'\n'
+        # user:password:uid:gid:gecos:home:shell:extra fields (passdb and userdb)
+        fields=$(userdb_fields "${SEED_KINDS[$i]}")
+        users+="$addr:{PLAIN}$pass::::::${fields% }"$'\n'
     done
     printf '%s' "$users" | put "$LAB_DIR/dovecot/users" 0640
     chgrp dovecot "$LAB_DIR/dovecot/users"
@@ -309,7 +363,9 @@ render_postfix_tables() {
         echo "# rendered by lab.sh from $SEEDS"
         for i in "${!SEED_ADDRS[@]}"; do
             case ${SEED_KINDS[$i]} in
-            inbox | junk | tagged | discard | iprep | sender | sievereject) echo "${SEED_ADDRS[$i]} lab" ;;
+            inbox | junk | tagged | discard | iprep | sender | sievereject | yahoo | gmx | gmail | umlaut | big)
+                echo "${SEED_ADDRS[$i]} lab"
+                ;;
             esac
         done
     } | put "$PF_DIR/virtual_mailboxes" 0644
@@ -508,6 +564,21 @@ start_daemons() {
     done
 }
 
+# Create the provider-like seeds' spam folders now (opening an auto =
+# subscribe folder creates it), not at their first login: Dovecot lists the
+# parent "[Gmail]" under LIST "" "*" only once "[Gmail]/Spam" exists on disk,
+# and the listing should not change with the first delivery. Idempotent.
+create_provider_folders() {
+    local i folder
+    for i in "${!SEED_ADDRS[@]}"; do
+        folder=$(provider_spam_folder "${SEED_KINDS[$i]}")
+        [[ -n $folder ]] || continue
+        doveadm -c "$DC_CONF" mailbox status -u "${SEED_ADDRS[$i]}" messages "$folder" \
+            </dev/null >/dev/null 2>>"$LOG_DIR/start.log" 9>&- ||
+            log "warning: could not create '$folder' for ${SEED_ADDRS[$i]} (see $LOG_DIR/start.log)"
+    done
+}
+
 cmd_start() {
     check_lab_dir
     healthy && return 0
@@ -517,6 +588,7 @@ cmd_start() {
         cmd_install
         render
         start_daemons
+        create_provider_folders
         log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993," \
             "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353, state $LAB_DIR"
     fi
@@ -616,6 +688,183 @@ cmd_reset_mail() {
     log "all lab mailboxes emptied"
 }
 
+# --- fill-big ------------------------------------------------------------------
+
+# inbox_count USER: how many messages USER's INBOX holds (Dovecot syncs the
+# Maildir first, and creates it when missing).
+inbox_count() {
+    local out
+    out=$(doveadm -c "$DC_CONF" -f flow mailbox status -u "$1" messages INBOX) || return 1
+    out=${out##*messages=}
+    [[ $out =~ ^[0-9]+$ ]] || return 1
+    printf '%s\n' "$out"
+}
+
+# seconds_since EPOCHREALTIME: elapsed seconds, three decimals.
+seconds_since() {
+    local us=$((${EPOCHREALTIME//[.,]/} - ${1//[.,]/}))
+    printf '%d.%03d' $((us / 1000000)) $((us % 1000000 / 1000))
+}
+
+# write_filler DIR COUNT SEED: COUNT small unrelated messages into the Maildir
+# DIR (tmp/, then renamed into cur/ with flags ":2,S": seen, not \Recent),
+# mtime = Date: header (Dovecot's INTERNALDATE). Run as the mail user.
+# Deterministic for a given SEED; nothing in them looks like a probe message.
+write_filler() {
+    setpriv --reuid=mail --regid=mail --clear-groups -- perl - "$@" <<'PERL'
+use strict;
+use warnings;
+use POSIX qw(strftime);
+my ($dir, $count, $seed) = @ARGV;
+srand(1000003 + $seed);
+my @first = qw(Anna Ben Carla David Emma Felix Greta Hugo Ines Jonas Klara Lukas
+  Mia Noah Olga Paul Rosa Sven Tara Uwe Vera Will Yara Zoe Amir Bea Chen Dana);
+my @last = qw(Adams Becker Costa Dubois Evans Fischer Garcia Hansen Ito Jensen
+  Kowalski Lopez Meyer Nguyen Okafor Petrov Quinn Rossi Schmidt Tanaka Vogel
+  Weber Young Zimmer);
+my @domains = qw(example.com example.net example.org mail.example.com
+  lists.example.org shop.example.net news.example.com travel.example.org);
+my @topics = qw(budget roadmap migration invoice hiring offsite release backup
+  security garden recipe football concert holiday mortgage insurance renovation
+  conference webinar workshop printer server database deadline contract survey
+  feedback warranty subscription delivery parcel ticket appointment payroll
+  benefits training onboarding audit compliance kitchen bicycle library museum
+  volunteer charity dentist playground harvest festival marathon);
+my @things = qw(review update plan schedule draft summary report reminder notes
+  agenda figures results options checklist request question estimate photos
+  slides minutes changes status invitation confirmation receipt statement);
+my @lists = qw(dev-announce book-club hiking-group parents-association
+  python-users photo-circle choir-news neighbours allotment-society chess-club);
+my @months = qw(January February March April May June July August September
+  October November December);
+my @shops = ("Corner Books", "Green Grocer", "City Cycles", "Blue Lagoon Travel",
+  "Hardware Hub", "Paper & Ink", "Fresh Fields", "Northwind Traders");
+my @words = qw(the a of to and in for on with from about after before during
+  meeting office week team project house weekend morning evening coffee lunch
+  train bus flight hotel room garden school kids dinner document table chart
+  numbers quarter spring summer autumn winter please thanks regards attached
+  shared folder link call phone agenda next last first final short long quick);
+sub pick { $_[int rand @_] }
+sub sentence {
+    my $n = 6 + int rand 10;
+    my $s = join ' ', map { pick(@words) } 1 .. $n;
+    return ucfirst($s) . pick('.', '.', '.', '?', '!');
+}
+my @subjects = (
+    sub { "Re: " . ucfirst(pick(@topics)) . " " . pick(@things) },
+    sub { "Fwd: " . pick(@topics) . " " . pick(@things) . " for " . pick(@months) },
+    sub { "[" . pick(@lists) . "] " . ucfirst(pick(@topics)) . " " . pick(@things) },
+    sub { "Your " . pick(@shops) . " order " . (100000 + int rand 900000) . " has shipped" },
+    sub { "Invoice " . (2000 + int rand 8000) . "-" . (10 + int rand 90) . " for " . pick(@months) },
+    sub { "Meeting notes: " . pick(@topics) . " " . pick(@things) },
+    sub { "Weekly digest: " . (2 + int rand 40) . " new posts in " . pick(@lists) },
+    sub { ucfirst(pick(@topics)) . " " . pick(@things) . " (" . pick(@months) . ")" },
+    sub { "Photos from the " . pick(@topics) . " weekend" },
+    sub { "Reminder: " . pick(@topics) . " " . pick(@things) . " on " . pick(qw(Monday Tuesday Wednesday Thursday Friday)) },
+    sub { "Question about the " . pick(@topics) },
+    sub { "Your " . pick(@months) . " statement is ready" },
+);
+my @zones = (0, 60, 120, -300, -480, 330, 540, 600, -180);
+my ($from_t, $to_t) = (1672531200, 1767225600);   # 2023-01-01 .. 2026-01-01 UTC
+for my $i (1 .. $count) {
+    my $t = $from_t + int rand($to_t - $from_t);
+    my $z = pick(@zones);
+    my $date = strftime('%a, %d %b %Y %H:%M:%S', gmtime($t + 60 * $z))
+      . sprintf(' %s%02d%02d', $z < 0 ? '-' : '+', abs($z) / 60, abs($z) % 60);
+    my ($fn, $ln) = (pick(@first), pick(@last));
+    my $dom = pick(@domains);
+    my $from = lc("$fn.$ln\@$dom");
+    my $subject = pick(@subjects)->();
+    my $body = join("\n", map { sentence() } 1 .. (2 + int rand 5)) . "\n\n"
+      . pick(@first) . "\n";
+    my $msg = "Return-Path: <$from>\n"
+      . "From: $fn $ln <$from>\n"
+      . "To: big\@big.lab.test\n"
+      . "Subject: $subject\n"
+      . "Date: $date\n"
+      . "Message-ID: <$t." . ($seed + $i) . "." . int(rand 1e9) . "\@$dom>\n"
+      . "MIME-Version: 1.0\n"
+      . "Content-Type: text/plain; charset=us-ascii\n"
+      . "Content-Transfer-Encoding: 7bit\n"
+      . "\n" . $body;
+    my $size = length $msg;
+    my $vsize = $size + ($msg =~ tr/\n//);
+    my $base = "$t.M" . ($seed + $i) . "P$$.bigfill,S=$size,W=$vsize";
+    open(my $fh, '>', "$dir/tmp/$base") or die "$dir/tmp/$base: $!\n";
+    print $fh $msg or die "$dir/tmp/$base: $!\n";
+    close $fh or die "$dir/tmp/$base: $!\n";
+    utime($t, $t, "$dir/tmp/$base") or die "$dir/tmp/$base: $!\n";
+    rename("$dir/tmp/$base", "$dir/cur/$base:2,S") or die "$dir/cur/$base:2,S: $!\n";
+}
+PERL
+}
+
+cmd_fill_big() {
+    local want=${1:-100000} i addr have todo dir t0 index_s write_s n=0
+    [[ $want =~ ^[1-9][0-9]{0,6}$ ]] || die "fill-big: N must be a number from 1 to 9999999 (got '$want')"
+    check_lab_dir
+    need_root fill-big
+    cmd_start # doveadm looks users up through the running Dovecot
+    read_seeds
+    lock
+    for i in "${!SEED_ADDRS[@]}"; do
+        [[ ${SEED_KINDS[$i]} == big ]] || continue
+        n=$((n + 1))
+        addr=${SEED_ADDRS[$i]}
+        have=$(inbox_count "$addr") || die "fill-big: doveadm could not open the INBOX of $addr"
+        if ((have >= want)); then
+            log "fill-big: $addr: INBOX already holds $have messages (>= $want), nothing to do"
+            continue
+        fi
+        dir=$LAB_DIR/mail/${addr#*@}/${addr%@*}
+        [[ -d $dir/cur && -d $dir/tmp ]] || die "fill-big: no Maildir at $dir"
+        todo=$((want - have))
+        t0=$EPOCHREALTIME
+        write_filler "$dir" "$todo" "$have" ||
+            die "fill-big: writing the messages into $dir failed"
+        write_s=$(seconds_since "$t0")
+        t0=$EPOCHREALTIME
+        doveadm -c "$DC_CONF" index -u "$addr" INBOX || die "fill-big: doveadm index failed for $addr"
+        index_s=$(seconds_since "$t0")
+        # Dovecot gives \Recent to every message that no read-write SELECT has
+        # seen yet, wherever its file lies: one (a preauthenticated imap
+        # process, as the user) takes it off them.
+        [[ $(printf 'a SELECT INBOX\r\nb LOGOUT\r\n' |
+            /usr/lib/dovecot/imap -c "$DC_CONF" -u "$addr" 2>>"$LOG_DIR/start.log" 9>&-) == *$'\na OK'* ]] ||
+            die "fill-big: could not SELECT the INBOX of $addr (see $LOG_DIR/start.log)"
+        have=$(inbox_count "$addr") || die "fill-big: doveadm could not open the INBOX of $addr"
+        log "fill-big: $addr: wrote $todo messages in ${write_s}s," \
+            "doveadm index ${index_s}s; INBOX holds $have"
+    done
+    unlock
+    ((n > 0)) || die "fill-big: $SEEDS lists no seed of kind big"
+}
+
+cmd_restart_dovecot() {
+    check_lab_dir
+    need_root restart-dovecot
+    lock
+    if dovecot_running; then
+        kill -TERM "$(<"$DC_PID")" 2>/dev/null || true
+        wait_gone "$DC_PID" dovecot dovecot
+    fi
+    rm -f "$DC_PID"
+    # As in start_daemons: never hand Dovecot a pipe or the lock.
+    dovecot -c "$DC_CONF" </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+        { show_logs; die "dovecot -c $DC_CONF failed to start"; }
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until healthy; do
+        if ((SECONDS >= deadline)); then
+            describe >&2
+            show_logs
+            die "the lab did not become healthy within ${START_TIMEOUT}s after restarting Dovecot"
+        fi
+        sleep 0.1
+    done
+    unlock
+    log "dovecot restarted"
+}
+
 main() {
     local cmd=${1:-}
     case $cmd in
@@ -623,12 +872,14 @@ main() {
     start) cmd_start ;;
     stop) cmd_stop ;;
     restart) cmd_stop && cmd_start ;;
+    restart-dovecot) cmd_restart_dovecot ;;
     status) cmd_status ;;
     foreground) cmd_foreground ;;
     reset-mail) cmd_reset_mail ;;
+    fill-big) cmd_fill_big "${2:-}" ;;
     -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" ;;
     *)
-        echo "usage: lab.sh install|start|stop|restart|status|foreground|reset-mail" >&2
+        echo "usage: lab.sh install|start|stop|restart|restart-dovecot|status|foreground|reset-mail|fill-big [N]" >&2
         exit 2
         ;;
     esac

@@ -25,5 +25,20 @@ if envelope :domain :is "to" "junk.lab.test" {
     # Accepted by Postfix and LMTP, then refused by the delivery agent: the
     # sender gets Dovecot's "Rejected: <subject>" notice, the mailbox nothing.
     reject "Message refused by the recipient's mail filter: seedprobe lab simulates a Sieve reject";
+} elsif envelope :domain :is "to" "yahoolike.lab.test" {
+    # Provider-like spam folders (kinds yahoo, gmx, gmail, umlaut): every
+    # message goes there. The folders exist from the first login on (per-user
+    # auto = subscribe, see ../dovecot/dovecot.conf and lab.sh). Yahoo-like:
+    # "Bulk", no \Junk attribute on any folder.
+    fileinto "Bulk";
+} elsif envelope :domain :is "to" "gmxlike.lab.test" {
+    # GMX-like: "Spamverdacht", no \Junk attribute on any folder.
+    fileinto "Spamverdacht";
+} elsif envelope :domain :is "to" "gmaillike.lab.test" {
+    # Gmail-like: "[Gmail]/Spam" with \Junk ("[Gmail]" is a \Noselect parent).
+    fileinto "[Gmail]/Spam";
+} elsif envelope :domain :is "to" "umlaut.lab.test" {
+    # A non-ASCII name, "Unerw&APw-nscht" on the wire; no \Junk attribute.
+    fileinto "Unerwünscht";
 }
-# inbox.lab.test and everything else: implicit keep (INBOX).
+# inbox.lab.test, big.lab.test and everything else: implicit keep (INBOX).
