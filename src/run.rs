@@ -3,6 +3,7 @@
 //! This is glue: it calls [`crate::message`], [`crate::send`], [`crate::poll`] and
 //! [`crate::verdict`], and writes each result to the [`Store`] the moment it exists.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,16 +12,21 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::RelayTls;
-use crate::config::{Config, ConfigError, ImapTls, Secrets, Seed, Transport};
+use crate::config::{Config, ConfigError, Imap, ImapTls, SecretString, Secrets, Seed, Transport};
 use crate::downstream::maillog::LogFollower;
 use crate::downstream::{Downstream, DownstreamAction};
 use crate::message::{self, Token};
-use crate::poll::{self, AccountPoll, Lookup, PollEvent, PollSettings};
+use crate::poll::{
+    self, AccountPoll, ConnectionLimit, FolderRole, Lookup, PollEvent, PollSettings, Position,
+    StartAt,
+};
 use crate::send::{
     self, Auth, AuthMechanism, Delivery, Envelope, Outgoing, Route, SendSettings, Timeouts,
     TlsPolicy,
 };
-use crate::store::{AttemptRecord, NewRun, SendRecord, Store, StoreError, unix_ms};
+use crate::store::{
+    AttemptRecord, NewRun, PositionRecord, SendRecord, Sighted, Store, StoreError, unix_ms,
+};
 use crate::verdict::{Decision, Evidence, classify};
 
 /// Why a run could not go on. Per-seed problems are not errors: they are stored and reported.
@@ -115,6 +121,7 @@ pub async fn send(
         source_ip: sender.source_ip.map(|ip| ip.to_string()),
         maillog_offset,
     })?;
+    mark_positions(config, seeds, secrets, store, &run_id).await;
 
     // Group by route, keeping config order within and between groups.
     let mut groups: Vec<(Route, Vec<&Seed>)> = Vec::new();
@@ -364,30 +371,18 @@ pub async fn poll(
             .unwrap_or(Duration::ZERO);
         let deadline = now + remaining;
         last_deadline = last_deadline.max(deadline);
-        let key = (
-            seed.imap.host.clone(),
-            seed.imap.port,
-            seed.imap.username.clone(),
-        );
-        if !jobs.contains_key(&key) {
-            let tls = match seed.imap.tls {
-                ImapTls::None => None,
-                _ => Some(tls_for(config, &seed.name, seed.imap.ca_file.as_deref())?),
-            };
-            jobs.insert(
-                key.clone(),
-                AccountPoll {
-                    seeds: Vec::new(),
-                    imap: seed.imap.clone(),
-                    password: password.clone(),
-                    tls,
-                    tokens: Vec::new(),
-                    deadline,
-                    lookup: Lookup::Placement,
-                },
-            );
-        }
-        let job = jobs.get_mut(&key).expect("inserted above");
+        let key = account_key(&seed.imap);
+        let job = match jobs.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(account(
+                config,
+                &seed.name,
+                &seed.imap,
+                password,
+                Lookup::Placement,
+                deadline,
+            )?),
+        };
         if !job.seeds.contains(&seed.name) {
             job.seeds.push(seed.name.clone());
         }
@@ -424,28 +419,40 @@ pub async fn poll(
     let settings = PollSettings {
         interval: config.timing.poll_interval,
         command_timeout: config.timing.imap_timeout,
+        max_connections: max_connections(config),
+    };
+    let limit = ConnectionLimit::new(settings.max_connections);
+    // Where each account's search starts: the positions noted before sending, or the run's
+    // start date where there are none.
+    let positions = store.positions(run_id)?;
+    let sent_after = std::time::UNIX_EPOCH + Duration::from_millis(run.started_at.max(0) as u64);
+    let start_for = |seeds: &[String]| StartAt {
+        positions: positions
+            .iter()
+            .filter(|p| seeds.contains(&p.seed))
+            .filter_map(|p| {
+                let position = Position {
+                    folder: p.folder.clone(),
+                    role: FolderRole::from_label(&p.role)?,
+                    uid_validity: p.uid_validity,
+                    uid_next: p.uid_next,
+                };
+                Some((p.folder.clone(), position))
+            })
+            .collect(),
+        sent_after: Some(sent_after),
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut tasks = tokio::task::JoinSet::new();
     let all_tokens: Vec<Token> = decider.undecided.iter().copied().collect();
     if run.transport == Transport::Relay.as_str() {
         if let (Some(imap), Some(password)) = (&config.sender.bounces, &secrets.bounces) {
-            let tls = match imap.tls {
-                ImapTls::None => None,
-                _ => Some(tls_for(config, BOUNCES, imap.ca_file.as_deref())?),
-            };
-            let job = AccountPoll {
-                seeds: vec![BOUNCES.to_owned()],
-                imap: imap.clone(),
-                password: password.clone(),
-                tls,
-                tokens: all_tokens.clone(),
-                deadline: last_deadline,
-                lookup: Lookup::Dsn,
-            };
-            let tx = tx.clone();
+            let mut job = account(config, BOUNCES, imap, password, Lookup::Dsn, last_deadline)?;
+            job.seeds.push(BOUNCES.to_owned());
+            job.tokens = all_tokens.clone();
+            let (start, limit, tx) = (start_for(&job.seeds), limit.clone(), tx.clone());
             tasks.spawn(async move {
-                poll::poll_account(job, settings, tx).await;
+                poll::poll_account(job, start, settings, limit, tx).await;
                 Task::FollowUp
             });
         }
@@ -468,8 +475,10 @@ pub async fn poll(
         }
     }
     for job in jobs.into_values() {
-        let tx = tx.clone();
-        tasks.spawn(async move { Task::Placement(poll::poll_account(job, settings, tx).await) });
+        let (start, limit, tx) = (start_for(&job.seeds), limit.clone(), tx.clone());
+        tasks.spawn(async move {
+            Task::Placement(poll::poll_account(job, start, settings, limit, tx).await)
+        });
     }
     drop(tx);
 
@@ -511,6 +520,154 @@ pub async fn poll(
 
 /// The name polling problems of the bounces mailbox are filed under.
 const BOUNCES: &str = "(bounces mailbox)";
+
+/// IMAP connections open at once, across accounts.
+fn max_connections(_config: &Config) -> usize {
+    poll::DEFAULT_MAX_CONNECTIONS
+}
+
+/// Seeds with the same server and login share one mailbox, and one connection.
+fn account_key(imap: &Imap) -> (String, u16, String) {
+    (imap.host.clone(), imap.port, imap.username.clone())
+}
+
+/// An account to poll, with no seeds or messages yet.
+fn account(
+    config: &Config,
+    who: &str,
+    imap: &Imap,
+    password: &SecretString,
+    lookup: Lookup,
+    deadline: Instant,
+) -> Result<AccountPoll, RunError> {
+    let tls = match imap.tls {
+        ImapTls::None => None,
+        _ => Some(tls_for(config, who, imap.ca_file.as_deref())?),
+    };
+    Ok(AccountPoll {
+        seeds: Vec::new(),
+        imap: imap.clone(),
+        password: password.clone(),
+        tls,
+        tokens: Vec::new(),
+        deadline,
+        lookup,
+    })
+}
+
+/// The longest sending waits for [`mark_positions`].
+const MARK_BUDGET: Duration = Duration::from_secs(10);
+
+/// Before sending: notes UIDVALIDITY and UIDNEXT of each seed's inbox and spam folder (and of
+/// the bounces mailbox in relay mode), so that polling searches only what arrives after them
+/// (`UID n:*`), however big the mailbox. Best effort and brief: an account not marked within
+/// the IMAP timeout (10 s at most) is searched by date instead, and sending goes on regardless.
+async fn mark_positions(
+    config: &Config,
+    seeds: &[&Seed],
+    secrets: &Secrets,
+    store: &Store,
+    run_id: &str,
+) {
+    let timeout = config.timing.imap_timeout;
+    let now = Instant::now();
+    let mut accounts: BTreeMap<(String, u16, String), AccountPoll> = BTreeMap::new();
+    for seed in seeds {
+        let Some(password) = secrets.seeds.get(&seed.name) else {
+            continue;
+        };
+        let job = match accounts.entry(account_key(&seed.imap)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                // A TLS setup that fails here fails polling too, which reports it.
+                let Ok(job) = account(
+                    config,
+                    &seed.name,
+                    &seed.imap,
+                    password,
+                    Lookup::Placement,
+                    now,
+                ) else {
+                    continue;
+                };
+                v.insert(job)
+            }
+        };
+        job.seeds.push(seed.name.clone());
+    }
+    let mut jobs: Vec<AccountPoll> = accounts.into_values().collect();
+    if config.sender.transport == Transport::Relay
+        && let (Some(imap), Some(password)) = (&config.sender.bounces, &secrets.bounces)
+        && let Ok(mut job) = account(config, BOUNCES, imap, password, Lookup::Dsn, now)
+    {
+        job.seeds.push(BOUNCES.to_owned());
+        jobs.push(job);
+    }
+
+    let limit = Arc::new(tokio::sync::Semaphore::new(max_connections(config)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut unmarked: Vec<Vec<String>> = Vec::new();
+    for job in jobs {
+        unmarked.push(job.seeds.clone());
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let result = poll::mark_positions(&job, timeout).await;
+            (job.seeds, result)
+        });
+    }
+    let until = now + timeout.min(MARK_BUDGET);
+    // Store errors are not fatal here: the send records that follow would meet them first.
+    let note = |seeds: &[String], error: String| {
+        let detail = serde_json::json!({
+            "error": error,
+            "note": "no position before sending: polling searches by date",
+        });
+        for seed in seeds {
+            let _ = store.record_observation(run_id, None, Some(seed), "positions", &detail);
+        }
+    };
+    loop {
+        let (seeds, result) = match tokio::time::timeout_at(until, tasks.join_next()).await {
+            Ok(Some(Ok(done))) => done,
+            Ok(Some(Err(_))) => continue,
+            Ok(None) => break,
+            Err(_) => {
+                tasks.abort_all();
+                for seeds in &unmarked {
+                    note(
+                        seeds,
+                        format!(
+                            "not done within {}",
+                            humantime::format_duration(timeout.min(MARK_BUDGET))
+                        ),
+                    );
+                }
+                break;
+            }
+        };
+        unmarked.retain(|s| *s != seeds);
+        match result {
+            Ok(positions) => {
+                for seed in &seeds {
+                    for p in &positions {
+                        let _ = store.record_position(
+                            run_id,
+                            &PositionRecord {
+                                seed: seed.clone(),
+                                folder: p.folder.clone(),
+                                role: p.role.as_str().to_owned(),
+                                uid_validity: p.uid_validity,
+                                uid_next: p.uid_next,
+                            },
+                        );
+                    }
+                }
+            }
+            Err(e) => note(&seeds, e.to_string()),
+        }
+    }
+}
 
 /// Reads the relay's log as it grows and reports delivery lines for our queue ids.
 async fn follow_maillog(
@@ -572,7 +729,7 @@ impl Decider<'_> {
         &mut self,
         token: Token,
         decision: &Decision,
-        found: Option<(&str, &str, SystemTime, &str)>,
+        found: Option<Sighted<'_>>,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> Result<(), RunError> {
         if !self.undecided.remove(&token) {
@@ -619,7 +776,7 @@ impl Decider<'_> {
                     seed.as_deref(),
                     "found",
                     &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
-                        "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
+                        "tab": s.tab, "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
                 )?;
                 if let Some(decision) = classify(Evidence::Found {
                     role: s.role,
@@ -629,12 +786,30 @@ impl Decider<'_> {
                     let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
                     // Reports show the folder as the user sees it, not in modified UTF-7.
                     let folder = poll::utf7::decode(&s.folder);
-                    self.decide(
-                        s.token,
-                        &decision,
-                        Some((&folder, s.role.as_str(), s.seen_at, &headers)),
-                        progress,
-                    )?;
+                    let sighted = Sighted {
+                        folder: &folder,
+                        role: s.role.as_str(),
+                        seen_at: s.seen_at,
+                        headers: &headers,
+                        tab: s.tab.as_deref(),
+                    };
+                    self.decide(s.token, &decision, Some(sighted), progress)?;
+                }
+            }
+            PollEvent::Searching {
+                seeds,
+                folder,
+                scope,
+            } => {
+                let detail = serde_json::json!({ "folder": folder, "scope": scope });
+                for seed in &seeds {
+                    store.record_observation(run_id, None, Some(seed), "search", &detail)?;
+                }
+            }
+            PollEvent::Reconnected { seeds, reconnects } => {
+                let detail = serde_json::json!({ "reconnects": reconnects });
+                for seed in &seeds {
+                    store.record_observation(run_id, None, Some(seed), "reconnect", &detail)?;
                 }
             }
             PollEvent::Downstream {

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The lab's state directory, as `docker/lab/lab.sh` uses it.
 pub fn lab_dir() -> PathBuf {
@@ -144,8 +144,24 @@ pub fn probe(dir: &Path) -> Command {
     cmd
 }
 
+/// Held shared while a test needs the lab steady (every [`run`]), exclusively by a test that
+/// disrupts it (restarting Dovecot), so that the disruption hits no other test.
+static STEADY: RwLock<()> = RwLock::new(());
+
+/// The lab stays up while this is held (tests of this process only).
+pub fn steady() -> RwLockReadGuard<'static, ()> {
+    STEADY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// No other test of this process uses the lab while this is held. Never call [`run`] or
+/// [`steady`] while holding it.
+pub fn disrupt() -> RwLockWriteGuard<'static, ()> {
+    STEADY.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs a command and returns its output, with stdout/stderr shown if an assertion fails.
 pub fn run(cmd: &mut Command) -> Output {
+    let _steady = steady();
     cmd.output().expect("run probe")
 }
 

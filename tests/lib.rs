@@ -4,9 +4,11 @@
 mod config_errors;
 mod direct;
 mod faults;
+mod folders;
 mod lab;
 mod mailbox_untouched;
 mod oauth2;
+mod polling;
 mod relay;
 mod secrets;
 mod seeds_check;

@@ -204,7 +204,11 @@ fn refresh_token_is_traded_and_used_for_xoauth2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("login: ok"), "{}", show(&out));
+    assert!(
+        stdout.contains("login: ok (OAuth 2.0, AUTHENTICATE XOAUTH2)"),
+        "{}",
+        show(&out)
+    );
     assert!(stdout.contains("spam folder: Junk Email"), "{}", show(&out));
     assert_eq!(seen.lock().unwrap().len(), 1, "one token exchange");
     // Traced at the most verbose level, still no token of any kind.

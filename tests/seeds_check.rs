@@ -42,7 +42,7 @@ fn check_reports_each_seed_and_sends_nothing() {
             .join("\n")
     };
     let good = block("good");
-    assert!(good.contains("login: ok"), "{good}");
+    assert!(good.contains("login: ok (password, LOGIN)"), "{good}");
     assert!(
         good.contains("spam folder: Filtered (marked \\Junk by the server)"),
         "{good}"

@@ -844,8 +844,10 @@ cmd_restart_dovecot() {
     check_lab_dir
     need_root restart-dovecot
     lock
+    # The whole process group, as a service manager restarting it would: the
+    # master alone would leave logged-in IMAP sessions running.
     if dovecot_running; then
-        kill -TERM "$(<"$DC_PID")" 2>/dev/null || true
+        kill -TERM -- "-$(<"$DC_PID")" 2>/dev/null || true
         wait_gone "$DC_PID" dovecot dovecot
     fi
     rm -f "$DC_PID"

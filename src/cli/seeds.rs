@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use crate::config::{Config, ImapTls, Seed};
+use crate::config::{BearerMechanism, Config, ImapTls, SecretSource, Seed};
 use crate::poll::{self, AccountPoll, JunkSource, Lookup, PollError};
 
 /// `probe seeds ...`
@@ -91,7 +91,14 @@ fn describe(seed: &Seed, result: &Result<poll::Inspection, PollError>) -> (Strin
             return (out, false);
         }
     };
-    let _ = writeln!(out, "  login: ok (LOGIN)");
+    let mechanism = match &imap.password {
+        SecretSource::Oauth2(grant) => match grant.mechanism {
+            BearerMechanism::Xoauth2 => "OAuth 2.0, AUTHENTICATE XOAUTH2",
+            BearerMechanism::Oauthbearer => "OAuth 2.0, AUTHENTICATE OAUTHBEARER",
+        },
+        _ => "password, LOGIN",
+    };
+    let _ = writeln!(out, "  login: ok ({mechanism})");
     let _ = writeln!(out, "  capabilities: {}", inspection.capabilities.join(" "));
     let folders: Vec<String> = inspection
         .folders

@@ -46,8 +46,10 @@ pub fn find_junk(
     known_names: &[String],
 ) -> Option<JunkFolder> {
     let selectable = || listed.iter().filter(|m| !m.noselect);
+    // The configured name may be written as the user sees it or as the wire has it.
     if let Some(wanted) = configured
-        && let Some(m) = selectable().find(|m| m.name == wanted)
+        && let Some(m) =
+            selectable().find(|m| m.name == wanted || super::utf7::decode(&m.name) == wanted)
     {
         return Some(JunkFolder {
             name: m.name.clone(),

@@ -1,28 +1,36 @@
 //! Polling: log into a seed mailbox, find each message by its token, note where it is.
 //!
-//! One connection and one login per account for the whole poll. Each round EXAMINEs (read-only)
-//! the inbox and the spam folder, searches the subject for the pending tokens, and confirms a
-//! hit by its `X-Probe-Id` from a `BODY.PEEK[HEADER]` fetch. Nothing is ever flagged, moved or
-//! deleted. This module reports sightings; [`crate::verdict`] decides what they mean.
+//! One connection and one login per account for the whole poll (re-established when it drops),
+//! and at most [`PollSettings::max_connections`] across accounts. Before sending,
+//! [`mark_positions`] notes each folder's UIDNEXT, so a search covers only `UID n:*`: what
+//! arrived since, however big the mailbox. Each round EXAMINEs (read-only) the spam folder
+//! (once STATUS shows mail arrived there) and the inbox, searches the subject for the pending
+//! tokens, and confirms a hit by its `X-Probe-Id` from a `BODY.PEEK[HEADER]` fetch; between
+//! rounds the connection waits in IDLE on the inbox where the server has it. Nothing is ever flagged, moved or deleted. This module
+//! reports sightings; [`crate::verdict`] decides what they mean.
 
+mod account;
 mod folders;
+mod limit;
+mod positions;
 mod stream;
 pub mod utf7;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+pub use account::poll_account;
 pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
+pub use limit::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
+pub use positions::{Position, SearchScope, StartAt, mark_positions};
 pub use stream::ImapStream;
 
 use crate::config::{BearerMechanism, Imap, SecretSource, SecretString};
-use crate::downstream::{Downstream, DownstreamAction};
+use crate::downstream::Downstream;
 use crate::message::{Token, X_PROBE_ID};
 
 type Session = async_imap::Session<ImapStream>;
@@ -43,6 +51,15 @@ impl FolderRole {
         match self {
             FolderRole::Inbox => "inbox",
             FolderRole::Junk => "junk",
+        }
+    }
+
+    /// The role of a stored name.
+    pub fn from_label(label: &str) -> Option<FolderRole> {
+        match label {
+            "inbox" => Some(FolderRole::Inbox),
+            "junk" => Some(FolderRole::Junk),
+            _ => None,
         }
     }
 }
@@ -118,6 +135,9 @@ pub struct Sighting {
     pub uid: u32,
     /// Header fields that explain the verdict.
     pub evidence: HeaderEvidence,
+    /// Gmail's inbox tab (`primary`, `promotions`, `social`, `updates`, `forums`) where the
+    /// server has Gmail's extensions; None elsewhere.
+    pub tab: Option<String>,
     /// When probe saw it.
     pub seen_at: SystemTime,
 }
@@ -167,6 +187,14 @@ pub enum PollError {
         /// Why.
         reason: String,
     },
+    /// The connection ended (the server said BYE, or closed it) during a step.
+    #[error("{server}: connection closed during {step}")]
+    Closed {
+        /// host:port
+        server: String,
+        /// The command or step.
+        step: &'static str,
+    },
     /// The server answered a command with NO/BAD or something unparsable.
     #[error("{server}: {step} failed: {reply}")]
     Command {
@@ -199,6 +227,23 @@ pub enum PollEvent {
     },
     /// A message was found.
     Found(Sighting),
+    /// A folder is searched with a new scope: at the first search, or after UIDVALIDITY
+    /// changed.
+    Searching {
+        /// The seeds polled through this account.
+        seeds: Vec<String>,
+        /// The folder's wire name.
+        folder: String,
+        /// How much of it is searched.
+        scope: SearchScope,
+    },
+    /// The connection was re-established after it failed.
+    Reconnected {
+        /// The seeds polled through this account.
+        seeds: Vec<String>,
+        /// Reconnects of this account so far.
+        reconnects: u32,
+    },
     /// A report on what the relay's next hop did with a message (a DSN, or the relay's log).
     Downstream {
         /// Which message.
@@ -247,13 +292,16 @@ pub enum Lookup {
     Dsn,
 }
 
-/// Timing shared by all accounts.
+/// Timing and limits shared by all accounts.
 #[derive(Debug, Clone, Copy)]
 pub struct PollSettings {
-    /// Pause between rounds.
+    /// Time between full rounds (the spam folder and the inbox); the inbox is searched sooner
+    /// when IDLE reports new mail.
     pub interval: Duration,
     /// Limit for each IMAP step.
     pub command_timeout: Duration,
+    /// IMAP connections open at once, across all accounts.
+    pub max_connections: usize,
 }
 
 /// How an account's poll went, returned when it ends.
@@ -268,116 +316,6 @@ pub struct AccountSummary {
     pub completed: bool,
     /// Tokens not found.
     pub unfound: Vec<Token>,
-}
-
-/// Polls one account until every token is found, the deadline passes, or the account fails for
-/// good. Events go to `events` as they happen, so the caller can store them at once.
-pub async fn poll_account(
-    job: AccountPoll,
-    settings: PollSettings,
-    events: mpsc::UnboundedSender<PollEvent>,
-) -> AccountSummary {
-    let mut pending: HashSet<Token> = job.tokens.iter().copied().collect();
-    let mut summary = AccountSummary::default();
-    let mut session: Option<Session> = None;
-    let mut searched_after_deadline = false;
-    // DSNs already read, so a delayed notice is reported once, not every round.
-    let mut processed: HashSet<(String, u32)> = HashSet::new();
-    let mut junk: Option<JunkFolder> = None;
-    let report = |error: PollError, fatal: bool| {
-        let _ = events.send(PollEvent::Error {
-            seeds: job.seeds.clone(),
-            error,
-            fatal,
-        });
-    };
-    while !pending.is_empty() {
-        if session.is_none() {
-            match open(&job, settings.command_timeout).await {
-                Ok((s, listed)) => {
-                    if summary.logged_in {
-                        summary.reconnects += 1;
-                    } else {
-                        junk = find_junk(
-                            &listed,
-                            job.imap.spam_folder.as_deref(),
-                            &job.imap.spam_folder_names,
-                        );
-                        let _ = events.send(PollEvent::JunkFolder {
-                            seeds: job.seeds.clone(),
-                            folder: junk.clone(),
-                        });
-                    }
-                    summary.logged_in = true;
-                    session = Some(s);
-                }
-                Err(e) => {
-                    let fatal = e.is_fatal();
-                    report(e, fatal);
-                    if fatal {
-                        summary.unfound = pending.into_iter().collect();
-                        return summary;
-                    }
-                }
-            }
-        }
-        if let Some(s) = session.as_mut() {
-            let started = Instant::now();
-            let round = round(
-                s,
-                &job,
-                junk.as_ref(),
-                &pending,
-                &mut processed,
-                settings.command_timeout,
-            );
-            match round.await {
-                Ok(findings) => {
-                    searched_after_deadline = started >= job.deadline;
-                    for event in findings {
-                        let final_for = match &event {
-                            PollEvent::Found(s) => Some(s.token),
-                            PollEvent::Downstream { token, report, .. }
-                                if report.action == DownstreamAction::Failed =>
-                            {
-                                Some(*token)
-                            }
-                            _ => None,
-                        };
-                        if let Some(token) = final_for {
-                            pending.remove(&token);
-                        }
-                        let _ = events.send(event);
-                    }
-                }
-                Err(e) => {
-                    report(e, false);
-                    session = None;
-                }
-            }
-        }
-        if pending.is_empty() || searched_after_deadline {
-            break;
-        }
-        // A search that starts at or after the deadline is owed before anything is called
-        // missing; if the server keeps failing, give up a little later and decide nothing.
-        let now = Instant::now();
-        if now >= job.deadline + 2 * settings.command_timeout {
-            break;
-        }
-        let next = if now >= job.deadline {
-            now + settings.interval.min(Duration::from_secs(1))
-        } else {
-            (now + settings.interval).min(job.deadline)
-        };
-        tokio::time::sleep_until(next).await;
-    }
-    if let Some(mut s) = session {
-        let _ = tokio::time::timeout(settings.command_timeout, s.logout()).await;
-    }
-    summary.completed = pending.is_empty() || searched_after_deadline;
-    summary.unfound = pending.into_iter().collect();
-    summary
 }
 
 fn server(imap: &Imap) -> String {
@@ -548,104 +486,6 @@ async fn open(
     Ok((session, listed))
 }
 
-/// One round: the inbox, then the spam folder.
-async fn round(
-    session: &mut Session,
-    job: &AccountPoll,
-    junk: Option<&JunkFolder>,
-    pending: &HashSet<Token>,
-    processed: &mut HashSet<(String, u32)>,
-    timeout: Duration,
-) -> Result<Vec<PollEvent>, PollError> {
-    let mut findings = Vec::new();
-    let mut folders = vec![("INBOX".to_owned(), FolderRole::Inbox)];
-    if let Some(j) = junk {
-        folders.push((j.name.clone(), FolderRole::Junk));
-    }
-    for (folder, role) in folders {
-        let still: Vec<Token> = pending
-            .iter()
-            .filter(|t| {
-                !findings
-                    .iter()
-                    .any(|f| matches!(f, PollEvent::Found(s) if s.token == **t))
-            })
-            .copied()
-            .collect();
-        if still.is_empty() {
-            break;
-        }
-        match job.lookup {
-            Lookup::Placement => findings.extend(
-                search_folder(session, job, &folder, role, &still, timeout)
-                    .await?
-                    .into_iter()
-                    .map(PollEvent::Found),
-            ),
-            Lookup::Dsn => findings
-                .extend(search_dsns(session, job, &folder, &still, processed, timeout).await?),
-        }
-    }
-    Ok(findings)
-}
-
-/// Finds DSNs mentioning pending tokens (in the envelope id or the returned headers), each
-/// read once.
-async fn search_dsns(
-    session: &mut Session,
-    job: &AccountPoll,
-    folder: &str,
-    tokens: &[Token],
-    processed: &mut HashSet<(String, u32)>,
-    timeout: Duration,
-) -> Result<Vec<PollEvent>, PollError> {
-    let imap = &job.imap;
-    step(imap, "EXAMINE", timeout, session.examine(folder)).await?;
-    let query = or_query("TEXT", tokens);
-    let uids = step(imap, "UID SEARCH", timeout, session.uid_search(query)).await?;
-    let mut uids: Vec<u32> = uids
-        .into_iter()
-        .filter(|uid| !processed.contains(&(folder.to_owned(), *uid)))
-        .collect();
-    if uids.is_empty() {
-        return Ok(Vec::new());
-    }
-    uids.sort_unstable();
-    let set = uid_set(&uids);
-    let fetched = step(imap, "UID FETCH", timeout, async {
-        session
-            .uid_fetch(&set, "(UID BODY.PEEK[])")
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
-    let mut events = Vec::new();
-    for fetch in &fetched {
-        let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) else {
-            continue;
-        };
-        processed.insert((folder.to_owned(), uid));
-        let Some(dsn) = crate::downstream::dsn::parse(body) else {
-            continue;
-        };
-        let Some(token) = dsn
-            .token()
-            .and_then(|id| tokens.iter().find(|t| t.to_string() == id))
-        else {
-            continue;
-        };
-        for report in dsn.recipients {
-            events.push(PollEvent::Downstream {
-                token: *token,
-                report,
-                origin: format!("{folder} UID {uid}"),
-            });
-        }
-    }
-    Ok(events)
-}
-
 fn uid_set(uids: &[u32]) -> String {
     uids.iter()
         .map(u32::to_string)
@@ -663,65 +503,6 @@ fn or_query(key: &str, tokens: &[Token]) -> String {
         query.push_str(&format!("{key} \"{token}\" "));
     }
     query.trim_end().to_owned()
-}
-
-async fn search_folder(
-    session: &mut Session,
-    job: &AccountPoll,
-    folder: &str,
-    role: FolderRole,
-    tokens: &[Token],
-    timeout: Duration,
-) -> Result<Vec<Sighting>, PollError> {
-    let imap = &job.imap;
-    // EXAMINE, not SELECT: read-only, so not even \Recent changes. Re-examining each round also
-    // makes servers report mail that arrived since the last round.
-    step(imap, "EXAMINE", timeout, session.examine(folder)).await?;
-    let uids = step(
-        imap,
-        "UID SEARCH",
-        timeout,
-        session.uid_search(or_query("SUBJECT", tokens)),
-    )
-    .await?;
-    if uids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut uids: Vec<u32> = uids.into_iter().collect();
-    uids.sort_unstable();
-    let set = uid_set(&uids);
-    let fetched = step(imap, "UID FETCH", timeout, async {
-        session
-            .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
-    let mut found = Vec::new();
-    for fetch in &fetched {
-        let (Some(uid), Some(header)) = (fetch.uid, fetch.header()) else {
-            continue;
-        };
-        let Some((Some(probe_id), evidence)) = HeaderEvidence::from_header_block(header) else {
-            continue;
-        };
-        let Some(token) = tokens.iter().find(|t| t.to_string() == probe_id) else {
-            continue;
-        };
-        if found.iter().any(|s: &Sighting| s.token == *token) {
-            continue;
-        }
-        found.push(Sighting {
-            token: *token,
-            folder: folder.to_owned(),
-            role,
-            uid,
-            evidence,
-            seen_at: SystemTime::now(),
-        });
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub struct JsonMessage<'a> {
     pub smtp: JsonSmtp<'a>,
     /// Folder found in.
     pub folder: Option<&'a str>,
+    /// Gmail's inbox tab (`primary`, `promotions`, `social`, `updates`, `forums`), where the
+    /// server tells.
+    pub tab: Option<&'a str>,
     /// From the end of the SMTP transaction to probe's sighting.
     pub latency_ms: Option<u64>,
     /// From the end of the SMTP transaction to the provider's own `Received` stamp (whole
@@ -153,6 +156,7 @@ impl RunReport {
                             error: m.smtp_error.as_deref(),
                         },
                         folder: m.folder.as_deref(),
+                        tab: m.tab.as_deref(),
                         latency_ms: m.latency().map(|d| d.as_millis() as u64),
                         delivery_latency_ms,
                         authentication: headers

@@ -20,6 +20,18 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE runs ADD COLUMN maillog_offset INTEGER;
      ALTER TABLE messages ADD COLUMN queue_id TEXT;
      ALTER TABLE messages ADD COLUMN downstream_json TEXT;",
+    // 3: incremental polling (each folder's UIDNEXT before sending) and Gmail tabs.
+    "CREATE TABLE positions (
+         run_id      TEXT NOT NULL REFERENCES runs(id),
+         seed        TEXT NOT NULL,
+         folder      TEXT NOT NULL,            -- wire name (modified UTF-7)
+         role        TEXT NOT NULL,            -- inbox | junk
+         uidvalidity INTEGER NOT NULL,
+         uidnext     INTEGER NOT NULL,         -- messages sent later have a UID >= this
+         taken_at    INTEGER NOT NULL,
+         PRIMARY KEY (run_id, seed, folder)
+     );
+     ALTER TABLE messages ADD COLUMN tab TEXT;",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -148,6 +160,36 @@ pub struct SendRecord {
     pub attempts: Vec<AttemptRecord>,
 }
 
+/// A folder's UIDVALIDITY and UIDNEXT for one seed, taken before sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionRecord {
+    /// Seed name.
+    pub seed: String,
+    /// The folder's wire name.
+    pub folder: String,
+    /// `inbox` or `junk`.
+    pub role: String,
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT.
+    pub uid_next: u32,
+}
+
+/// Where and when polling saw a message, for [`Store::record_decision`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sighted<'a> {
+    /// Folder, as the user sees it.
+    pub folder: &'a str,
+    /// `inbox` or `junk`.
+    pub role: &'a str,
+    /// When probe saw it.
+    pub seen_at: SystemTime,
+    /// Header evidence, JSON.
+    pub headers: &'a str,
+    /// Gmail's inbox tab, where known.
+    pub tab: Option<&'a str>,
+}
+
 /// A run as stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
@@ -204,6 +246,8 @@ pub struct MessageRecord {
     pub verdict_reason: Option<String>,
     /// Folder found in.
     pub folder: Option<String>,
+    /// Gmail's inbox tab, where known.
+    pub tab: Option<String>,
     /// When probe saw it, Unix ms.
     pub seen_at: Option<i64>,
     /// Header evidence, JSON.
@@ -423,30 +467,71 @@ impl Store {
         &self,
         token: &str,
         decision: &Decision,
-        found: Option<(&str, &str, SystemTime, &str)>,
+        found: Option<Sighted<'_>>,
     ) -> Result<(), StoreError> {
-        let (folder, role, seen_at, headers) = match found {
-            Some((f, r, t, h)) => (Some(f), Some(r), Some(unix_ms(t)), Some(h)),
-            None => (None, None, None, None),
-        };
         self.conn
             .execute(
                 "UPDATE messages SET verdict = ?2, verdict_reason = ?3, decided_at = ?4,
-                     folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8
+                     folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8, tab = ?9
                  WHERE token = ?1 AND verdict IS NULL",
                 params![
                     token,
                     decision.verdict.as_label(),
                     decision.reason,
                     unix_ms(SystemTime::now()),
-                    folder,
-                    role,
-                    seen_at,
-                    headers
+                    found.map(|f| f.folder),
+                    found.map(|f| f.role),
+                    found.map(|f| unix_ms(f.seen_at)),
+                    found.map(|f| f.headers),
+                    found.and_then(|f| f.tab),
                 ],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
+    }
+
+    /// Records a folder's position for a seed of a run (the first one taken wins).
+    pub fn record_position(&self, run_id: &str, p: &PositionRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO positions
+                     (run_id, seed, folder, role, uidvalidity, uidnext, taken_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    run_id,
+                    p.seed,
+                    p.folder,
+                    p.role,
+                    p.uid_validity,
+                    p.uid_next,
+                    unix_ms(SystemTime::now())
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// A run's folder positions.
+    pub fn positions(&self, run_id: &str) -> Result<Vec<PositionRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seed, folder, role, uidvalidity, uidnext FROM positions
+                 WHERE run_id = ?1 ORDER BY seed, folder",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(PositionRecord {
+                    seed: r.get(0)?,
+                    folder: r.get(1)?,
+                    role: r.get(2)?,
+                    uid_validity: r.get(3)?,
+                    uid_next: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// Keeps the first downstream report of an undecided message: whichever of DSN or log
@@ -530,7 +615,7 @@ impl Store {
             .prepare(
                 "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
                         smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
-                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json
+                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab
                  FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
             )
             .map_err(|e| self.sql(e))?;
@@ -558,6 +643,7 @@ impl Store {
                     poll_error: r.get(17)?,
                     queue_id: r.get(18)?,
                     downstream_json: r.get(19)?,
+                    tab: r.get(20)?,
                 })
             })
             .map_err(|e| self.sql(e))?;
@@ -591,6 +677,39 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn the_first_position_per_folder_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        s.create_run(&NewRun {
+            id: "R1".into(),
+            started_at: SystemTime::now(),
+            config_path: "c.yaml".into(),
+            transport: "direct".into(),
+            sender_from: "a@b".into(),
+            ehlo: "h".into(),
+            timeout: Duration::from_secs(1),
+            source_ip: None,
+            maillog_offset: None,
+        })
+        .unwrap();
+        let at = |folder: &str, uid_next: u32| PositionRecord {
+            seed: "gmail".into(),
+            folder: folder.into(),
+            role: "inbox".into(),
+            uid_validity: 3,
+            uid_next,
+        };
+        s.record_position("R1", &at("INBOX", 100_001)).unwrap();
+        s.record_position("R1", &at("INBOX", 100_007)).unwrap();
+        s.record_position("R1", &at("[Gmail]/Spam", 12)).unwrap();
+        assert_eq!(
+            s.positions("R1").unwrap(),
+            [at("INBOX", 100_001), at("[Gmail]/Spam", 12)]
+        );
+        assert!(s.positions("R2").unwrap().is_empty());
     }
 
     #[test]
