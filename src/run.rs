@@ -522,8 +522,8 @@ pub async fn poll(
 const BOUNCES: &str = "(bounces mailbox)";
 
 /// IMAP connections open at once, across accounts.
-fn max_connections(_config: &Config) -> usize {
-    poll::DEFAULT_MAX_CONNECTIONS
+fn max_connections(config: &Config) -> usize {
+    config.timing.imap_connections
 }
 
 /// Seeds with the same server and login share one mailbox, and one connection.

@@ -472,3 +472,39 @@ fn gmail_tabs_are_reported() {
         "{seen:#?}"
     );
 }
+
+#[test]
+fn one_connection_is_handed_over_between_accounts() {
+    // With room for a single IMAP connection, an account idling for a message that never
+    // comes (the discarding provider) must hand the connection to the other account instead
+    // of holding it until its timeout.
+    let seeds = [
+        seed_entry(
+            "discard",
+            "discard@discard.lab.test",
+            "discard",
+            Some("127.0.0.1:2525"),
+        ),
+        seed_entry(
+            "inbox",
+            "inbox@inbox.lab.test",
+            "inbox",
+            Some("127.0.0.1:2525"),
+        ),
+    ];
+    let yaml = config(&seeds, "30s", "12s").replace(
+        "  imap_timeout: 10s\n",
+        "  imap_timeout: 10s\n  imap_connections: 1\n",
+    );
+    let (_dir, out) = run_yaml(&yaml, &["run", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let json = json_of(&out);
+    assert_eq!(message_for(&json, "discard")["verdict"], "missing");
+    let inbox = message_for(&json, "inbox");
+    assert_eq!(inbox["verdict"], "inbox", "{inbox:#}");
+    let latency = inbox["latency_ms"].as_u64().unwrap();
+    assert!(
+        latency < 8_000,
+        "inbox waited for the other account: {latency} ms"
+    );
+}

@@ -147,6 +147,9 @@ pub struct Timing {
     pub smtp_timeout: Duration,
     /// Limit for each IMAP command.
     pub imap_timeout: Duration,
+    /// At most this many IMAP connections at once across all seed accounts (one per account
+    /// in any case; providers limit connections per account, Gmail to about 15).
+    pub imap_connections: usize,
 }
 
 /// IMAP transport security.
@@ -342,6 +345,7 @@ struct RawTiming {
     timeout: Option<Spanned<String>>,
     smtp_timeout: Option<Spanned<String>>,
     imap_timeout: Option<Spanned<String>>,
+    imap_connections: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -500,6 +504,13 @@ impl Config {
                 "timing.imap_timeout",
                 Duration::from_secs(30),
             )?,
+            imap_connections: match &t.imap_connections {
+                Some(n) if n.value == 0 => {
+                    return Err(check.invalid(n, "timing.imap_connections", "must be at least 1"));
+                }
+                Some(n) => n.value,
+                None => crate::poll::DEFAULT_MAX_CONNECTIONS,
+            },
         };
 
         if raw.seeds.value.is_empty() {

@@ -251,7 +251,9 @@ pub async fn poll_account(
         let due = next_full.min(job.deadline);
         if limit.contended() {
             // Another account waits for a connection: hand this one over until the next round.
+            // The permit lives in the connection, so it must be gone before the wait.
             let _ = tokio::time::timeout(timeout, c.session.logout()).await;
+            drop(c);
             tokio::time::sleep_until(due).await;
             continue;
         }
