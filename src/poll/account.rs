@@ -532,6 +532,26 @@ fn new_mail_announced(session: &mut Session) -> bool {
     announced
 }
 
+/// `UID FETCH` of the given UIDs; `items` must only PEEK, so no `\Seen` is ever set.
+async fn fetch_uids(
+    c: &mut Conn,
+    imap: &crate::config::Imap,
+    uids: &[u32],
+    items: &str,
+    timeout: Duration,
+) -> Result<Vec<async_imap::types::Fetch>, PollError> {
+    let set = uid_set(uids);
+    let session = &mut c.session;
+    step(imap, "UID FETCH", timeout, async {
+        session
+            .uid_fetch(&set, items)
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await
+}
+
 /// Finds pending messages in the selected folder by subject token, confirmed by `X-Probe-Id`.
 async fn search_folder(
     c: &mut Conn,
@@ -550,16 +570,7 @@ async fn search_folder(
     }
     let mut uids: Vec<u32> = uids.into_iter().collect();
     uids.sort_unstable();
-    let set = uid_set(&uids);
-    let session = &mut c.session;
-    let fetched = step(imap, "UID FETCH", timeout, async {
-        session
-            .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
+    let fetched = fetch_uids(c, imap, &uids, "(UID BODY.PEEK[HEADER])", timeout).await?;
     let mut found = Vec::new();
     for fetch in &fetched {
         let (Some(uid), Some(header)) = (fetch.uid, fetch.header()) else {
@@ -641,16 +652,7 @@ async fn search_dsns(
         return Ok(Vec::new());
     }
     uids.sort_unstable();
-    let set = uid_set(&uids);
-    let session = &mut c.session;
-    let fetched = step(imap, "UID FETCH", timeout, async {
-        session
-            .uid_fetch(&set, "(UID BODY.PEEK[])")
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await?;
+    let fetched = fetch_uids(c, imap, &uids, "(UID BODY.PEEK[])", timeout).await?;
     let mut events = Vec::new();
     for fetch in &fetched {
         let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) else {

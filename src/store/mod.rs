@@ -655,6 +655,20 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn test_run(id: &str) -> NewRun {
+        NewRun {
+            id: id.into(),
+            started_at: SystemTime::now(),
+            config_path: "c.yaml".into(),
+            transport: "direct".into(),
+            sender_from: "a@b".into(),
+            ehlo: "h".into(),
+            timeout: Duration::from_secs(1),
+            source_ip: None,
+            maillog_offset: None,
+        }
+    }
+
     #[test]
     fn a_version_1_store_is_migrated_and_stays_readable() {
         let dir = tempfile::tempdir().unwrap();
@@ -683,18 +697,7 @@ mod tests {
     fn the_first_position_per_folder_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
-        s.create_run(&NewRun {
-            id: "R1".into(),
-            started_at: SystemTime::now(),
-            config_path: "c.yaml".into(),
-            transport: "direct".into(),
-            sender_from: "a@b".into(),
-            ehlo: "h".into(),
-            timeout: Duration::from_secs(1),
-            source_ip: None,
-            maillog_offset: None,
-        })
-        .unwrap();
+        s.create_run(&test_run("R1")).unwrap();
         let at = |folder: &str, uid_next: u32| PositionRecord {
             seed: "gmail".into(),
             folder: folder.into(),
@@ -717,18 +720,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
         let s = Store::open(&path).unwrap();
-        s.create_run(&NewRun {
-            id: "R1".into(),
-            started_at: SystemTime::now(),
-            config_path: "c.yaml".into(),
-            transport: "direct".into(),
-            sender_from: "a@b".into(),
-            ehlo: "h".into(),
-            timeout: Duration::from_secs(1),
-            source_ip: None,
-            maillog_offset: None,
-        })
-        .unwrap();
+        s.create_run(&test_run("R1")).unwrap();
         drop(s);
         let s = Store::open(&path).unwrap();
         assert_eq!(s.run("R1").unwrap().transport, "direct");
