@@ -8,6 +8,7 @@ mod folders;
 mod lab;
 mod mailbox_untouched;
 mod oauth2;
+mod oauth2_dovecot;
 mod polling;
 mod relay;
 mod secrets;

@@ -1,6 +1,6 @@
-//! OAuth 2.0: the refresh-token exchange against a local HTTPS token endpoint, and the SASL
-//! XOAUTH2 login it leads to, against a scripted IMAP server (the lab's Dovecot has no OAuth2
-//! passdb; see the closing notes).
+//! OAuth 2.0: the refresh-token exchange against a local HTTPS token endpoint, its errors, and
+//! the exact XOAUTH2 payload, checked by a scripted IMAP server. `oauth2_dovecot.rs` logs into
+//! the lab's real Dovecot with both mechanisms.
 
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};

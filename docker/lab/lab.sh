@@ -46,6 +46,10 @@
 #   2465  SMTPS    the same relay with implicit TLS ("submissions")
 #   5353  DNS      dnsmasq, UDP + TCP, answers lab.test only, forwards nothing:
 #                  `dig @127.0.0.1 -p 5353 MX inbox.lab.test`
+#   9443  HTTPS    NOT the lab's: where Dovecot's oauth2 passdb asks whether a
+#                  bearer token is valid (POST /introspect, RFC 7662). A test
+#                  serves it (tests/oauth2_dovecot.rs); unserved, only
+#                  XOAUTH2/OAUTHBEARER logins fail. Not checked by status
 # TLS everywhere: server certificate for localhost, mx.lab.test, imap.lab.test
 # and IP 127.0.0.1, signed by the lab CA $LAB_DIR/tls/ca.pem.
 #
@@ -84,6 +88,13 @@
 #   umlaut@umlaut.lab.test      "Unerwünscht", on the wire "Unerw&APw-nscht"
 #   big@big.lab.test            250, INBOX; `lab.sh fill-big` puts 100,000
 #                               unrelated messages there (not done by start)
+#   oauth@oauth.lab.test        250, INBOX; IMAP login also by OAuth 2.0 (SASL
+#                               XOAUTH2 / OAUTHBEARER): Dovecot's oauth2 passdb
+#                               POSTs the bearer token to the introspection
+#                               endpoint https://127.0.0.1:9443/introspect,
+#                               which only a test serves while it runs
+#                               (tests/oauth2_dovecot.rs); the lab itself never
+#                               listens on 9443. Password login works as usual
 # DNS (dns/dnsmasq.conf): MX 10 mx.lab.test for every seed domain above unless
 # noted; mx.lab.test A 127.0.0.1; dead-mx.lab.test A 127.0.0.9;
 # nullmx.lab.test null MX "MX 0 ." (RFC 7505) + A 127.0.0.1, no user; any other name
@@ -294,8 +305,8 @@ read_seeds() {
         [[ $addr =~ ^[a-z0-9._-]+@[a-z0-9.-]+$ ]] || die "$SEEDS:$n: bad address '$addr' (lower-case local@domain)"
         case $kind in
         inbox | junk | tagged | defer | reject | discard | iprep | sender | sievereject) ;;
-        yahoo | gmx | gmail | umlaut | big) ;;
-        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big)" ;;
+        yahoo | gmx | gmail | umlaut | big | oauth) ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big oauth)" ;;
         esac
         SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
     done <"$SEEDS"
@@ -363,7 +374,7 @@ render_postfix_tables() {
         echo "# rendered by lab.sh from $SEEDS"
         for i in "${!SEED_ADDRS[@]}"; do
             case ${SEED_KINDS[$i]} in
-            inbox | junk | tagged | discard | iprep | sender | sievereject | yahoo | gmx | gmail | umlaut | big)
+            inbox | junk | tagged | discard | iprep | sender | sievereject | yahoo | gmx | gmail | umlaut | big | oauth)
                 echo "${SEED_ADDRS[$i]} lab"
                 ;;
             esac
@@ -484,6 +495,7 @@ render() {
     render_relay
     render_dns
     template dovecot/dovecot.conf | put "$DC_CONF" 0644
+    template dovecot/oauth2.conf.ext | put "$LAB_DIR/dovecot/oauth2.conf.ext" 0644
     template sieve/providers.sieve | put "$LAB_DIR/sieve/providers.sieve" 0644
     render_tls
     render_secrets
@@ -527,7 +539,7 @@ start_daemons() {
     if relay_running && changed "$RELAY_DIR/" "$LAB_DIR/tls/"; then
         postfix -c "$RELAY_DIR" reload </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- || true
     fi
-    if dovecot_running && changed "$DC_CONF" "$LAB_DIR/tls/"; then
+    if dovecot_running && changed "$DC_CONF" "$LAB_DIR/dovecot/oauth2.conf.ext" "$LAB_DIR/tls/"; then
         kill -HUP "$(<"$DC_PID")" 2>/dev/null || true
     fi
     # dnsmasq re-reads only hosts files on HUP: restart it for a new config.
