@@ -10,9 +10,11 @@
 #       spam folder and INBOX, `UID SEARCH UID n:* (SUBJECT ...)`, FETCH, LOGOUT). Against a
 #       nearly empty mailbox (implicit@implicit.lab.test) and the 100,000-message one
 #       (big@big.lab.test), REPS times each, interleaved; medians. Goal: big <= 1.2x small.
-#       Dovecot's own time for each command is shown as well (from its tagged OK): opening
-#       INBOX after a delivery costs the first clients ~0.3 s at 100,000 messages in the lab's
-#       Maildir (it re-reads dovecot-uidlist and lists cur/), whatever they then search.
+#       Dovecot's own time for each command is shown as well (from its tagged OK). The big
+#       mailbox is an mdbox: as a Maildir, opening INBOX after a delivery cost every client
+#       ~0.35 s at 100,000 messages (re-reading dovecot-uidlist, listing cur/), which measured
+#       the storage format, not the client (6x then; ~1.0-1.25x with mdbox, noisy at ~10 ms).
+#       REPS=15 bench/poll.sh gives steadier medians.
 #   (b) the same lookups by a naive poller, as Nagios-style checks do it (python3 imaplib):
 #       connect, login, EXAMINE INBOX, `SEARCH SUBJECT token` over the whole folder, FETCH the
 #       header, logout, for the same messages right after (a)'s poll. Medians, and its ratio;

@@ -25,10 +25,12 @@
 #               queues (provider and relay)
 #   fill-big [N]  start the lab if needed, then fill the INBOX of every `big`
 #               seed (big@big.lab.test) with N (default 100000) small unrelated
-#               messages (varied subjects, senders, dates; seen, not \Recent),
-#               written straight into the Maildir's cur/, then `doveadm index`
-#               (which caches Subject/From/Message-ID, so a first SEARCH SUBJECT
-#               takes ~0.3 s; an uncached header or BODY takes ~2 s).
+#               messages (varied subjects, senders, dates; seen, not \Recent).
+#               That INBOX is an mdbox, not a Maildir (userdb field
+#               `mail`): the messages are written as a scratch Maildir, then
+#               `doveadm import`ed (~20 s in all for 100,000), then indexed
+#               with Subject/From/Message-ID cached (a SEARCH SUBJECT over all
+#               of it takes ~0.3 s; an uncached header or BODY takes ~2 s).
 #               Does nothing when that INBOX already holds N or more; tops it
 #               up to N otherwise. Never run by start (it takes 10 s or more);
 #               tests and benchmarks call it. reset-mail empties that INBOX too.
@@ -332,8 +334,35 @@ provider_spam_folder() {
     umlaut) echo 'Unerwünscht' ;;
     esac
 }
+# big_mail_dir ADDR: the mdbox root of a `big` seed (mail/DOMAIN/LOCAL, where
+# the other seeds keep their Maildir, so reset-mail finds it the same way).
+big_mail_dir() {
+    printf '%s/mail/%s/%s' "$LAB_DIR" "${1#*@}" "${1%@*}"
+}
+
+# drop_old_big_maildirs: a `big` seed's mail was a Maildir before it became an
+# mdbox; delete such a leftover (Dovecot not running) so that the mdbox starts
+# empty and fill-big fills it again.
+drop_old_big_maildirs() {
+    local i dir
+    for i in "${!SEED_ADDRS[@]}"; do
+        [[ ${SEED_KINDS[$i]} == big ]] || continue
+        dir=$(big_mail_dir "${SEED_ADDRS[$i]}")
+        if [[ -d $dir/cur ]]; then
+            rm -rf "${dir:?}"
+            log "deleted the old Maildir of ${SEED_ADDRS[$i]} (now mdbox; refill with fill-big)"
+        fi
+    done
+}
+
 userdb_fields() {
-    local kind=$1 folder mb=userdb_namespace/inbox/mailbox
+    local kind=$1 addr=$2 folder mb=userdb_namespace/inbox/mailbox
+    # The 100,000-message seed is stored as mdbox (index-based, like real
+    # providers' stores), not Maildir: opening a huge Maildir after a delivery
+    # re-reads dovecot-uidlist and lists cur/ (~0.35 s at 100,000 messages).
+    if [[ $kind == big ]]; then
+        printf '%s ' "userdb_mail=mdbox:$(big_mail_dir "$addr")"
+    fi
     folder=$(provider_spam_folder "$kind")
     [[ -n $folder ]] || return 0
     # Filtered's settings (\Junk, auto = subscribe) go to a name that cannot
@@ -357,7 +386,7 @@ render_secrets() {
         pass=$(<"$file")
         [[ $pass =~ ^[A-Za-z0-9._-]+$ ]] || die "$file: password may only contain letters, digits, '.', '_', '-'"
         # user:password:uid:gid:gecos:home:shell:extra fields (passdb and userdb)
-        fields=$(userdb_fields "${SEED_KINDS[$i]}")
+        fields=$(userdb_fields "${SEED_KINDS[$i]}" "$addr")
         users+="$addr:{PLAIN}$pass::::::${fields% }"$'\n'
     done
     printf '%s' "$users" | put "$LAB_DIR/dovecot/users" 0640
@@ -499,6 +528,7 @@ render() {
     template sieve/providers.sieve | put "$LAB_DIR/sieve/providers.sieve" 0644
     render_tls
     render_secrets
+    drop_old_big_maildirs
 
     # Precompile the global script (Dovecot could not write the binary
     # next to it otherwise); recompiles only when the script changed.
@@ -692,6 +722,11 @@ cmd_reset_mail() {
             user=${dir##*/}@$(basename "$(dirname "$dir")")
             doveadm -c "$DC_CONF" expunge -u "$user" mailbox '*' all ||
                 log "warning: could not expunge the mail of $user"
+            # An mdbox (kind big) keeps expunged mail in storage/ until purged.
+            if [[ -d $dir/storage ]]; then
+                doveadm -c "$DC_CONF" purge -u "$user" ||
+                    log "warning: could not purge the mail of $user"
+            fi
         done
     else
         rm -rf "${LAB_DIR:?}"/mail/* "${LAB_DIR:?}"/home/*
@@ -812,7 +847,7 @@ PERL
 }
 
 cmd_fill_big() {
-    local want=${1:-100000} i addr have todo dir t0 index_s write_s n=0
+    local want=${1:-100000} i addr have todo dir field t0 index_s write_s import_s n=0
     [[ $want =~ ^[1-9][0-9]{0,6}$ ]] || die "fill-big: N must be a number from 1 to 9999999 (got '$want')"
     check_lab_dir
     need_root fill-big
@@ -828,15 +863,30 @@ cmd_fill_big() {
             log "fill-big: $addr: INBOX already holds $have messages (>= $want), nothing to do"
             continue
         fi
-        dir=$LAB_DIR/mail/${addr#*@}/${addr%@*}
-        [[ -d $dir/cur && -d $dir/tmp ]] || die "fill-big: no Maildir at $dir"
+        # The INBOX is an mdbox (see userdb_fields): the messages are written
+        # as a Maildir into a scratch directory, then `doveadm import` copies
+        # them (flags \Seen, INTERNALDATE = file mtime) into the mdbox.
+        dir=$LAB_DIR/fill-big.tmp
+        rm -rf "${dir:?}"
+        install -d -m 0750 -o mail -g mail "$dir" "$dir/cur" "$dir/new" "$dir/tmp"
         todo=$((want - have))
         t0=$EPOCHREALTIME
         write_filler "$dir" "$todo" "$have" ||
             die "fill-big: writing the messages into $dir failed"
         write_s=$(seconds_since "$t0")
         t0=$EPOCHREALTIME
+        doveadm -c "$DC_CONF" import -u "$addr" "maildir:$dir" "" all ||
+            die "fill-big: doveadm import from $dir failed for $addr"
+        import_s=$(seconds_since "$t0")
+        rm -rf "${dir:?}"
+        t0=$EPOCHREALTIME
         doveadm -c "$DC_CONF" index -u "$addr" INBOX || die "fill-big: doveadm index failed for $addr"
+        # A search on a header makes Dovecot cache it for every message (an
+        # imported mdbox has no cache decisions yet): Subject, From, Message-ID.
+        for field in subject from message-id; do
+            doveadm -c "$DC_CONF" search -u "$addr" mailbox INBOX header "$field" fill-big-no-such-value >/dev/null ||
+                die "fill-big: doveadm search ($field) failed for $addr"
+        done
         index_s=$(seconds_since "$t0")
         # Dovecot gives \Recent to every message that no read-write SELECT has
         # seen yet, wherever its file lies: one (a preauthenticated imap
@@ -846,7 +896,7 @@ cmd_fill_big() {
             die "fill-big: could not SELECT the INBOX of $addr (see $LOG_DIR/start.log)"
         have=$(inbox_count "$addr") || die "fill-big: doveadm could not open the INBOX of $addr"
         log "fill-big: $addr: wrote $todo messages in ${write_s}s," \
-            "doveadm index ${index_s}s; INBOX holds $have"
+            "doveadm import ${import_s}s, doveadm index ${index_s}s; INBOX holds $have"
     done
     unlock
     ((n > 0)) || die "fill-big: $SEEDS lists no seed of kind big"
