@@ -5,7 +5,7 @@
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use crate::lab::{ensure_lab, lab_dir, probe, show};
@@ -29,32 +29,7 @@ async fn token_endpoint(listener: TcpListener, seen: Arc<Mutex<Vec<String>>>) {
         let Ok(mut stream) = tls.accept(tcp).await else {
             continue;
         };
-        let mut buf = vec![0u8; 8192];
-        let mut got = Vec::new();
-        // Read the head, then as much body as Content-Length says.
-        loop {
-            let n = stream.read(&mut buf).await.unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            got.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&got);
-            if let Some(split) = text.find("\r\n\r\n") {
-                let len: usize = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length: "))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if got.len() >= split + 4 + len {
-                    break;
-                }
-            }
-        }
-        let text = String::from_utf8_lossy(&got).into_owned();
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
+        let (_path, body) = crate::oauth2_dovecot::read_request(&mut stream).await;
         seen.lock().unwrap().push(body.clone());
         let good = body.contains("grant_type=refresh_token")
             && body.contains("client_id=probe-client")

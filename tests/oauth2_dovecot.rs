@@ -31,7 +31,7 @@ const ACCESS_OTHER: &str = "lab-dovecot-access-other-6Cv";
 type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Reads one HTTP/1.1 request (head, then Content-Length bytes of body).
-async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> (String, String) {
+pub(crate) async fn read_request<S: AsyncReadExt + Unpin>(stream: &mut S) -> (String, String) {
     let mut buf = vec![0u8; 8192];
     let mut got = Vec::new();
     loop {
