@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod downstream;
 pub mod evidence;

@@ -97,6 +97,7 @@ pub async fn send(
     seeds: &[&Seed],
     secrets: &Secrets,
     store: &mut Store,
+    label: Option<&str>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<String, RunError> {
     let sender = &config.sender;
@@ -120,6 +121,7 @@ pub async fn send(
         timeout: config.timing.timeout,
         source_ip: sender.source_ip.map(|ip| ip.to_string()),
         maillog_offset,
+        label: label.map(str::to_owned),
     })?;
     mark_positions(config, seeds, secrets, store, &run_id).await;
 

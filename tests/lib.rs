@@ -1,10 +1,12 @@
 //! Integration tests: one binary (as in just and ripgrep), a module per feature.
 //! Lab tests start the real Postfix + Dovecot lab through `docker/lab/lab.sh start`.
 
+mod compare;
 mod config_errors;
 mod direct;
 mod faults;
 mod folders;
+mod history;
 mod lab;
 mod mailbox_untouched;
 mod oauth2;

@@ -11,7 +11,8 @@ use crate::store::StoreError;
 pub enum Exit {
     /// 0: every message reached the inbox (for `send`: every message was accepted).
     Ok,
-    /// 1: some message did not reach the inbox, or has no verdict.
+    /// 1: some message did not reach the inbox, or has no verdict; below `--fail-under`; for
+    /// `compare`, some seed got worse; for `seeds check`, some seed is not usable.
     NotAllInbox,
     /// 2: the command line or the config is invalid; nothing was sent.
     Usage,

@@ -1,7 +1,10 @@
 //! The `probe` command line: parse, call the library, print, and map the result to an exit
 //! code. The only place that prints to stdout, and the only place that uses `anyhow`.
 
+mod compare;
 mod exit;
+mod history;
+mod metrics;
 mod seeds;
 mod smtp;
 
@@ -60,6 +63,12 @@ pub enum Command {
     /// Seed mailboxes: `probe seeds check` logs into each and reports problems, sending nothing.
     #[command(subcommand)]
     Seeds(seeds::SeedsCommand),
+    /// List stored runs, newest first; `--prune-older-than 90d` deletes old ones.
+    Runs(history::RunsArgs),
+    /// Show a stored run (default: the latest) as a table grouped by provider, JSON or CSV.
+    Report(history::ReportArgs),
+    /// Compare two runs seed by seed (before/after a migration); exit 1 when any got worse.
+    Compare(compare::CompareArgs),
 }
 
 /// Which seeds.
@@ -86,6 +95,15 @@ pub struct SendArgs {
     /// Bind outgoing SMTP connections to this local address (overrides sender.source_ip).
     #[arg(long, value_name = "IP")]
     pub source_ip: Option<std::net::IpAddr>,
+    /// A name for the run, shown in `probe runs` and reports (e.g. `before-migration`).
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// (`run` only) Exit 1 when the inbox share is below this percentage, 0 otherwise.
+    #[arg(long, value_name = "PERCENT", value_parser = history::parse_percent)]
+    pub fail_under: Option<f64>,
+    /// The metrics file option.
+    #[command(flatten)]
+    pub metrics: metrics::MetricsArgs,
 }
 
 /// Arguments of `poll`.
@@ -97,6 +115,9 @@ pub struct PollArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The metrics file option.
+    #[command(flatten)]
+    pub metrics: metrics::MetricsArgs,
 }
 
 /// Entry point of the `probe` binary.
@@ -178,10 +199,23 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Send(args) => {
             // The passwords are resolved though `send` does not poll: a run that could never be
             // polled is refused before anything is sent.
+            if args.fail_under.is_some() {
+                eprintln!("probe: error: --fail-under applies to `probe run`, not `probe send`");
+                return Ok(Exit::Usage);
+            }
             let (config, secrets, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
-            let run_id =
-                run::send(&config, &seeds, &secrets, &mut store, &mut print_progress).await?;
+            let label = args.label.as_deref();
+            let run_id = run::send(
+                &config,
+                &seeds,
+                &secrets,
+                &mut store,
+                label,
+                &mut print_progress,
+            )
+            .await?;
+            metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, true)?;
             let report = load_report(&store, &run_id)?;
             if args.json {
                 print_json(&report)?;
@@ -197,12 +231,26 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Run(args) => {
             let (config, secrets, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
-            let run_id =
-                run::send(&config, &seeds, &secrets, &mut store, &mut print_progress).await?;
+            let label = args.label.as_deref();
+            let run_id = run::send(
+                &config,
+                &seeds,
+                &secrets,
+                &mut store,
+                label,
+                &mut print_progress,
+            )
+            .await?;
             let summary =
                 run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
-            finish(&store, &run_id, args.json, summary)
+            let up = metrics::up(&summary);
+            let exit = finish(&store, &run_id, args.json, summary)?;
+            metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, up)?;
+            history::fail_under(&store, &run_id, args.fail_under, exit)
         }
+        Command::Runs(args) => history::runs(&mut open_store(cli)?, args),
+        Command::Report(args) => history::report(&open_store(cli)?, args, cli.verbose > 0),
+        Command::Compare(args) => compare::main(&open_store(cli)?, args),
         Command::Poll(args) => {
             let config = Config::load(&cli.config)?;
             let store = open_store(cli)?;
@@ -225,7 +273,10 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             };
             let summary =
                 run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
-            finish(&store, &run_id, args.json, summary)
+            let up = metrics::up(&summary);
+            let exit = finish(&store, &run_id, args.json, summary)?;
+            metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, up)?;
+            Ok(exit)
         }
     }
 }

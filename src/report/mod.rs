@@ -1,5 +1,10 @@
 //! Presenting a run: a terminal table or JSON. Reads the store's records; decides nothing.
 
+mod history;
+pub mod metrics;
+
+pub use history::{CSV_HEADER, JsonRunSummary, Placement, RunList, csv_field};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -39,6 +44,8 @@ pub struct JsonReport<'a> {
     pub transport: &'a str,
     /// The From mailbox.
     pub sender: &'a str,
+    /// The run's label (`--label`), if given.
+    pub label: Option<&'a str>,
     /// Messages per verdict (and `pending`).
     pub counts: BTreeMap<&'static str, usize>,
     /// One entry per message.
@@ -126,6 +133,7 @@ impl RunReport {
             finished: self.run.finished_at.is_some(),
             transport: &self.run.transport,
             sender: &self.run.sender_from,
+            label: self.run.label.as_deref(),
             counts: self.counts(),
             messages: self
                 .messages
@@ -236,9 +244,15 @@ impl RunReport {
             .map(|(k, v)| format!("{v} {k}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let label = self
+            .run
+            .label
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "\nrun {}: {} message(s): {counts}",
+            "\nrun {}{label}: {} message(s): {counts}",
             self.run.id,
             self.messages.len()
         );

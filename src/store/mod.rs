@@ -32,6 +32,8 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (run_id, seed, folder)
      );
      ALTER TABLE messages ADD COLUMN tab TEXT;",
+    // 4: a run's label (`--label`).
+    "ALTER TABLE runs ADD COLUMN label TEXT;",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -100,6 +102,8 @@ pub struct NewRun {
     pub source_ip: Option<String>,
     /// The relay's log size before sending, where following it starts.
     pub maillog_offset: Option<u64>,
+    /// A name for the run (`--label`), e.g. `before-migration`.
+    pub label: Option<String>,
 }
 
 /// One SMTP attempt, flattened for storage.
@@ -211,6 +215,8 @@ pub struct RunRecord {
     pub source_ip: Option<String>,
     /// Where following the relay's log starts.
     pub maillog_offset: Option<i64>,
+    /// The run's label, if given.
+    pub label: Option<String>,
 }
 
 /// A message as stored: what reports show.
@@ -266,6 +272,24 @@ impl MessageRecord {
         let seen = self.seen_at?;
         Some(Duration::from_millis((seen - self.sent_at).max(0) as u64))
     }
+}
+
+const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
+     timeout_ms, source_ip, maillog_offset, label";
+
+fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        config_path: r.get(3)?,
+        transport: r.get(4)?,
+        sender_from: r.get(5)?,
+        timeout_ms: r.get(6)?,
+        source_ip: r.get(7)?,
+        maillog_offset: r.get(8)?,
+        label: r.get(9)?,
+    })
 }
 
 /// An open store.
@@ -342,8 +366,8 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms,
-                                   source_ip, maillog_offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                   source_ip, maillog_offset, label)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     run.id,
                     unix_ms(run.started_at),
@@ -354,6 +378,7 @@ impl Store {
                     run.timeout.as_millis() as i64,
                     run.source_ip,
                     run.maillog_offset.map(|o| o as i64),
+                    run.label,
                 ],
             )
             .map_err(|e| self.sql(e))?;
@@ -585,27 +610,67 @@ impl Store {
     pub fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, started_at, finished_at, config_path, transport, sender_from, timeout_ms,
-                        source_ip, maillog_offset
-                 FROM runs WHERE id = ?1",
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 [id],
-                |r| {
-                    Ok(RunRecord {
-                        id: r.get(0)?,
-                        started_at: r.get(1)?,
-                        finished_at: r.get(2)?,
-                        config_path: r.get(3)?,
-                        transport: r.get(4)?,
-                        sender_from: r.get(5)?,
-                        timeout_ms: r.get(6)?,
-                        source_ip: r.get(7)?,
-                        maillog_offset: r.get(8)?,
-                    })
-                },
+                run_record,
             )
             .optional()
             .map_err(|e| self.sql(e))?
             .ok_or_else(|| StoreError::NoSuchRun(id.to_owned()))
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt.query_map([], run_record).map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The newest run, finished or not.
+    pub fn latest_run(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .ok_or(StoreError::NoRun("stored"))
+    }
+
+    /// Deletes every run started before `before` (Unix ms) with everything recorded for it
+    /// (messages, SMTP attempts, observations, folder positions), in one transaction. Returns
+    /// how many runs were deleted.
+    pub fn prune_runs_started_before(&mut self, before: i64) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        const OLD: &str = "SELECT id FROM runs WHERE started_at < ?1";
+        for statement in [
+            format!(
+                "DELETE FROM smtp_attempts WHERE token IN
+                     (SELECT token FROM messages WHERE run_id IN ({OLD}))"
+            ),
+            format!("DELETE FROM observations WHERE run_id IN ({OLD})"),
+            format!("DELETE FROM positions WHERE run_id IN ({OLD})"),
+            format!("DELETE FROM messages WHERE run_id IN ({OLD})"),
+        ] {
+            tx.execute(&statement, [before]).map_err(sql)?;
+        }
+        let runs = tx
+            .execute("DELETE FROM runs WHERE started_at < ?1", [before])
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(runs)
     }
 
     /// A run's messages, in sending order.
@@ -666,6 +731,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             source_ip: None,
             maillog_offset: None,
+            label: None,
         }
     }
 
@@ -691,6 +757,30 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn runs_are_listed_newest_first_with_labels_and_pruned_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut old = test_run("OLD");
+        old.started_at = UNIX_EPOCH + Duration::from_secs(1_000);
+        old.label = Some("before".into());
+        s.create_run(&old).unwrap();
+        s.create_run(&test_run("NEW")).unwrap();
+        let ids = |s: &Store| {
+            s.runs()
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&s), ["NEW", "OLD"]);
+        assert_eq!(s.run("OLD").unwrap().label.as_deref(), Some("before"));
+        assert_eq!(s.latest_run().unwrap(), "NEW");
+        assert_eq!(s.prune_runs_started_before(2_000_000).unwrap(), 1);
+        assert_eq!(ids(&s), ["NEW"]);
+        assert_eq!(s.prune_runs_started_before(2_000_000).unwrap(), 0);
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! `probe runs` and `probe report`: stored runs read back; `--fail-under` for `probe run`.
+
+use std::io::Write as _;
+use std::time::SystemTime;
+
+use clap::{Args, ValueEnum};
+
+use super::Exit;
+use crate::report::{RunList, RunReport};
+use crate::store::{Store, unix_ms};
+
+/// Arguments of `runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete the runs started longer ago than this (e.g. `90d`), with all their records.
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    pub prune_older_than: Option<std::time::Duration>,
+}
+
+/// Output formats of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Grouped by provider, with a placement summary per provider (`-v`: details per seed).
+    Table,
+    /// The `--json` document of `run`/`poll`.
+    Json,
+    /// One row per message, with a header line (RFC 4180).
+    Csv,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run [default: the latest run].
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// `probe runs [--json] [--prune-older-than AGE]`.
+pub fn runs(store: &mut Store, args: &RunsArgs) -> anyhow::Result<Exit> {
+    if let Some(age) = args.prune_older_than {
+        let before = unix_ms(SystemTime::now()) - age.as_millis() as i64;
+        let deleted = store.prune_runs_started_before(before)?;
+        println!(
+            "deleted {deleted} run(s) started more than {} ago",
+            humantime::format_duration(age)
+        );
+        return Ok(Exit::Ok);
+    }
+    let list = RunList {
+        runs: store
+            .runs()?
+            .into_iter()
+            .map(|run| {
+                let messages = store.messages(&run.id)?;
+                Ok(RunReport { run, messages })
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &list.to_json())?;
+        writeln!(out)?;
+    } else {
+        print!("{}", list.to_table());
+    }
+    Ok(Exit::Ok)
+}
+
+/// `probe report [RUN] [--format table|json|csv]`; `verbose` is the global `-v`.
+pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result<Exit> {
+    let id = match &args.run {
+        Some(id) => id.clone(),
+        None => store.latest_run()?,
+    };
+    let report = RunReport {
+        run: store.run(&id)?,
+        messages: store.messages(&id)?,
+    };
+    match args.format {
+        ReportFormat::Table => print!("{}", report.to_grouped_table(verbose)),
+        ReportFormat::Json => super::print_json(&report)?,
+        ReportFormat::Csv => print!("{}", report.to_csv()),
+    }
+    Ok(Exit::Ok)
+}
+
+/// `--fail-under PCT`: with it, the exit code says whether the inbox share reached `PCT`;
+/// without it, `exit` stands. A probe failure always stands.
+pub fn fail_under(
+    store: &Store,
+    run_id: &str,
+    percent: Option<f64>,
+    exit: Exit,
+) -> anyhow::Result<Exit> {
+    let Some(percent) = percent else {
+        return Ok(exit);
+    };
+    if exit == Exit::ProbeFailure {
+        return Ok(exit);
+    }
+    let report = RunReport {
+        run: store.run(run_id)?,
+        messages: store.messages(run_id)?,
+    };
+    let share = report.inbox_percent();
+    if share < percent {
+        eprintln!("probe: inbox share {share:.1}% is below --fail-under {percent}%");
+        Ok(Exit::NotAllInbox)
+    } else {
+        Ok(Exit::Ok)
+    }
+}
+
+/// Parses a percentage between 0 and 100.
+pub fn parse_percent(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("not a number: {text}"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{text} is not a percentage between 0 and 100"))
+    }
+}

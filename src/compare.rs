@@ -1,0 +1,468 @@
+//! Before/after: what changed between two runs, seed by seed. Pure: reads two runs' stored
+//! records, decides nothing new (each message's verdict is the one [`crate::verdict`] gave).
+//!
+//! # The order of verdicts
+//!
+//! "Worse" is an order over verdicts, best first:
+//!
+//! 1. `inbox`: delivered where it is read.
+//! 2. `spam_tagged`: delivered to the inbox, but marked as spam (a subject prefix or header):
+//!    the reader sees it, with a warning, and filters may act on the mark.
+//! 3. `spam`: delivered to the spam folder; rarely read, but delivered and recoverable.
+//! 4. `deferred`: refused for now (4xx, or no connection). The sending MTA retries, so the
+//!    message may still arrive, but late and only if the block lifts.
+//! 5. `missing`: accepted, yet neither in the inbox nor the spam folder by the timeout: dropped
+//!    silently or stuck somewhere. Worse than deferred because nobody retries and the sender
+//!    gets no signal.
+//! 6. `rejected`: refused for good (5xx, null MX, no such domain). Worst: the message will never
+//!    arrive, the sender gets a bounce, and a 5xx at this stage is usually a block list or a
+//!    policy that will refuse every further message too.
+//!
+//! A seed whose message has no verdict yet (pending) on either side compares as `unknown`:
+//! neither better nor worse, so it never makes the comparison fail. Seeds present in only one
+//! run are `added` (only in AFTER) or `removed` (only in BEFORE), also neither.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::store::MessageRecord;
+use crate::verdict::Verdict;
+
+/// A verdict's place in the order above: 0 is best.
+pub fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Inbox => 0,
+        Verdict::SpamTagged => 1,
+        Verdict::Spam => 2,
+        Verdict::Deferred => 3,
+        Verdict::Missing => 4,
+        Verdict::Rejected => 5,
+    }
+}
+
+/// How one seed's outcome moved from BEFORE to AFTER.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A better verdict than before.
+    Better,
+    /// A worse verdict than before.
+    Worse,
+    /// The same verdict.
+    Same,
+    /// One side has no verdict yet (pending): neither better nor worse.
+    Unknown,
+    /// The seed is only in AFTER.
+    Added,
+    /// The seed is only in BEFORE.
+    Removed,
+}
+
+impl Change {
+    /// Stable label, as in the JSON.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Change::Better => "better",
+            Change::Worse => "worse",
+            Change::Same => "same",
+            Change::Unknown => "unknown",
+            Change::Added => "added",
+            Change::Removed => "removed",
+        }
+    }
+}
+
+/// One seed's line of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeedChange {
+    /// Seed name.
+    pub seed: String,
+    /// Provider label (AFTER's, or BEFORE's for a removed seed), `-` when none.
+    pub provider: String,
+    /// The BEFORE verdict, `pending` when undecided; `None` when the seed is not in BEFORE.
+    pub before: Option<String>,
+    /// The AFTER verdict, `pending` when undecided; `None` when the seed is not in AFTER.
+    pub after: Option<String>,
+    /// How it moved.
+    pub change: Change,
+    /// Why the AFTER message ended where it did: the SMTP reply (or error) for a refusal, the
+    /// verdict's reason otherwise (downstream report, spam folder, spam mark). `None` when AFTER
+    /// is inbox, pending or absent.
+    pub detail: Option<String>,
+}
+
+/// One side of a provider's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Share {
+    /// Messages of this provider in the run.
+    pub messages: usize,
+    /// Of those, in the inbox (`spam_tagged` does not count).
+    pub inbox: usize,
+    /// `inbox / messages` (pending messages count as not inbox); `None` without messages.
+    pub inbox_share: Option<f64>,
+}
+
+/// A provider's inbox share before and after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProviderSummary {
+    /// Provider label, `-` when none.
+    pub provider: String,
+    /// In BEFORE.
+    pub before: Share,
+    /// In AFTER.
+    pub after: Share,
+    /// Seeds of this provider that got worse.
+    pub worse: usize,
+    /// Seeds of this provider that got better.
+    pub better: usize,
+}
+
+/// The comparison of two runs; its serialisation is the `probe compare --json` document, whose
+/// field names are a stable interface: add, never rename.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// BEFORE's run id.
+    pub before_run: String,
+    /// AFTER's run id.
+    pub after_run: String,
+    /// Whether any seed got worse (the command then exits 1).
+    pub worse: bool,
+    /// One entry per seed: AFTER's sending order, then seeds only in BEFORE.
+    pub seeds: Vec<SeedChange>,
+    /// One entry per provider, by name.
+    pub providers: Vec<ProviderSummary>,
+}
+
+fn label(m: &MessageRecord) -> String {
+    m.verdict
+        .map(Verdict::as_label)
+        .unwrap_or("pending")
+        .to_owned()
+}
+
+/// Why a message ended where it did, for a verdict other than inbox.
+fn detail(m: &MessageRecord) -> Option<String> {
+    match m.verdict? {
+        Verdict::Inbox => None,
+        Verdict::Deferred | Verdict::Rejected => {
+            if let Some(code) = m.smtp_code.filter(|c| *c >= 400) {
+                let mut s = code.to_string();
+                for part in [&m.smtp_enhanced, &m.smtp_text].into_iter().flatten() {
+                    s.push(' ');
+                    s.push_str(part);
+                }
+                Some(s)
+            } else {
+                // No refusing reply: an SMTP error (with the reason's stage), or the relay's
+                // next hop, which the reason quotes.
+                match (&m.verdict_reason, &m.smtp_error) {
+                    (Some(r), Some(e)) => Some(format!("{r}: {e}")),
+                    (r, e) => r.clone().or_else(|| e.clone()),
+                }
+            }
+        }
+        _ => m.verdict_reason.clone(),
+    }
+}
+
+fn share(messages: &[&MessageRecord]) -> Share {
+    let inbox = messages
+        .iter()
+        .filter(|m| m.verdict == Some(Verdict::Inbox))
+        .count();
+    Share {
+        messages: messages.len(),
+        inbox,
+        inbox_share: (!messages.is_empty()).then(|| inbox as f64 / messages.len() as f64),
+    }
+}
+
+/// Index of each seed's last message.
+fn by_seed(messages: &[MessageRecord]) -> BTreeMap<&str, usize> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.seed.as_str(), i))
+        .collect()
+}
+
+/// A provider's messages in a run, one (the last) per seed.
+fn of_provider<'a>(messages: &'a [MessageRecord], provider: &str) -> Vec<&'a MessageRecord> {
+    let idx = by_seed(messages);
+    messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| m.provider == provider && idx.get(m.seed.as_str()) == Some(i))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+/// Compares two runs, given by id and stored messages (as [`crate::store::Store::messages`]
+/// returns them). A seed with several messages in one run is represented by its last.
+pub fn compare(
+    before_run: &str,
+    before: &[MessageRecord],
+    after_run: &str,
+    after: &[MessageRecord],
+) -> Comparison {
+    let (b_idx, a_idx) = (by_seed(before), by_seed(after));
+    let mut seeds = Vec::new();
+    let mut listed = BTreeSet::new();
+    let after_then_before = after.iter().chain(before).map(|m| m.seed.as_str());
+    for seed in after_then_before {
+        if !listed.insert(seed.to_owned()) {
+            continue;
+        }
+        let b = b_idx.get(seed).map(|&i| &before[i]);
+        let a = a_idx.get(seed).map(|&i| &after[i]);
+        let change = match (b, a) {
+            (Some(b), Some(a)) => match (b.verdict, a.verdict) {
+                (Some(bv), Some(av)) => match rank(av).cmp(&rank(bv)) {
+                    std::cmp::Ordering::Less => Change::Better,
+                    std::cmp::Ordering::Equal => Change::Same,
+                    std::cmp::Ordering::Greater => Change::Worse,
+                },
+                _ => Change::Unknown,
+            },
+            (None, Some(_)) => Change::Added,
+            (Some(_), None) => Change::Removed,
+            (None, None) => unreachable!("every listed seed is in one of the runs"),
+        };
+        seeds.push(SeedChange {
+            seed: seed.to_owned(),
+            provider: a.or(b).map(|m| m.provider.clone()).unwrap_or_default(),
+            before: b.map(label),
+            after: a.map(label),
+            change,
+            detail: a.and_then(detail),
+        });
+    }
+    let providers: BTreeSet<&str> = before
+        .iter()
+        .chain(after)
+        .map(|m| m.provider.as_str())
+        .collect();
+    let providers = providers
+        .into_iter()
+        .map(|p| {
+            let count = |c: Change| {
+                seeds
+                    .iter()
+                    .filter(|s| s.provider == p && s.change == c)
+                    .count()
+            };
+            ProviderSummary {
+                provider: p.to_owned(),
+                before: share(&of_provider(before, p)),
+                after: share(&of_provider(after, p)),
+                worse: count(Change::Worse),
+                better: count(Change::Better),
+            }
+        })
+        .collect();
+    Comparison {
+        before_run: before_run.to_owned(),
+        after_run: after_run.to_owned(),
+        worse: seeds.iter().any(|s| s.change == Change::Worse),
+        seeds,
+        providers,
+    }
+}
+
+fn percent(s: &Share) -> String {
+    match s.inbox_share {
+        Some(r) => format!("{:.0}% ({}/{})", r * 100.0, s.inbox, s.messages),
+        None => "-".into(),
+    }
+}
+
+impl Comparison {
+    /// The terminal text: one line per seed, then the per-provider inbox share and a verdict.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "compare {} -> {}", self.before_run, self.after_run);
+        for s in &self.seeds {
+            let line = match (s.change, &s.before, &s.after) {
+                (Change::Added, _, Some(a)) => format!("{a} (added)"),
+                (Change::Removed, Some(b), _) => format!("{b} (removed)"),
+                (Change::Same, _, Some(a)) => format!("{a} (same)"),
+                (c, Some(b), Some(a)) => {
+                    let tail = match c {
+                        Change::Unknown => " (unknown: not decided yet)",
+                        Change::Better => " (better)",
+                        _ => "",
+                    };
+                    format!("{b} -> {a}{tail}")
+                }
+                _ => String::new(),
+            };
+            let detail = match (&s.detail, s.change) {
+                (Some(d), Change::Worse | Change::Added | Change::Unknown) => format!(" {d}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{}: {line}{detail}", s.seed);
+        }
+        out.push_str("\nprovider inbox share, before -> after:\n");
+        for p in &self.providers {
+            let _ = writeln!(
+                out,
+                "{}: {} -> {}{}",
+                p.provider,
+                percent(&p.before),
+                percent(&p.after),
+                if p.worse > 0 {
+                    format!(", {} worse", p.worse)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let worse = self
+            .seeds
+            .iter()
+            .filter(|s| s.change == Change::Worse)
+            .count();
+        let _ = writeln!(
+            out,
+            "\n{}",
+            if worse > 0 {
+                format!("{worse} seed(s) got worse")
+            } else {
+                "nothing got worse".to_owned()
+            }
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, msgs: &[(&str, &str, Option<Verdict>)]) -> (String, Vec<MessageRecord>) {
+        (
+            id.to_owned(),
+            msgs.iter()
+                .map(|(seed, provider, verdict)| MessageRecord {
+                    token: format!("{id}-{seed}"),
+                    seed: (*seed).into(),
+                    provider: (*provider).into(),
+                    address: String::new(),
+                    sent_at: 0,
+                    smtp_host: None,
+                    smtp_stage: None,
+                    smtp_code: (*verdict == Some(Verdict::Deferred)).then_some(421),
+                    smtp_enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),
+                    smtp_text: (*verdict == Some(Verdict::Deferred)).then(|| "try later".into()),
+                    smtp_error: None,
+                    tls_json: None,
+                    verdict: *verdict,
+                    verdict_reason: verdict.map(|v| format!("because {v}")),
+                    folder: None,
+                    tab: None,
+                    seen_at: None,
+                    headers_json: None,
+                    poll_error: None,
+                    queue_id: None,
+                    downstream_json: None,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_order_is_total_and_matches_the_docs() {
+        let mut all = Verdict::ALL;
+        all.sort_by_key(|v| rank(*v));
+        let labels: Vec<_> = all.iter().map(|v| v.as_label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "inbox",
+                "spam_tagged",
+                "spam",
+                "deferred",
+                "missing",
+                "rejected"
+            ]
+        );
+    }
+
+    #[test]
+    fn changes_per_seed_and_provider() {
+        use Verdict::*;
+        let before = run(
+            "A",
+            &[
+                ("g1", "gmail", Some(Inbox)),
+                ("g2", "gmail", Some(Spam)),
+                ("o1", "outlook", Some(Inbox)),
+                ("p", "-", None),
+                ("gone", "-", Some(Inbox)),
+            ],
+        );
+        let after = run(
+            "B",
+            &[
+                ("g1", "gmail", Some(Deferred)),
+                ("g2", "gmail", Some(Inbox)),
+                ("o1", "outlook", Some(Inbox)),
+                ("p", "-", Some(Rejected)),
+                ("new", "-", Some(Spam)),
+            ],
+        );
+        let cmp = |(b, bm): &(String, Vec<MessageRecord>),
+                   (a, am): &(String, Vec<MessageRecord>)| compare(b, bm, a, am);
+        let c = cmp(&before, &after);
+        let got: Vec<_> = c
+            .seeds
+            .iter()
+            .map(|s| (s.seed.as_str(), s.change))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("g1", Change::Worse),
+                ("g2", Change::Better),
+                ("o1", Change::Same),
+                ("p", Change::Unknown),
+                ("new", Change::Added),
+                ("gone", Change::Removed),
+            ]
+        );
+        assert!(c.worse);
+        assert_eq!(c.seeds[0].detail.as_deref(), Some("421 4.7.0 try later"));
+        assert_eq!(c.seeds[1].detail, None);
+        let gmail = &c.providers[c
+            .providers
+            .iter()
+            .position(|p| p.provider == "gmail")
+            .unwrap()];
+        assert_eq!((gmail.before.inbox, gmail.after.inbox), (1, 1));
+        assert_eq!((gmail.worse, gmail.better), (1, 1));
+        let text = c.to_text();
+        assert!(
+            text.contains("g1: inbox -> deferred 421 4.7.0 try later"),
+            "{text}"
+        );
+        assert!(text.contains("gone: inbox (removed)"), "{text}");
+        // g2 went from spam to inbox: the other way round, that is worse.
+        assert!(cmp(&after, &before).worse);
+        let better = cmp(
+            &run("C", &[("g1", "gmail", Some(Deferred)), ("p", "-", None)]),
+            &run(
+                "D",
+                &[
+                    ("g1", "gmail", Some(SpamTagged)),
+                    ("p", "-", Some(Rejected)),
+                ],
+            ),
+        );
+        assert!(!better.worse);
+        assert_eq!(better.seeds[0].change, Change::Better);
+        assert_eq!(better.seeds[1].change, Change::Unknown);
+        assert!(!cmp(&before, &before).worse);
+    }
+}

@@ -1,0 +1,446 @@
+//! History views of stored runs: the table grouped by provider, CSV, and the list of runs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{JsonMessage, RunReport, rfc3339, smtp_summary};
+use crate::verdict::Verdict;
+
+/// The CSV columns, in order: one row per message.
+pub const CSV_HEADER: [&str; 22] = [
+    "seed",
+    "provider",
+    "verdict",
+    "address",
+    "token",
+    "reason",
+    "smtp_host",
+    "smtp_stage",
+    "smtp_code",
+    "smtp_enhanced",
+    "smtp_text",
+    "smtp_error",
+    "folder",
+    "tab",
+    "latency_ms",
+    "delivery_latency_ms",
+    "spf",
+    "dkim",
+    "dmarc",
+    "spam_score",
+    "spam_marks",
+    "poll_error",
+];
+
+/// Placement of one provider's messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// All messages.
+    pub total: usize,
+    /// Per verdict label (and `pending`).
+    pub counts: BTreeMap<&'static str, usize>,
+}
+
+impl Placement {
+    fn count(&self, label: &str) -> usize {
+        self.counts.get(label).copied().unwrap_or(0)
+    }
+
+    fn percent(&self, label: &str) -> f64 {
+        percent(self.count(label), self.total)
+    }
+
+    /// One line: `inbox 50.0%, spam 25.0%, tagged 0.0%, deferred 1, rejected 0, missing 0`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "inbox {:.1}%, spam {:.1}%, tagged {:.1}%, deferred {}, rejected {}, missing {}",
+            self.percent("inbox"),
+            self.percent("spam"),
+            self.percent("spam_tagged"),
+            self.count("deferred"),
+            self.count("rejected"),
+            self.count("missing"),
+        );
+        if self.count("pending") > 0 {
+            let _ = write!(s, ", pending {}", self.count("pending"));
+        }
+        s
+    }
+}
+
+fn percent(part: usize, total: usize) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / total as f64
+    }
+}
+
+fn label_of(verdict: Option<Verdict>) -> &'static str {
+    verdict.map(Verdict::as_label).unwrap_or("pending")
+}
+
+/// RFC 4180 field: quoted when it holds a comma, a quote or a line break; quotes doubled.
+pub fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+fn auth_result(m: &JsonMessage<'_>, method: &str) -> Option<String> {
+    m.authentication
+        .iter()
+        .find_map(|a| a.get(method))
+        .map(|r| r.result.clone())
+}
+
+impl RunReport {
+    /// The share of messages that reached the inbox unmarked, in percent (`spam_tagged` is not
+    /// inbox); 0 for a run without messages.
+    pub fn inbox_percent(&self) -> f64 {
+        let inbox = self
+            .messages
+            .iter()
+            .filter(|m| m.verdict == Some(Verdict::Inbox))
+            .count();
+        percent(inbox, self.messages.len())
+    }
+
+    /// Placement per provider, in name order.
+    pub fn placement_by_provider(&self) -> BTreeMap<&str, Placement> {
+        let mut by: BTreeMap<&str, Placement> = BTreeMap::new();
+        for m in &self.messages {
+            let p = by.entry(m.provider.as_str()).or_default();
+            p.total += 1;
+            *p.counts.entry(label_of(m.verdict)).or_insert(0) += 1;
+        }
+        by
+    }
+
+    /// The report table: the run, then per provider a placement summary line and its seeds'
+    /// rows. `verbose` adds under each seed its SMTP reply, folder and tab, authentication
+    /// results, spam score and marks, and latencies.
+    pub fn to_grouped_table(&self, verbose: bool) -> String {
+        let json = self.to_json();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "run {}{}: started {}, {}{}, {}",
+            self.run.id,
+            self.run
+                .label
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default(),
+            json.started_at,
+            self.run.transport,
+            self.run
+                .source_ip
+                .as_deref()
+                .map(|ip| format!(" from {ip}"))
+                .unwrap_or_default(),
+            if json.finished {
+                "finished"
+            } else {
+                "not finished"
+            },
+        );
+        let header = ["SEED", "VERDICT", "SMTP REPLY", "FOLDER", "LATENCY"];
+        let rows: Vec<(&str, [String; 5])> = self
+            .messages
+            .iter()
+            .map(|m| {
+                (
+                    m.provider.as_str(),
+                    [
+                        m.seed.clone(),
+                        label_of(m.verdict).to_owned(),
+                        smtp_summary(m),
+                        m.folder.clone().unwrap_or_else(|| "-".into()),
+                        m.latency()
+                            .map(|d| format!("{:.1}s", d.as_secs_f64()))
+                            .unwrap_or_else(|| "-".into()),
+                    ],
+                )
+            })
+            .collect();
+        let mut widths = header.map(|h| h.chars().count());
+        for (_, row) in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |out: &mut String, cells: &[&str]| {
+            let mut l = String::from("  ");
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(cell);
+                } else {
+                    let _ = write!(l, "{cell:<w$}  ");
+                }
+            }
+            out.push_str(l.trim_end());
+            out.push('\n');
+        };
+        for (provider, placement) in self.placement_by_provider() {
+            let _ = writeln!(
+                out,
+                "\nprovider {provider}: {} message(s): {}",
+                placement.total,
+                placement.summary()
+            );
+            line(&mut out, &header);
+            for ((p, row), m) in rows.iter().zip(&json.messages) {
+                if *p != provider {
+                    continue;
+                }
+                line(&mut out, &row.each_ref().map(String::as_str));
+                if verbose {
+                    verbose_lines(&mut out, m);
+                }
+            }
+        }
+        let all = Placement {
+            total: self.messages.len(),
+            counts: self.counts(),
+        };
+        let _ = writeln!(out, "\nall: {} message(s): {}", all.total, all.summary());
+        out
+    }
+
+    /// CSV (RFC 4180, CRLF line ends): a header line, then one row per message.
+    pub fn to_csv(&self) -> String {
+        let json = self.to_json();
+        let mut out = String::new();
+        let row = |out: &mut String, cells: &[String]| {
+            let line: Vec<String> = cells.iter().map(|c| csv_field(c)).collect();
+            out.push_str(&line.join(","));
+            out.push_str("\r\n");
+        };
+        row(&mut out, &CSV_HEADER.map(str::to_owned));
+        let opt = |s: Option<&str>| s.unwrap_or_default().to_owned();
+        let num = |n: Option<String>| n.unwrap_or_default();
+        for m in &json.messages {
+            row(
+                &mut out,
+                &[
+                    m.seed.to_owned(),
+                    m.provider.to_owned(),
+                    m.verdict.unwrap_or("pending").to_owned(),
+                    m.address.to_owned(),
+                    m.token.to_owned(),
+                    opt(m.reason),
+                    opt(m.smtp.host),
+                    opt(m.smtp.stage),
+                    num(m.smtp.code.map(|c| c.to_string())),
+                    opt(m.smtp.enhanced),
+                    opt(m.smtp.text),
+                    opt(m.smtp.error),
+                    opt(m.folder),
+                    opt(m.tab),
+                    num(m.latency_ms.map(|l| l.to_string())),
+                    num(m.delivery_latency_ms.map(|l| l.to_string())),
+                    auth_result(m, "spf").unwrap_or_default(),
+                    auth_result(m, "dkim").unwrap_or_default(),
+                    auth_result(m, "dmarc").unwrap_or_default(),
+                    num(m.spam.as_ref().and_then(|s| s.score).map(|s| s.to_string())),
+                    m.spam
+                        .as_ref()
+                        .map(|s| s.marks().join("; "))
+                        .unwrap_or_default(),
+                    opt(m.poll_error),
+                ],
+            );
+        }
+        out
+    }
+}
+
+fn verbose_lines(out: &mut String, m: &JsonMessage<'_>) {
+    let indent = "      ";
+    let smtp = match (m.smtp.code, m.smtp.error) {
+        (Some(code), _) => [
+            Some(code.to_string()),
+            m.smtp.enhanced.map(str::to_owned),
+            m.smtp.text.map(str::to_owned),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" "),
+        (None, Some(e)) => e.to_owned(),
+        (None, None) => "-".into(),
+    };
+    let _ = writeln!(
+        out,
+        "{indent}smtp: {smtp} (host {}, stage {})",
+        m.smtp.host.unwrap_or("-"),
+        m.smtp.stage.unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "{indent}folder: {}, tab: {}",
+        m.folder.unwrap_or("-"),
+        m.tab.unwrap_or("-")
+    );
+    let auth = ["spf", "dkim", "dmarc"]
+        .map(|method| {
+            format!(
+                "{method}={}",
+                auth_result(m, method).as_deref().unwrap_or("-")
+            )
+        })
+        .join(" ");
+    let _ = writeln!(out, "{indent}auth: {auth}");
+    let (score, marks) = match &m.spam {
+        Some(s) => (
+            s.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            s.marks(),
+        ),
+        None => ("-".into(), Vec::new()),
+    };
+    let _ = writeln!(
+        out,
+        "{indent}spam: score {score}, marks: {}",
+        if marks.is_empty() {
+            "-".to_owned()
+        } else {
+            marks.join("; ")
+        }
+    );
+    let ms = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        out,
+        "{indent}latency: {}, delivery {}",
+        ms(m.latency_ms.map(|l| format!("{:.1}s", l as f64 / 1000.0))),
+        ms(m.delivery_latency_ms
+            .map(|l| format!("{:.1}s", l as f64 / 1000.0))),
+    );
+    if let Some(reason) = m.reason {
+        let _ = writeln!(out, "{indent}reason: {reason}");
+    }
+}
+
+/// `probe runs`: stored runs, newest first.
+#[derive(Debug, Clone)]
+pub struct RunList {
+    /// Each run with its messages.
+    pub runs: Vec<RunReport>,
+}
+
+/// One run in `probe runs --json`.
+#[derive(Debug, Serialize)]
+pub struct JsonRunSummary<'a> {
+    /// Run id.
+    pub run_id: &'a str,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// The run's label.
+    pub label: Option<&'a str>,
+    /// `direct` or `relay`.
+    pub transport: &'a str,
+    /// The local address sending bound to, if chosen.
+    pub source_ip: Option<&'a str>,
+    /// The From mailbox.
+    pub sender: &'a str,
+    /// Number of messages.
+    pub messages: usize,
+    /// Messages per verdict (and `pending`).
+    pub counts: BTreeMap<&'static str, usize>,
+    /// Whether every message has a verdict.
+    pub finished: bool,
+}
+
+impl RunList {
+    /// The `--json` document: a list, newest first.
+    pub fn to_json(&self) -> Vec<JsonRunSummary<'_>> {
+        self.runs
+            .iter()
+            .map(|r| JsonRunSummary {
+                run_id: &r.run.id,
+                started_at: rfc3339(r.run.started_at),
+                label: r.run.label.as_deref(),
+                transport: &r.run.transport,
+                source_ip: r.run.source_ip.as_deref(),
+                sender: &r.run.sender_from,
+                messages: r.messages.len(),
+                counts: r.counts(),
+                finished: r.run.finished_at.is_some(),
+            })
+            .collect()
+    }
+
+    /// One line per run.
+    pub fn to_table(&self) -> String {
+        let header = [
+            "RUN",
+            "STARTED",
+            "LABEL",
+            "TRANSPORT",
+            "SOURCE IP",
+            "FINISHED",
+            "COUNTS",
+        ];
+        let rows: Vec<[String; 7]> = self
+            .to_json()
+            .into_iter()
+            .map(|r| {
+                [
+                    r.run_id.to_owned(),
+                    r.started_at,
+                    r.label.unwrap_or("-").to_owned(),
+                    r.transport.to_owned(),
+                    r.source_ip.unwrap_or("-").to_owned(),
+                    if r.finished { "yes" } else { "no" }.to_owned(),
+                    r.counts
+                        .iter()
+                        .map(|(k, v)| format!("{v} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(|h| h.chars().count());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let mut line = |cells: &[&str]| {
+            let mut l = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(cell);
+                } else {
+                    let _ = write!(l, "{cell:<w$}  ");
+                }
+            }
+            out.push_str(l.trim_end());
+            out.push('\n');
+        };
+        line(&header);
+        for row in &rows {
+            line(&row.each_ref().map(String::as_str));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a, b"), "\"a, b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field(""), "");
+    }
+}
