@@ -7,6 +7,7 @@ mod direct;
 mod faults;
 mod folders;
 mod history;
+mod interrupt;
 mod lab;
 mod mailbox_untouched;
 mod oauth2;

@@ -340,6 +340,18 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
+        // The version is read and the steps applied under one write lock: two probes opening
+        // a new store at once (a scheduled run and a report) must not both migrate it.
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.sql(e))?;
+        let result = self.migrate_locked();
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.sql(e))?;
+        result
+    }
+
+    fn migrate_locked(&self) -> Result<(), StoreError> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -352,10 +364,7 @@ impl Store {
         }
         for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             self.conn
-                .execute_batch(&format!(
-                    "BEGIN; {step} PRAGMA user_version = {}; COMMIT;",
-                    i + 1
-                ))
+                .execute_batch(&format!("{step} PRAGMA user_version = {};", i + 1))
                 .map_err(|e| self.sql(e))?;
         }
         Ok(())
