@@ -65,6 +65,8 @@ pub enum Progress<'a> {
     Polling {
         /// Messages awaiting a verdict.
         pending: usize,
+        /// The seeds of those messages, one per message, in the run's order.
+        seeds: &'a [String],
         /// Accounts polled.
         accounts: usize,
         /// The longest wait.
@@ -352,6 +354,7 @@ pub async fn poll(
     let now_wall = SystemTime::now();
     let now = Instant::now();
     let mut last_deadline = now;
+    let mut polled_seeds: Vec<String> = Vec::new();
     for m in &pending {
         let Some(seed) = seed_of(&m.seed) else {
             store.record_poll_error(
@@ -391,7 +394,9 @@ pub async fn poll(
         job.tokens.push(token);
         job.deadline = job.deadline.max(deadline);
         decider.seed_by_token.insert(token, seed.name.clone());
-        decider.undecided.insert(token);
+        if decider.undecided.insert(token) {
+            polled_seeds.push(seed.name.clone());
+        }
         if let Some(report) = m
             .downstream_json
             .as_deref()
@@ -414,6 +419,7 @@ pub async fn poll(
     }
     progress(Progress::Polling {
         pending: decider.undecided.len(),
+        seeds: &polled_seeds,
         accounts: jobs.len(),
         timeout: last_deadline.saturating_duration_since(now),
     });

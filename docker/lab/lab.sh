@@ -182,6 +182,17 @@ cmd_install() {
     [[ -z $missing ]] || die "still missing after apt-get install: $(echo $missing)"
 }
 
+# Debian's Chromium, for the test that renders the HTML report headless. Not part of
+# `install`: the lab (and its container image) does not need a browser.
+cmd_install_chromium() {
+    command -v chromium >/dev/null && return 0
+    need_root install-chromium
+    log "installing chromium"
+    DEBIAN_FRONTEND=noninteractive apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+    command -v chromium >/dev/null || die "chromium still missing after apt-get install"
+}
+
 # --- health ----------------------------------------------------------------
 
 # pid_alive PIDFILE COMM: the pid file names a live (not zombie) process
@@ -933,6 +944,7 @@ main() {
     local cmd=${1:-}
     case $cmd in
     install) cmd_install ;;
+    install-chromium) cmd_install_chromium ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
     restart) cmd_stop && cmd_start ;;

@@ -29,6 +29,8 @@ pub enum ReportFormat {
     Json,
     /// One row per message, with a header line (RFC 4180).
     Csv,
+    /// One self-contained HTML page (inline CSS, no script, no external assets).
+    Html,
 }
 
 /// Arguments of `report`.
@@ -40,6 +42,9 @@ pub struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(short = 'o', long, value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 /// `probe runs [--json] [--prune-older-than AGE]`.
@@ -73,7 +78,7 @@ pub fn runs(store: &mut Store, args: &RunsArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// `probe report [RUN] [--format table|json|csv]`; `verbose` is the global `-v`.
+/// `probe report [RUN] [--format table|json|csv|html] [-o PATH]`; `verbose` is the global `-v`.
 pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result<Exit> {
     let id = match &args.run {
         Some(id) => id.clone(),
@@ -83,10 +88,24 @@ pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result
         run: store.run(&id)?,
         messages: store.messages(&id)?,
     };
-    match args.format {
-        ReportFormat::Table => print!("{}", report.to_grouped_table(verbose)),
-        ReportFormat::Json => super::print_json(&report)?,
-        ReportFormat::Csv => print!("{}", report.to_csv()),
+    let text = match args.format {
+        ReportFormat::Table => report.to_grouped_table(verbose),
+        ReportFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&report.to_json())?;
+            s.push('\n');
+            s
+        }
+        ReportFormat::Csv => report.to_csv(),
+        ReportFormat::Html => report.to_html(),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
     }
     Ok(Exit::Ok)
 }

@@ -5,6 +5,7 @@ mod compare;
 mod exit;
 mod history;
 mod metrics;
+mod progress;
 mod seeds;
 mod smtp;
 
@@ -20,7 +21,7 @@ pub use smtp::{QuitAfterArg, SmtpArgs};
 
 use crate::config::{Config, Secrets};
 use crate::report::RunReport;
-use crate::run::{self, Progress, RunError};
+use crate::run::{self, RunError};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -206,14 +207,10 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let (config, secrets, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
-            let run_id = run::send(
-                &config,
-                &seeds,
-                &secrets,
-                &mut store,
-                label,
-                &mut print_progress,
-            )
+            let ui = progress::Renderer::stderr(&config);
+            let run_id = run::send(&config, &seeds, &secrets, &mut store, label, &mut |p| {
+                ui.borrow_mut().event(p)
+            })
             .await?;
             metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, true)?;
             let report = load_report(&store, &run_id)?;
@@ -232,17 +229,20 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let (config, secrets, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
-            let run_id = run::send(
-                &config,
-                &seeds,
-                &secrets,
-                &mut store,
-                label,
-                &mut print_progress,
-            )
+            let ui = progress::Renderer::stderr(&config);
+            let run_id = run::send(&config, &seeds, &secrets, &mut store, label, &mut |p| {
+                ui.borrow_mut().event(p)
+            })
             .await?;
-            let summary =
-                run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
+            let summary = progress::ticking(
+                &ui,
+                run::poll(&config, &secrets, &store, &run_id, &mut |p| {
+                    ui.borrow_mut().event(p)
+                }),
+            )
+            .await;
+            ui.borrow_mut().finish();
+            let summary = summary?;
             let up = metrics::up(&summary);
             let exit = finish(&store, &run_id, args.json, summary)?;
             metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, up)?;
@@ -271,8 +271,16 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             } else {
                 config.resolve_secrets(&seeds).await?
             };
-            let summary =
-                run::poll(&config, &secrets, &store, &run_id, &mut print_progress).await?;
+            let ui = progress::Renderer::stderr(&config);
+            let summary = progress::ticking(
+                &ui,
+                run::poll(&config, &secrets, &store, &run_id, &mut |p| {
+                    ui.borrow_mut().event(p)
+                }),
+            )
+            .await;
+            ui.borrow_mut().finish();
+            let summary = summary?;
             let up = metrics::up(&summary);
             let exit = finish(&store, &run_id, args.json, summary)?;
             metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, up)?;
@@ -342,32 +350,4 @@ fn print_json(report: &RunReport) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, &report.to_json())?;
     writeln!(out)?;
     Ok(())
-}
-
-fn print_progress(p: Progress<'_>) {
-    match p {
-        Progress::Sent { seed, ending } => eprintln!("sent {seed}: {ending}"),
-        Progress::Polling {
-            pending,
-            accounts,
-            timeout,
-        } => eprintln!(
-            "polling {accounts} mailbox(es) for {pending} message(s), for up to {}",
-            humantime::format_duration(std::time::Duration::from_secs(timeout.as_secs()))
-        ),
-        Progress::Decided { seed, verdict } => eprintln!("{seed}: {verdict}"),
-        Progress::PollProblem {
-            seeds,
-            error,
-            fatal,
-        } => eprintln!(
-            "{}: {error}{}",
-            seeds.join(", "),
-            if fatal {
-                " (giving up on this mailbox)"
-            } else {
-                ""
-            }
-        ),
-    }
 }

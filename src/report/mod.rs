@@ -1,6 +1,7 @@
-//! Presenting a run: a terminal table or JSON. Reads the store's records; decides nothing.
+//! Presenting a run: a terminal table, JSON, CSV or HTML. Reads the store's records; decides nothing.
 
 mod history;
+pub mod html;
 pub mod metrics;
 
 pub use history::{CSV_HEADER, JsonRunSummary, Placement, RunList, csv_field};
