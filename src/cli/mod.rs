@@ -234,18 +234,17 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 ui.borrow_mut().event(p)
             })
             .await?;
-            let summary = progress::ticking(
-                &ui,
-                run::poll(&config, &secrets, &store, &run_id, &mut |p| {
-                    ui.borrow_mut().event(p)
-                }),
+            let metrics_file = args.metrics.metrics_file.as_deref();
+            let exit = poll_and_report(
+                &config,
+                &secrets,
+                &store,
+                &run_id,
+                ui,
+                args.json,
+                metrics_file,
             )
-            .await;
-            ui.borrow_mut().finish();
-            let summary = summary?;
-            let up = metrics::up(&summary);
-            let exit = finish(&store, &run_id, args.json, summary)?;
-            metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, up)?;
+            .await?;
             history::fail_under(&store, &run_id, args.fail_under, exit)
         }
         Command::Runs(args) => history::runs(&mut open_store(cli)?, args),
@@ -272,21 +271,44 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 config.resolve_secrets(&seeds).await?
             };
             let ui = progress::Renderer::stderr(&config);
-            let summary = progress::ticking(
-                &ui,
-                run::poll(&config, &secrets, &store, &run_id, &mut |p| {
-                    ui.borrow_mut().event(p)
-                }),
+            let metrics_file = args.metrics.metrics_file.as_deref();
+            poll_and_report(
+                &config,
+                &secrets,
+                &store,
+                &run_id,
+                ui,
+                args.json,
+                metrics_file,
             )
-            .await;
-            ui.borrow_mut().finish();
-            let summary = summary?;
-            let up = metrics::up(&summary);
-            let exit = finish(&store, &run_id, args.json, summary)?;
-            metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, up)?;
-            Ok(exit)
+            .await
         }
     }
+}
+
+/// Polls a run with the progress display, prints the report, writes the metrics file.
+async fn poll_and_report(
+    config: &Config,
+    secrets: &Secrets,
+    store: &Store,
+    run_id: &str,
+    ui: std::cell::RefCell<progress::Renderer>,
+    json: bool,
+    metrics_file: Option<&std::path::Path>,
+) -> anyhow::Result<Exit> {
+    let summary = progress::ticking(
+        &ui,
+        run::poll(config, secrets, store, run_id, &mut |p| {
+            ui.borrow_mut().event(p)
+        }),
+    )
+    .await;
+    ui.borrow_mut().finish();
+    let summary = summary?;
+    let up = metrics::up(&summary);
+    let exit = finish(store, run_id, json, summary)?;
+    metrics::write(metrics_file, store, run_id, up)?;
+    Ok(exit)
 }
 
 /// Everything that can fail before a message leaves: config, seeds, passwords, store.
