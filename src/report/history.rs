@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{JsonMessage, RunReport, rfc3339, smtp_summary};
+use super::{
+    Columns, JsonMessage, RunReport, folder_latency_cells, rfc3339, smtp_summary, verdict_cell,
+};
 use crate::verdict::Verdict;
 
 /// The CSV columns, in order: one row per message.
@@ -78,10 +80,6 @@ fn percent(part: usize, total: usize) -> f64 {
     }
 }
 
-fn label_of(verdict: Option<Verdict>) -> &'static str {
-    verdict.map(Verdict::as_label).unwrap_or("pending")
-}
-
 /// RFC 4180 field: quoted when it holds a comma, a quote or a line break; quotes doubled.
 pub fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\r', '\n']) {
@@ -116,7 +114,7 @@ impl RunReport {
         for m in &self.messages {
             let p = by.entry(m.provider.as_str()).or_default();
             p.total += 1;
-            *p.counts.entry(label_of(m.verdict)).or_insert(0) += 1;
+            *p.counts.entry(verdict_cell(m.verdict)).or_insert(0) += 1;
         }
         by
     }
@@ -154,38 +152,20 @@ impl RunReport {
             .messages
             .iter()
             .map(|m| {
+                let [folder, latency] = folder_latency_cells(m);
                 (
                     m.provider.as_str(),
                     [
                         m.seed.clone(),
-                        label_of(m.verdict).to_owned(),
+                        verdict_cell(m.verdict).to_owned(),
                         smtp_summary(m),
-                        m.folder.clone().unwrap_or_else(|| "-".into()),
-                        m.latency()
-                            .map(|d| format!("{:.1}s", d.as_secs_f64()))
-                            .unwrap_or_else(|| "-".into()),
+                        folder,
+                        latency,
                     ],
                 )
             })
             .collect();
-        let mut widths = header.map(|h| h.chars().count());
-        for (_, row) in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |out: &mut String, cells: &[&str]| {
-            let mut l = String::from("  ");
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    l.push_str(cell);
-                } else {
-                    let _ = write!(l, "{cell:<w$}  ");
-                }
-            }
-            out.push_str(l.trim_end());
-            out.push('\n');
-        };
+        let columns = Columns::fit(&header, rows.iter().map(|(_, row)| row));
         for (provider, placement) in self.placement_by_provider() {
             let _ = writeln!(
                 out,
@@ -193,12 +173,12 @@ impl RunReport {
                 placement.total,
                 placement.summary()
             );
-            line(&mut out, &header);
+            out.push_str(&columns.line("  ", &header));
             for ((p, row), m) in rows.iter().zip(&json.messages) {
                 if *p != provider {
                     continue;
                 }
-                line(&mut out, &row.each_ref().map(String::as_str));
+                out.push_str(&columns.row("  ", row));
                 if verbose {
                     verbose_lines(&mut out, m);
                 }
@@ -404,28 +384,10 @@ impl RunList {
                 ]
             })
             .collect();
-        let mut widths = header.map(|h| h.chars().count());
+        let columns = Columns::fit(&header, &rows);
+        let mut out = columns.line("", &header);
         for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let mut line = |cells: &[&str]| {
-            let mut l = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    l.push_str(cell);
-                } else {
-                    let _ = write!(l, "{cell:<w$}  ");
-                }
-            }
-            out.push_str(l.trim_end());
-            out.push('\n');
-        };
-        line(&header);
-        for row in &rows {
-            line(&row.each_ref().map(String::as_str));
+            out.push_str(&columns.row("", row));
         }
         out
     }

@@ -202,42 +202,21 @@ impl RunReport {
             .messages
             .iter()
             .map(|m| {
+                let [folder, latency] = folder_latency_cells(m);
                 [
                     m.seed.clone(),
                     m.provider.clone(),
-                    m.verdict
-                        .map(|v| v.as_label().to_owned())
-                        .unwrap_or_else(|| "pending".into()),
+                    verdict_cell(m.verdict).to_owned(),
                     smtp_summary(m),
-                    m.folder.clone().unwrap_or_else(|| "-".into()),
-                    m.latency()
-                        .map(|d| format!("{:.1}s", d.as_secs_f64()))
-                        .unwrap_or_else(|| "-".into()),
+                    folder,
+                    latency,
                 ]
             })
             .collect();
-        let mut widths = header.map(|h| h.chars().count());
+        let columns = Columns::fit(&header, &rows);
+        let mut out = columns.line("", &header);
         for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let line = |out: &mut String, cells: &[&str]| {
-            let mut l = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    l.push_str(cell);
-                } else {
-                    let _ = write!(l, "{cell:<w$}  ");
-                }
-            }
-            out.push_str(l.trim_end());
-            out.push('\n');
-        };
-        line(&mut out, &header);
-        for row in &rows {
-            line(&mut out, &row.each_ref().map(String::as_str));
+            out.push_str(&columns.row("", row));
         }
         let counts = self
             .counts()
@@ -276,6 +255,61 @@ impl RunReport {
 }
 
 const SMTP_WIDTH: usize = 64;
+
+/// Left-aligned text columns, two spaces apart, sized to the widest cell; the last column is
+/// not padded. One layout for every terminal table.
+pub(crate) struct Columns<const N: usize>([usize; N]);
+
+impl<const N: usize> Columns<N> {
+    /// Widths that fit the header and every row.
+    pub(crate) fn fit<'a>(
+        header: &[&str; N],
+        rows: impl IntoIterator<Item = &'a [String; N]>,
+    ) -> Self {
+        let mut widths = header.map(|h| h.chars().count());
+        for row in rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        Columns(widths)
+    }
+
+    /// One line, `indent` first, with its newline.
+    pub(crate) fn line(&self, indent: &str, cells: &[&str; N]) -> String {
+        let mut l = String::from(indent);
+        for (i, (cell, w)) in cells.iter().zip(self.0).enumerate() {
+            if i + 1 == N {
+                l.push_str(cell);
+            } else {
+                let _ = write!(l, "{cell:<w$}  ");
+            }
+        }
+        let mut l = l.trim_end().to_owned();
+        l.push('\n');
+        l
+    }
+
+    /// A row of owned cells.
+    pub(crate) fn row(&self, indent: &str, cells: &[String; N]) -> String {
+        self.line(indent, &cells.each_ref().map(String::as_str))
+    }
+}
+
+/// The verdict as shown, `pending` while there is none.
+pub(crate) fn verdict_cell(verdict: Option<Verdict>) -> &'static str {
+    verdict.map(Verdict::as_label).unwrap_or("pending")
+}
+
+/// Folder and latency cells, `-` when unknown.
+pub(crate) fn folder_latency_cells(m: &MessageRecord) -> [String; 2] {
+    [
+        m.folder.clone().unwrap_or_else(|| "-".into()),
+        m.latency()
+            .map(|d| format!("{:.1}s", d.as_secs_f64()))
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
 
 fn smtp_summary(m: &MessageRecord) -> String {
     let text = match (m.smtp_code, &m.smtp_error) {
