@@ -2,6 +2,9 @@
 //! message MAIL, RCPT and DATA (RFC 5321 §3.3), preceded by RSET when the
 //! connection carried an earlier one, pipelined when the server offers it
 //! (RFC 2920), and QUIT at the end.
+//!
+//! EHLO lives here because the [`Extensions`] it announces decide what the
+//! transaction may use: PIPELINING, and the MAIL and RCPT parameters.
 
 use std::time::Duration;
 
