@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::poll::FolderRole;
 use crate::verdict::{Decision, Verdict};
 
 /// Each entry takes the store from version `i` to `i + 1`; a store made by an older probe is
@@ -184,8 +185,8 @@ pub struct PositionRecord {
 pub struct Sighted<'a> {
     /// Folder, as the user sees it.
     pub folder: &'a str,
-    /// `inbox` or `junk`.
-    pub role: &'a str,
+    /// Inbox or spam folder.
+    pub role: FolderRole,
     /// When probe saw it.
     pub seen_at: SystemTime,
     /// Header evidence, JSON.
@@ -496,7 +497,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records a verdict reached by polling, with where and when the message was seen.
+    /// Records a verdict reached by polling, with where and when the message was seen,
+    /// replacing any earlier one: whether it may is for [`crate::verdict::weigh`] to say.
     pub fn record_decision(
         &self,
         token: &str,
@@ -507,14 +509,14 @@ impl Store {
             .execute(
                 "UPDATE messages SET verdict = ?2, verdict_reason = ?3, decided_at = ?4,
                      folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8, tab = ?9
-                 WHERE token = ?1 AND verdict IS NULL",
+                 WHERE token = ?1",
                 params![
                     token,
                     decision.verdict.as_label(),
                     decision.reason,
                     unix_ms(SystemTime::now()),
                     found.map(|f| f.folder),
-                    found.map(|f| f.role),
+                    found.map(|f| f.role.as_str()),
                     found.map(|f| unix_ms(f.seen_at)),
                     found.map(|f| f.headers),
                     found.and_then(|f| f.tab),
@@ -568,13 +570,12 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
-    /// Keeps the first downstream report of an undecided message: whichever of DSN or log
-    /// speaks first is the evidence.
+    /// Stores the downstream report that decided a message, or that is kept to decide it at
+    /// the deadline (which one is for [`crate::verdict::weigh`] to say).
     pub fn record_downstream(&self, token: &str, report_json: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE messages SET downstream_json = ?2
-                 WHERE token = ?1 AND downstream_json IS NULL",
+                "UPDATE messages SET downstream_json = ?2 WHERE token = ?1",
                 params![token, report_json],
             )
             .map_err(|e| self.sql(e))?;
