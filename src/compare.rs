@@ -3,20 +3,8 @@
 //!
 //! # The order of verdicts
 //!
-//! "Worse" is an order over verdicts, best first:
-//!
-//! 1. `inbox`: delivered where it is read.
-//! 2. `spam_tagged`: delivered to the inbox, but marked as spam (a subject prefix or header):
-//!    the reader sees it, with a warning, and filters may act on the mark.
-//! 3. `spam`: delivered to the spam folder; rarely read, but delivered and recoverable.
-//! 4. `deferred`: refused for now (4xx, or no connection). The sending MTA retries, so the
-//!    message may still arrive, but late and only if the block lifts.
-//! 5. `missing`: accepted, yet neither in the inbox nor the spam folder by the timeout: dropped
-//!    silently or stuck somewhere. Worse than deferred because nobody retries and the sender
-//!    gets no signal.
-//! 6. `rejected`: refused for good (5xx, null MX, no such domain). Worst: the message will never
-//!    arrive, the sender gets a bounce, and a 5xx at this stage is usually a block list or a
-//!    policy that will refuse every further message too.
+//! "Worse" is the order of [`Verdict`] (best first, [`Verdict::ALL`] documents why each is
+//! where it is): inbox, spam_tagged, spam, deferred, missing, rejected.
 //!
 //! A seed whose message has no verdict yet (pending) on either side compares as `unknown`:
 //! neither better nor worse, so it never makes the comparison fail. Seeds present in only one
@@ -28,19 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::store::MessageRecord;
-use crate::verdict::Verdict;
-
-/// A verdict's place in the order above: 0 is best.
-pub fn rank(v: Verdict) -> u8 {
-    match v {
-        Verdict::Inbox => 0,
-        Verdict::SpamTagged => 1,
-        Verdict::Spam => 2,
-        Verdict::Deferred => 3,
-        Verdict::Missing => 4,
-        Verdict::Rejected => 5,
-    }
-}
+use crate::verdict::{Placement, Verdict};
 
 /// How one seed's outcome moved from BEFORE to AFTER.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,14 +144,11 @@ fn detail(m: &MessageRecord) -> Option<String> {
 }
 
 fn share(messages: &[&MessageRecord]) -> Share {
-    let inbox = messages
-        .iter()
-        .filter(|m| m.verdict == Some(Verdict::Inbox))
-        .count();
+    let placement = Placement::of(messages.iter().map(|m| m.verdict));
     Share {
-        messages: messages.len(),
-        inbox,
-        inbox_share: (!messages.is_empty()).then(|| inbox as f64 / messages.len() as f64),
+        messages: placement.total(),
+        inbox: placement.count(Verdict::Inbox),
+        inbox_share: placement.inbox_share(),
     }
 }
 
@@ -219,7 +192,7 @@ pub fn compare(
         let a = a_idx.get(seed).map(|&i| &after[i]);
         let change = match (b, a) {
             (Some(b), Some(a)) => match (b.verdict, a.verdict) {
-                (Some(bv), Some(av)) => match rank(av).cmp(&rank(bv)) {
+                (Some(bv), Some(av)) => match av.cmp(&bv) {
                     std::cmp::Ordering::Less => Change::Better,
                     std::cmp::Ordering::Equal => Change::Same,
                     std::cmp::Ordering::Greater => Change::Worse,
@@ -370,24 +343,6 @@ mod tests {
                 })
                 .collect(),
         )
-    }
-
-    #[test]
-    fn the_order_is_total_and_matches_the_docs() {
-        let mut all = Verdict::ALL;
-        all.sort_by_key(|v| rank(*v));
-        let labels: Vec<_> = all.iter().map(|v| v.as_label()).collect();
-        assert_eq!(
-            labels,
-            [
-                "inbox",
-                "spam_tagged",
-                "spam",
-                "deferred",
-                "missing",
-                "rejected"
-            ]
-        );
     }
 
     #[test]

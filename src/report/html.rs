@@ -7,14 +7,14 @@ use std::fmt::Write as _;
 use super::{JsonMessage, RunReport};
 use crate::poll::HeaderEvidence;
 
-/// The matrix columns: the six verdicts, then `pending`.
+/// The matrix columns: the six verdicts, best first, then `pending`.
 const COLUMNS: [&str; 7] = [
     "inbox",
     "spam_tagged",
     "spam",
     "deferred",
-    "rejected",
     "missing",
+    "rejected",
     "pending",
 ];
 
@@ -116,24 +116,17 @@ impl RunReport {
         let row = |o: &mut String, name: &str, placement: &super::Placement| {
             let _ = write!(o, "<tr><th>{}</th>", escape(name));
             for c in COLUMNS {
-                let n = placement.counts.get(c).copied().unwrap_or(0);
+                let n = placement.count_label(c);
                 let class = if n == 0 { "zero" } else { c };
                 let _ = write!(o, "<td class=\"n {class}\" data-verdict=\"{c}\">{n}</td>");
             }
-            let _ = writeln!(o, "<td class=\"n\">{}</td></tr>", placement.total);
+            let _ = writeln!(o, "<td class=\"n\">{}</td></tr>", placement.total());
         };
         for (provider, placement) in self.placement_by_provider() {
             row(&mut o, provider, &placement);
         }
         o.push_str("</tbody>\n<tfoot>");
-        row(
-            &mut o,
-            "all",
-            &super::Placement {
-                total: self.messages.len(),
-                counts: self.counts(),
-            },
-        );
+        row(&mut o, "all", &self.placement());
         o.push_str("</tfoot>\n</table>\n");
 
         // Per seed.

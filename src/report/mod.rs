@@ -4,7 +4,8 @@ mod history;
 pub mod html;
 pub mod metrics;
 
-pub use history::{CSV_HEADER, JsonRunSummary, Placement, RunList, csv_field};
+pub use crate::verdict::Placement;
+pub use history::{CSV_HEADER, JsonRunSummary, RunList, csv_field, summary_line};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -110,15 +111,14 @@ pub struct JsonSmtp<'a> {
 }
 
 impl RunReport {
-    /// Messages per verdict label, with `pending` for undecided ones.
+    /// The run's placement summary: what every view of the run counts from.
+    pub fn placement(&self) -> Placement {
+        Placement::of(self.messages.iter().map(|m| m.verdict))
+    }
+
+    /// Messages per verdict label, with `pending` for undecided ones (those that occur).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for m in &self.messages {
-            *counts
-                .entry(m.verdict.map(Verdict::as_label).unwrap_or("pending"))
-                .or_insert(0) += 1;
-        }
-        counts
+        self.placement().counts()
     }
 
     /// The JSON document.

@@ -270,6 +270,30 @@ mod tests {
     }
 
     #[test]
+    fn the_order_is_best_first_and_all_follows_it() {
+        let labels: Vec<_> = Verdict::ALL.iter().map(|v| v.as_label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "inbox",
+                "spam_tagged",
+                "spam",
+                "deferred",
+                "missing",
+                "rejected"
+            ]
+        );
+        for (i, v) in Verdict::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(v.rank()), i, "{v}");
+        }
+        let mut sorted = Verdict::ALL;
+        sorted.reverse();
+        sorted.sort();
+        assert_eq!(sorted, Verdict::ALL);
+        assert!(Verdict::Missing < Verdict::Rejected);
+    }
+
+    #[test]
     fn smtp_endings() {
         let rows = [
             (
