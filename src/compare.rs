@@ -123,17 +123,12 @@ fn detail(m: &MessageRecord) -> Option<String> {
     match m.verdict? {
         Verdict::Inbox => None,
         Verdict::Deferred | Verdict::Rejected => {
-            if let Some(code) = m.smtp_code.filter(|c| *c >= 400) {
-                let mut s = code.to_string();
-                for part in [&m.smtp_enhanced, &m.smtp_text].into_iter().flatten() {
-                    s.push(' ');
-                    s.push_str(part);
-                }
-                Some(s)
+            if let Some(reply) = m.smtp.refusal() {
+                Some(reply)
             } else {
                 // No refusing reply: an SMTP error (with the reason's stage), or the relay's
                 // next hop, which the reason quotes.
-                match (&m.verdict_reason, &m.smtp_error) {
+                match (&m.verdict_reason, &m.smtp.error) {
                     (Some(r), Some(e)) => Some(format!("{r}: {e}")),
                     (r, e) => r.clone().or_else(|| e.clone()),
                 }
@@ -313,6 +308,7 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SmtpOutcome;
 
     fn run(id: &str, msgs: &[(&str, &str, Option<Verdict>)]) -> (String, Vec<MessageRecord>) {
         (
@@ -324,12 +320,12 @@ mod tests {
                     provider: (*provider).into(),
                     address: String::new(),
                     sent_at: 0,
-                    smtp_host: None,
-                    smtp_stage: None,
-                    smtp_code: (*verdict == Some(Verdict::Deferred)).then_some(421),
-                    smtp_enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),
-                    smtp_text: (*verdict == Some(Verdict::Deferred)).then(|| "try later".into()),
-                    smtp_error: None,
+                    smtp: SmtpOutcome {
+                        code: (*verdict == Some(Verdict::Deferred)).then_some(421),
+                        enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),
+                        text: (*verdict == Some(Verdict::Deferred)).then(|| "try later".into()),
+                        ..SmtpOutcome::default()
+                    },
                     tls_json: None,
                     verdict: *verdict,
                     verdict_reason: verdict.map(|v| format!("because {v}")),

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::{
     Columns, JsonMessage, RunReport, folder_latency_cells, rfc3339, smtp_summary, verdict_cell,
 };
+use crate::store::MessageRecord;
 use crate::verdict::{Placement, Verdict};
 
 /// The CSV columns, in order: one row per message.
@@ -141,13 +142,14 @@ impl RunReport {
                 summary_line(&placement)
             );
             out.push_str(&columns.line("  ", &header));
-            for ((p, row), m) in rows.iter().zip(&json.messages) {
+            let messages = self.messages.iter().zip(&json.messages);
+            for ((p, row), (record, m)) in rows.iter().zip(messages) {
                 if *p != provider {
                     continue;
                 }
                 out.push_str(&columns.row("  ", row));
                 if verbose {
-                    verbose_lines(&mut out, m);
+                    verbose_lines(&mut out, record, m);
                 }
             }
         }
@@ -209,24 +211,12 @@ impl RunReport {
     }
 }
 
-fn verbose_lines(out: &mut String, m: &JsonMessage<'_>) {
+fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let indent = "      ";
-    let smtp = match (m.smtp.code, m.smtp.error) {
-        (Some(code), _) => [
-            Some(code.to_string()),
-            m.smtp.enhanced.map(str::to_owned),
-            m.smtp.text.map(str::to_owned),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" "),
-        (None, Some(e)) => e.to_owned(),
-        (None, None) => "-".into(),
-    };
     let _ = writeln!(
         out,
-        "{indent}smtp: {smtp} (host {}, stage {})",
+        "{indent}smtp: {} (host {}, stage {})",
+        record.smtp,
         m.smtp.host.unwrap_or("-"),
         m.smtp.stage.unwrap_or("-")
     );

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::{JsonMessage, RunReport};
 use crate::poll::HeaderEvidence;
+use crate::store::MessageRecord;
 
 /// The matrix columns: the six verdicts, best first, then `pending`.
 const COLUMNS: [&str; 7] = [
@@ -131,36 +132,23 @@ impl RunReport {
 
         // Per seed.
         o.push_str("<h2>Seeds</h2>\n");
-        for m in &json.messages {
-            seed_details(&mut o, m);
+        for (record, m) in self.messages.iter().zip(&json.messages) {
+            seed_details(&mut o, record, m);
         }
         o.push_str("</body>\n</html>\n");
         o
     }
 }
 
-fn seed_details(o: &mut String, m: &JsonMessage<'_>) {
+fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let verdict = m.verdict.unwrap_or("pending");
     let _ = write!(
         o,
         "<section class=\"seed\">\n<h3>{} <span class=\"verdict {verdict}\">{verdict}</span></h3>\n<table>\n",
         escape(m.seed)
     );
-    let smtp = match (m.smtp.code, m.smtp.error) {
-        (Some(code), _) => Some(
-            [
-                Some(code.to_string()),
-                m.smtp.enhanced.map(str::to_owned),
-                m.smtp.text.map(str::to_owned),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" "),
-        ),
-        (None, Some(e)) => Some(e.to_owned()),
-        (None, None) => None,
-    };
+    // `None` shows as a dash of its own style, not the outcome's plain "-".
+    let smtp = record.smtp.reply().or_else(|| record.smtp.error.clone());
     let auth = if m.authentication.is_empty() {
         None
     } else {
