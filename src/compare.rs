@@ -112,10 +112,7 @@ pub struct Comparison {
 }
 
 fn label(m: &MessageRecord) -> String {
-    m.verdict
-        .map(Verdict::as_label)
-        .unwrap_or("pending")
-        .to_owned()
+    Verdict::label_or_pending(m.verdict).to_owned()
 }
 
 /// Why a message ended where it did, for a verdict other than inbox.

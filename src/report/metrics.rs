@@ -82,7 +82,7 @@ pub fn render(report: &RunReport, up: bool) -> String {
         let counts = Verdict::ALL
             .map(|v| (v.as_label(), placement.count(v)))
             .into_iter()
-            .chain([("pending", placement.pending())]);
+            .chain([(Verdict::label_or_pending(None), placement.pending())]);
         for (verdict, n) in counts {
             sample(
                 &mut out,

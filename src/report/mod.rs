@@ -299,7 +299,7 @@ impl<const N: usize> Columns<N> {
 
 /// The verdict as shown, `pending` while there is none.
 pub(crate) fn verdict_cell(verdict: Option<Verdict>) -> &'static str {
-    verdict.map(Verdict::as_label).unwrap_or("pending")
+    Verdict::label_or_pending(verdict)
 }
 
 /// Folder and latency cells, `-` when unknown.

@@ -106,6 +106,12 @@ impl Verdict {
         }
     }
 
+    /// The label of a message's verdict, `pending` while it has none: as every report and the
+    /// metrics show it.
+    pub fn label_or_pending(verdict: Option<Verdict>) -> &'static str {
+        verdict.map(Verdict::as_label).unwrap_or("pending")
+    }
+
     /// Parses a stored label.
     pub fn from_label(s: &str) -> Option<Verdict> {
         Verdict::ALL.into_iter().find(|v| v.as_label() == s)

@@ -63,7 +63,7 @@ impl Placement {
         Verdict::ALL
             .into_iter()
             .map(|v| (v.as_label(), self.count(v)))
-            .chain([("pending", self.pending)])
+            .chain([(Verdict::label_or_pending(None), self.pending)])
             .filter(|(_, n)| *n > 0)
             .collect()
     }
