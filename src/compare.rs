@@ -3,20 +3,8 @@
 //!
 //! # The order of verdicts
 //!
-//! "Worse" is an order over verdicts, best first:
-//!
-//! 1. `inbox`: delivered where it is read.
-//! 2. `spam_tagged`: delivered to the inbox, but marked as spam (a subject prefix or header):
-//!    the reader sees it, with a warning, and filters may act on the mark.
-//! 3. `spam`: delivered to the spam folder; rarely read, but delivered and recoverable.
-//! 4. `deferred`: refused for now (4xx, or no connection). The sending MTA retries, so the
-//!    message may still arrive, but late and only if the block lifts.
-//! 5. `missing`: accepted, yet neither in the inbox nor the spam folder by the timeout: dropped
-//!    silently or stuck somewhere. Worse than deferred because nobody retries and the sender
-//!    gets no signal.
-//! 6. `rejected`: refused for good (5xx, null MX, no such domain). Worst: the message will never
-//!    arrive, the sender gets a bounce, and a 5xx at this stage is usually a block list or a
-//!    policy that will refuse every further message too.
+//! "Worse" is the order of [`Verdict`] (best first, [`Verdict::ALL`] documents why each is
+//! where it is): inbox, spam_tagged, spam, deferred, missing, rejected.
 //!
 //! A seed whose message has no verdict yet (pending) on either side compares as `unknown`:
 //! neither better nor worse, so it never makes the comparison fail. Seeds present in only one
@@ -28,19 +16,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::store::MessageRecord;
-use crate::verdict::Verdict;
-
-/// A verdict's place in the order above: 0 is best.
-pub fn rank(v: Verdict) -> u8 {
-    match v {
-        Verdict::Inbox => 0,
-        Verdict::SpamTagged => 1,
-        Verdict::Spam => 2,
-        Verdict::Deferred => 3,
-        Verdict::Missing => 4,
-        Verdict::Rejected => 5,
-    }
-}
+use crate::verdict::{Placement, Verdict};
 
 /// How one seed's outcome moved from BEFORE to AFTER.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,10 +112,7 @@ pub struct Comparison {
 }
 
 fn label(m: &MessageRecord) -> String {
-    m.verdict
-        .map(Verdict::as_label)
-        .unwrap_or("pending")
-        .to_owned()
+    Verdict::label_or_pending(m.verdict).to_owned()
 }
 
 /// Why a message ended where it did, for a verdict other than inbox.
@@ -147,17 +120,12 @@ fn detail(m: &MessageRecord) -> Option<String> {
     match m.verdict? {
         Verdict::Inbox => None,
         Verdict::Deferred | Verdict::Rejected => {
-            if let Some(code) = m.smtp_code.filter(|c| *c >= 400) {
-                let mut s = code.to_string();
-                for part in [&m.smtp_enhanced, &m.smtp_text].into_iter().flatten() {
-                    s.push(' ');
-                    s.push_str(part);
-                }
-                Some(s)
+            if let Some(reply) = m.smtp.refusal() {
+                Some(reply)
             } else {
                 // No refusing reply: an SMTP error (with the reason's stage), or the relay's
                 // next hop, which the reason quotes.
-                match (&m.verdict_reason, &m.smtp_error) {
+                match (&m.verdict_reason, &m.smtp.error) {
                     (Some(r), Some(e)) => Some(format!("{r}: {e}")),
                     (r, e) => r.clone().or_else(|| e.clone()),
                 }
@@ -168,14 +136,11 @@ fn detail(m: &MessageRecord) -> Option<String> {
 }
 
 fn share(messages: &[&MessageRecord]) -> Share {
-    let inbox = messages
-        .iter()
-        .filter(|m| m.verdict == Some(Verdict::Inbox))
-        .count();
+    let placement = Placement::of(messages.iter().map(|m| m.verdict));
     Share {
-        messages: messages.len(),
-        inbox,
-        inbox_share: (!messages.is_empty()).then(|| inbox as f64 / messages.len() as f64),
+        messages: placement.total(),
+        inbox: placement.count(Verdict::Inbox),
+        inbox_share: placement.inbox_share(),
     }
 }
 
@@ -219,7 +184,7 @@ pub fn compare(
         let a = a_idx.get(seed).map(|&i| &after[i]);
         let change = match (b, a) {
             (Some(b), Some(a)) => match (b.verdict, a.verdict) {
-                (Some(bv), Some(av)) => match rank(av).cmp(&rank(bv)) {
+                (Some(bv), Some(av)) => match av.cmp(&bv) {
                     std::cmp::Ordering::Less => Change::Better,
                     std::cmp::Ordering::Equal => Change::Same,
                     std::cmp::Ordering::Greater => Change::Worse,
@@ -340,6 +305,7 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SmtpOutcome;
 
     fn run(id: &str, msgs: &[(&str, &str, Option<Verdict>)]) -> (String, Vec<MessageRecord>) {
         (
@@ -351,12 +317,12 @@ mod tests {
                     provider: (*provider).into(),
                     address: String::new(),
                     sent_at: 0,
-                    smtp_host: None,
-                    smtp_stage: None,
-                    smtp_code: (*verdict == Some(Verdict::Deferred)).then_some(421),
-                    smtp_enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),
-                    smtp_text: (*verdict == Some(Verdict::Deferred)).then(|| "try later".into()),
-                    smtp_error: None,
+                    smtp: SmtpOutcome {
+                        code: (*verdict == Some(Verdict::Deferred)).then_some(421),
+                        enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),
+                        text: (*verdict == Some(Verdict::Deferred)).then(|| "try later".into()),
+                        ..SmtpOutcome::default()
+                    },
                     tls_json: None,
                     verdict: *verdict,
                     verdict_reason: verdict.map(|v| format!("because {v}")),
@@ -370,24 +336,6 @@ mod tests {
                 })
                 .collect(),
         )
-    }
-
-    #[test]
-    fn the_order_is_total_and_matches_the_docs() {
-        let mut all = Verdict::ALL;
-        all.sort_by_key(|v| rank(*v));
-        let labels: Vec<_> = all.iter().map(|v| v.as_label()).collect();
-        assert_eq!(
-            labels,
-            [
-                "inbox",
-                "spam_tagged",
-                "spam",
-                "deferred",
-                "missing",
-                "rejected"
-            ]
-        );
     }
 
     #[test]

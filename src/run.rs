@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use crate::config::RelayTls;
 use crate::config::{Config, ConfigError, Imap, ImapTls, SecretString, Secrets, Seed, Transport};
+use crate::downstream::Downstream;
 use crate::downstream::maillog::LogFollower;
-use crate::downstream::{Downstream, DownstreamAction};
 use crate::message::{self, Token};
 use crate::poll::{
     self, AccountPoll, ConnectionLimit, FolderRole, Lookup, PollEvent, PollSettings, Position,
@@ -27,7 +27,7 @@ use crate::send::{
 use crate::store::{
     AttemptRecord, NewRun, PositionRecord, SendRecord, Sighted, Store, StoreError, unix_ms,
 };
-use crate::verdict::{Decision, Evidence, classify};
+use crate::verdict::{self, Evidence, Ruling, Standing, Verdict, classify};
 
 /// Why a run could not go on. Per-seed problems are not errors: they are stored and reported.
 #[derive(Debug, thiserror::Error)]
@@ -348,6 +348,7 @@ pub async fn poll(
         seed_by_token: HashMap::new(),
         delayed: HashMap::new(),
         undecided: HashSet::new(),
+        provisional: HashMap::new(),
         logged_in: HashSet::new(),
     };
     let mut queue_ids: HashMap<String, Token> = HashMap::new();
@@ -509,15 +510,14 @@ pub async fn poll(
         if !account.completed {
             continue;
         }
+        // The ledger says what the deadline means: missing or deferred for a message with no
+        // verdict, and final for one rejected on a failure report that was never seen since.
         for token in account.unfound {
-            if decider.undecided.contains(&token) {
-                let delayed = decider.delayed.get(&token).cloned();
-                let decision = classify(Evidence::NotFoundByDeadline {
-                    delayed: delayed.as_ref(),
-                })
-                .expect("always decides");
-                decider.decide(token, &decision, None, progress)?;
-            }
+            let delayed = decider.delayed.get(&token).cloned();
+            let evidence = Evidence::NotFoundByDeadline {
+                delayed: delayed.as_ref(),
+            };
+            decider.weigh(token, evidence, None, progress)?;
         }
     }
     // Counted from events: a task aborted because every message was decided has no summary.
@@ -727,31 +727,60 @@ struct Decider<'a> {
     seed_by_token: HashMap<Token, String>,
     /// The first "next hop deferred" report per message, from a DSN or the log.
     delayed: HashMap<Token, Downstream>,
+    /// Messages whose verdict may still change: none yet, or an open one.
     undecided: HashSet<Token>,
+    /// Messages with an open verdict (rejected on a failure report), still searched for.
+    provisional: HashMap<Token, Verdict>,
     /// Seed accounts (by their seeds) where a login succeeded.
     logged_in: HashSet<Vec<String>>,
 }
 
 impl Decider<'_> {
-    fn decide(
+    /// What is known of a message, for the ledger. A message this poll does not track has
+    /// nothing more to learn.
+    fn standing(&self, token: Token) -> Standing {
+        if !self.undecided.contains(&token) {
+            Standing::Final
+        } else if let Some(v) = self.provisional.get(&token) {
+            Standing::Open(*v)
+        } else {
+            Standing::Pending {
+                deferral_kept: self.delayed.contains_key(&token),
+            }
+        }
+    }
+
+    /// Puts `evidence` through the ledger and stores the decision it makes, if any.
+    fn weigh(
         &mut self,
         token: Token,
-        decision: &Decision,
+        evidence: Evidence<'_>,
         found: Option<Sighted<'_>>,
         progress: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<(), RunError> {
-        if !self.undecided.remove(&token) {
-            return Ok(());
+    ) -> Result<Ruling, RunError> {
+        let standing = self.standing(token);
+        let ruling = verdict::weigh(standing, evidence);
+        if let Ruling::Decide { decision, .. } = &ruling {
+            self.store
+                .record_decision(&token.to_string(), decision, found)?;
+            if let Some(seed) = self.seed_by_token.get(&token) {
+                progress(Progress::Decided {
+                    seed,
+                    verdict: decision.verdict,
+                });
+            }
         }
-        self.store
-            .record_decision(&token.to_string(), decision, found)?;
-        if let Some(seed) = self.seed_by_token.get(&token) {
-            progress(Progress::Decided {
-                seed,
-                verdict: decision.verdict,
-            });
+        match standing.after(&ruling) {
+            Standing::Final => {
+                self.undecided.remove(&token);
+                self.provisional.remove(&token);
+            }
+            Standing::Open(v) => {
+                self.provisional.insert(token, v);
+            }
+            Standing::Pending { .. } => {}
         }
-        Ok(())
+        Ok(ruling)
     }
 
     fn on_event(
@@ -786,23 +815,22 @@ impl Decider<'_> {
                     &serde_json::json!({ "folder": s.folder, "role": s.role, "uid": s.uid,
                         "tab": s.tab, "seen_at": unix_ms(s.seen_at), "headers": s.evidence }),
                 )?;
-                if let Some(decision) = classify(Evidence::Found {
+                let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
+                // Reports show the folder as the user sees it, not in modified UTF-7.
+                let folder = poll::utf7::decode(&s.folder);
+                let sighted = Sighted {
+                    folder: &folder,
+                    role: s.role,
+                    seen_at: s.seen_at,
+                    headers: &headers,
+                    tab: s.tab.as_deref(),
+                };
+                let evidence = Evidence::Found {
                     role: s.role,
                     folder: &s.folder,
                     headers: &s.evidence,
-                }) {
-                    let headers = serde_json::to_string(&s.evidence).unwrap_or_default();
-                    // Reports show the folder as the user sees it, not in modified UTF-7.
-                    let folder = poll::utf7::decode(&s.folder);
-                    let sighted = Sighted {
-                        folder: &folder,
-                        role: s.role.as_str(),
-                        seen_at: s.seen_at,
-                        headers: &headers,
-                        tab: s.tab.as_deref(),
-                    };
-                    self.decide(s.token, &decision, Some(sighted), progress)?;
-                }
+                };
+                self.weigh(s.token, evidence, Some(sighted), progress)?;
             }
             PollEvent::Searching {
                 seeds,
@@ -834,16 +862,16 @@ impl Decider<'_> {
                     "downstream",
                     &serde_json::json!({ "origin": origin, "report": report }),
                 )?;
-                match classify(Evidence::Downstream(&report)) {
-                    Some(decision) => {
+                let ruling = self.weigh(token, Evidence::Downstream(&report), None, progress)?;
+                // The report that decided, or the deferral kept for the deadline, is stored
+                // with the message (and read back by a later `probe poll`).
+                match ruling {
+                    Ruling::Decide { .. } => store.record_downstream(&token.to_string(), &json)?,
+                    Ruling::Keep => {
                         store.record_downstream(&token.to_string(), &json)?;
-                        self.decide(token, &decision, None, progress)?;
+                        self.delayed.insert(token, report);
                     }
-                    None if report.action == DownstreamAction::Delayed => {
-                        store.record_downstream(&token.to_string(), &json)?;
-                        self.delayed.entry(token).or_insert(report);
-                    }
-                    None => {}
+                    Ruling::Confirm | Ruling::Ignore => {}
                 }
             }
             PollEvent::Error {

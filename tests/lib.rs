@@ -14,6 +14,7 @@ mod mailbox_untouched;
 mod oauth2;
 mod oauth2_dovecot;
 mod polling;
+mod precedence;
 mod progress;
 mod relay;
 mod secrets;

@@ -64,5 +64,5 @@ fn outcomes_are_committed_one_by_one() {
     let messages = store.messages(&run_id).unwrap();
     assert_eq!(messages.len(), 1, "{}", show(&out));
     assert_eq!(messages[0].seed, "first");
-    assert_eq!(messages[0].smtp_code, Some(250));
+    assert_eq!(messages[0].smtp.code, Some(250));
 }

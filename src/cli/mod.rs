@@ -219,10 +219,9 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             } else {
                 println!("{run_id}");
             }
-            let refused = report
-                .messages
-                .iter()
-                .any(|m| matches!(m.verdict, Some(Verdict::Deferred) | Some(Verdict::Rejected)));
+            let placement = report.placement();
+            let refused =
+                placement.count(Verdict::Deferred) + placement.count(Verdict::Rejected) > 0;
             Ok(if refused { Exit::NotAllInbox } else { Exit::Ok })
         }
         Command::Run(args) => {
@@ -356,11 +355,7 @@ fn finish(
         eprintln!("probe: error: no seed mailbox could be polled (every login failed)");
         return Ok(Exit::ProbeFailure);
     }
-    let all_inbox = report
-        .messages
-        .iter()
-        .all(|m| m.verdict == Some(Verdict::Inbox));
-    Ok(if all_inbox {
+    Ok(if report.placement().all_inbox() {
         Exit::Ok
     } else {
         Exit::NotAllInbox

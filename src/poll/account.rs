@@ -24,8 +24,8 @@ use super::{
     AccountPoll, AccountSummary, FolderRole, HeaderEvidence, JunkFolder, Lookup, PollError,
     PollEvent, PollSettings, Session, Sighting, find_junk, open, or_query, server, step, uid_set,
 };
-use crate::downstream::DownstreamAction;
 use crate::message::Token;
+use crate::verdict::{Evidence, Source, Standing, weigh};
 
 /// RFC 2177 §3: a client should re-issue IDLE at least every 29 minutes, or the server may log
 /// it out as inactive.
@@ -126,6 +126,12 @@ pub async fn poll_account(
 ) -> AccountSummary {
     let timeout = settings.command_timeout;
     let mut pending: HashSet<Token> = job.tokens.iter().copied().collect();
+    // What this account's own evidence says of each message, as the ledger sees it.
+    let mut standings: HashMap<Token, Standing> = HashMap::new();
+    let source = match job.lookup {
+        Lookup::Placement => Source::Folder,
+        Lookup::Dsn => Source::Report,
+    };
     let mut summary = AccountSummary::default();
     let mut memory = Memory::default();
     let mut conn: Option<Conn> = None;
@@ -221,17 +227,14 @@ pub async fn poll_account(
                     next_full = started + settings.interval;
                 }
                 for event in findings {
-                    let final_for = match &event {
-                        PollEvent::Found(s) => Some(s.token),
-                        PollEvent::Downstream { token, report, .. }
-                            if report.action == DownstreamAction::Failed =>
-                        {
-                            Some(*token)
+                    // The verdict module says whether this account can still learn anything
+                    // that changes the message's verdict; if not, it stops looking for it.
+                    if let Some((token, evidence)) = evidence_of(&event) {
+                        let standing = standings.entry(token).or_insert(Standing::NEW);
+                        *standing = standing.after(&weigh(*standing, evidence));
+                        if !standing.awaits(source) {
+                            pending.remove(&token);
                         }
-                        _ => None,
-                    };
-                    if let Some(token) = final_for {
-                        pending.remove(&token);
                     }
                     send(event);
                 }
@@ -283,6 +286,25 @@ pub async fn poll_account(
     summary.completed = pending.is_empty() || searched_after_deadline;
     summary.unfound = pending.into_iter().collect();
     summary
+}
+
+/// The evidence an event carries about one message, if any.
+fn evidence_of(event: &PollEvent) -> Option<(Token, Evidence<'_>)> {
+    match event {
+        PollEvent::Found(s) => Some((
+            s.token,
+            Evidence::Found {
+                role: s.role,
+                folder: &s.folder,
+                headers: &s.evidence,
+            },
+        )),
+        PollEvent::Downstream { token, report, .. } => Some((*token, Evidence::Downstream(report))),
+        PollEvent::JunkFolder { .. }
+        | PollEvent::Searching { .. }
+        | PollEvent::Reconnected { .. }
+        | PollEvent::Error { .. } => None,
+    }
 }
 
 /// Waits in IDLE on the selected inbox until new mail is announced, `until`, or another

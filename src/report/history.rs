@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::{
     Columns, JsonMessage, RunReport, folder_latency_cells, rfc3339, smtp_summary, verdict_cell,
 };
-use crate::verdict::Verdict;
+use crate::store::MessageRecord;
+use crate::verdict::{Placement, Verdict};
 
 /// The CSV columns, in order: one row per message.
 pub const CSV_HEADER: [&str; 22] = [
@@ -36,48 +37,22 @@ pub const CSV_HEADER: [&str; 22] = [
     "poll_error",
 ];
 
-/// Placement of one provider's messages.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// All messages.
-    pub total: usize,
-    /// Per verdict label (and `pending`).
-    pub counts: BTreeMap<&'static str, usize>,
-}
-
-impl Placement {
-    fn count(&self, label: &str) -> usize {
-        self.counts.get(label).copied().unwrap_or(0)
+/// One line: `inbox 50.0%, spam 25.0%, tagged 0.0%, deferred 1, rejected 0, missing 0`, and
+/// `, pending N` while some are.
+pub fn summary_line(p: &Placement) -> String {
+    let mut s = format!(
+        "inbox {:.1}%, spam {:.1}%, tagged {:.1}%, deferred {}, rejected {}, missing {}",
+        p.percent(Verdict::Inbox),
+        p.percent(Verdict::Spam),
+        p.percent(Verdict::SpamTagged),
+        p.count(Verdict::Deferred),
+        p.count(Verdict::Rejected),
+        p.count(Verdict::Missing),
+    );
+    if p.pending() > 0 {
+        let _ = write!(s, ", pending {}", p.pending());
     }
-
-    fn percent(&self, label: &str) -> f64 {
-        percent(self.count(label), self.total)
-    }
-
-    /// One line: `inbox 50.0%, spam 25.0%, tagged 0.0%, deferred 1, rejected 0, missing 0`.
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "inbox {:.1}%, spam {:.1}%, tagged {:.1}%, deferred {}, rejected {}, missing {}",
-            self.percent("inbox"),
-            self.percent("spam"),
-            self.percent("spam_tagged"),
-            self.count("deferred"),
-            self.count("rejected"),
-            self.count("missing"),
-        );
-        if self.count("pending") > 0 {
-            let _ = write!(s, ", pending {}", self.count("pending"));
-        }
-        s
-    }
-}
-
-fn percent(part: usize, total: usize) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / total as f64
-    }
+    s
 }
 
 /// RFC 4180 field: quoted when it holds a comma, a quote or a line break; quotes doubled.
@@ -100,21 +75,14 @@ impl RunReport {
     /// The share of messages that reached the inbox unmarked, in percent (`spam_tagged` is not
     /// inbox); 0 for a run without messages.
     pub fn inbox_percent(&self) -> f64 {
-        let inbox = self
-            .messages
-            .iter()
-            .filter(|m| m.verdict == Some(Verdict::Inbox))
-            .count();
-        percent(inbox, self.messages.len())
+        self.placement().percent(Verdict::Inbox)
     }
 
     /// Placement per provider, in name order.
     pub fn placement_by_provider(&self) -> BTreeMap<&str, Placement> {
         let mut by: BTreeMap<&str, Placement> = BTreeMap::new();
         for m in &self.messages {
-            let p = by.entry(m.provider.as_str()).or_default();
-            p.total += 1;
-            *p.counts.entry(verdict_cell(m.verdict)).or_insert(0) += 1;
+            by.entry(m.provider.as_str()).or_default().add(m.verdict);
         }
         by
     }
@@ -170,25 +138,28 @@ impl RunReport {
             let _ = writeln!(
                 out,
                 "\nprovider {provider}: {} message(s): {}",
-                placement.total,
-                placement.summary()
+                placement.total(),
+                summary_line(&placement)
             );
             out.push_str(&columns.line("  ", &header));
-            for ((p, row), m) in rows.iter().zip(&json.messages) {
+            let messages = self.messages.iter().zip(&json.messages);
+            for ((p, row), (record, m)) in rows.iter().zip(messages) {
                 if *p != provider {
                     continue;
                 }
                 out.push_str(&columns.row("  ", row));
                 if verbose {
-                    verbose_lines(&mut out, m);
+                    verbose_lines(&mut out, record, m);
                 }
             }
         }
-        let all = Placement {
-            total: self.messages.len(),
-            counts: self.counts(),
-        };
-        let _ = writeln!(out, "\nall: {} message(s): {}", all.total, all.summary());
+        let all = self.placement();
+        let _ = writeln!(
+            out,
+            "\nall: {} message(s): {}",
+            all.total(),
+            summary_line(&all)
+        );
         out
     }
 
@@ -240,24 +211,12 @@ impl RunReport {
     }
 }
 
-fn verbose_lines(out: &mut String, m: &JsonMessage<'_>) {
+fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let indent = "      ";
-    let smtp = match (m.smtp.code, m.smtp.error) {
-        (Some(code), _) => [
-            Some(code.to_string()),
-            m.smtp.enhanced.map(str::to_owned),
-            m.smtp.text.map(str::to_owned),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" "),
-        (None, Some(e)) => e.to_owned(),
-        (None, None) => "-".into(),
-    };
     let _ = writeln!(
         out,
-        "{indent}smtp: {smtp} (host {}, stage {})",
+        "{indent}smtp: {} (host {}, stage {})",
+        record.smtp,
         m.smtp.host.unwrap_or("-"),
         m.smtp.stage.unwrap_or("-")
     );

@@ -6,15 +6,16 @@ use std::fmt::Write as _;
 
 use super::{JsonMessage, RunReport};
 use crate::poll::HeaderEvidence;
+use crate::store::MessageRecord;
 
-/// The matrix columns: the six verdicts, then `pending`.
+/// The matrix columns: the six verdicts, best first, then `pending`.
 const COLUMNS: [&str; 7] = [
     "inbox",
     "spam_tagged",
     "spam",
     "deferred",
-    "rejected",
     "missing",
+    "rejected",
     "pending",
 ];
 
@@ -116,58 +117,38 @@ impl RunReport {
         let row = |o: &mut String, name: &str, placement: &super::Placement| {
             let _ = write!(o, "<tr><th>{}</th>", escape(name));
             for c in COLUMNS {
-                let n = placement.counts.get(c).copied().unwrap_or(0);
+                let n = placement.count_label(c);
                 let class = if n == 0 { "zero" } else { c };
                 let _ = write!(o, "<td class=\"n {class}\" data-verdict=\"{c}\">{n}</td>");
             }
-            let _ = writeln!(o, "<td class=\"n\">{}</td></tr>", placement.total);
+            let _ = writeln!(o, "<td class=\"n\">{}</td></tr>", placement.total());
         };
         for (provider, placement) in self.placement_by_provider() {
             row(&mut o, provider, &placement);
         }
         o.push_str("</tbody>\n<tfoot>");
-        row(
-            &mut o,
-            "all",
-            &super::Placement {
-                total: self.messages.len(),
-                counts: self.counts(),
-            },
-        );
+        row(&mut o, "all", &self.placement());
         o.push_str("</tfoot>\n</table>\n");
 
         // Per seed.
         o.push_str("<h2>Seeds</h2>\n");
-        for m in &json.messages {
-            seed_details(&mut o, m);
+        for (record, m) in self.messages.iter().zip(&json.messages) {
+            seed_details(&mut o, record, m);
         }
         o.push_str("</body>\n</html>\n");
         o
     }
 }
 
-fn seed_details(o: &mut String, m: &JsonMessage<'_>) {
+fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let verdict = m.verdict.unwrap_or("pending");
     let _ = write!(
         o,
         "<section class=\"seed\">\n<h3>{} <span class=\"verdict {verdict}\">{verdict}</span></h3>\n<table>\n",
         escape(m.seed)
     );
-    let smtp = match (m.smtp.code, m.smtp.error) {
-        (Some(code), _) => Some(
-            [
-                Some(code.to_string()),
-                m.smtp.enhanced.map(str::to_owned),
-                m.smtp.text.map(str::to_owned),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" "),
-        ),
-        (None, Some(e)) => Some(e.to_owned()),
-        (None, None) => None,
-    };
+    // `None` shows as a dash of its own style, not the outcome's plain "-".
+    let smtp = record.smtp.reply().or_else(|| record.smtp.error.clone());
     let auth = if m.authentication.is_empty() {
         None
     } else {

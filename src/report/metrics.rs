@@ -17,7 +17,6 @@
 //! [`write_atomic`] writes `PATH.tmp` beside `PATH`, syncs it and renames it over `PATH`, so the
 //! collector never reads half a file.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -72,21 +71,19 @@ fn sample(out: &mut String, name: &str, pairs: &[(&str, &str)], value: f64) {
 
 /// The file's contents for a run. `up` is false when no seed mailbox could be polled.
 pub fn render(report: &RunReport, up: bool) -> String {
-    let mut per_provider: BTreeMap<&str, Vec<_>> = BTreeMap::new();
-    for m in &report.messages {
-        per_provider.entry(&m.provider).or_default().push(m);
-    }
+    let per_provider = report.placement_by_provider();
     let mut out = String::new();
     family(
         &mut out,
         "seedprobe_messages",
         "Messages of the last run per provider and verdict (pending: no verdict yet).",
     );
-    let verdicts = Verdict::ALL.map(Some).into_iter().chain([None]);
-    for (provider, msgs) in &per_provider {
-        for v in verdicts.clone() {
-            let n = msgs.iter().filter(|m| m.verdict == v).count();
-            let verdict = v.map(Verdict::as_label).unwrap_or("pending");
+    for (provider, placement) in &per_provider {
+        let counts = Verdict::ALL
+            .map(|v| (v.as_label(), placement.count(v)))
+            .into_iter()
+            .chain([(Verdict::label_or_pending(None), placement.pending())]);
+        for (verdict, n) in counts {
             sample(
                 &mut out,
                 "seedprobe_messages",
@@ -100,24 +97,18 @@ pub fn render(report: &RunReport, up: bool) -> String {
         "seedprobe_inbox_ratio",
         "Share of the last run's messages in the inbox, per provider; without provider, overall.",
     );
-    let ratio = |msgs: &[&crate::store::MessageRecord]| {
-        let inbox = msgs
-            .iter()
-            .filter(|m| m.verdict == Some(Verdict::Inbox))
-            .count();
-        inbox as f64 / msgs.len() as f64
-    };
-    for (provider, msgs) in &per_provider {
-        sample(
-            &mut out,
-            "seedprobe_inbox_ratio",
-            &[("provider", provider)],
-            ratio(msgs),
-        );
+    for (provider, placement) in &per_provider {
+        if let Some(ratio) = placement.inbox_share() {
+            sample(
+                &mut out,
+                "seedprobe_inbox_ratio",
+                &[("provider", provider)],
+                ratio,
+            );
+        }
     }
-    if !report.messages.is_empty() {
-        let all: Vec<_> = report.messages.iter().collect();
-        sample(&mut out, "seedprobe_inbox_ratio", &[], ratio(&all));
+    if let Some(ratio) = report.placement().inbox_share() {
+        sample(&mut out, "seedprobe_inbox_ratio", &[], ratio);
     }
     family(
         &mut out,

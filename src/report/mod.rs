@@ -4,7 +4,8 @@ mod history;
 pub mod html;
 pub mod metrics;
 
-pub use history::{CSV_HEADER, JsonRunSummary, Placement, RunList, csv_field};
+pub use crate::verdict::Placement;
+pub use history::{CSV_HEADER, JsonRunSummary, RunList, csv_field, summary_line};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::poll::HeaderEvidence;
+use crate::send::Stage;
 use crate::store::{MessageRecord, RunRecord};
 use crate::verdict::Verdict;
 
@@ -110,15 +112,14 @@ pub struct JsonSmtp<'a> {
 }
 
 impl RunReport {
-    /// Messages per verdict label, with `pending` for undecided ones.
+    /// The run's placement summary: what every view of the run counts from.
+    pub fn placement(&self) -> Placement {
+        Placement::of(self.messages.iter().map(|m| m.verdict))
+    }
+
+    /// Messages per verdict label, with `pending` for undecided ones (those that occur).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for m in &self.messages {
-            *counts
-                .entry(m.verdict.map(Verdict::as_label).unwrap_or("pending"))
-                .or_insert(0) += 1;
-        }
-        counts
+        self.placement().counts()
     }
 
     /// The JSON document.
@@ -157,12 +158,12 @@ impl RunReport {
                         verdict: m.verdict.map(Verdict::as_label),
                         reason: m.verdict_reason.as_deref(),
                         smtp: JsonSmtp {
-                            host: m.smtp_host.as_deref(),
-                            stage: m.smtp_stage.as_deref(),
-                            code: m.smtp_code,
-                            enhanced: m.smtp_enhanced.as_deref(),
-                            text: m.smtp_text.as_deref(),
-                            error: m.smtp_error.as_deref(),
+                            host: m.smtp.host.as_deref(),
+                            stage: m.smtp.stage.map(Stage::as_str),
+                            code: m.smtp.code,
+                            enhanced: m.smtp.enhanced.as_deref(),
+                            text: m.smtp.text.as_deref(),
+                            error: m.smtp.error.as_deref(),
                         },
                         folder: m.folder.as_deref(),
                         tab: m.tab.as_deref(),
@@ -298,7 +299,7 @@ impl<const N: usize> Columns<N> {
 
 /// The verdict as shown, `pending` while there is none.
 pub(crate) fn verdict_cell(verdict: Option<Verdict>) -> &'static str {
-    verdict.map(Verdict::as_label).unwrap_or("pending")
+    Verdict::label_or_pending(verdict)
 }
 
 /// Folder and latency cells, `-` when unknown.
@@ -312,22 +313,7 @@ pub(crate) fn folder_latency_cells(m: &MessageRecord) -> [String; 2] {
 }
 
 fn smtp_summary(m: &MessageRecord) -> String {
-    let text = match (m.smtp_code, &m.smtp_error) {
-        (Some(code), _) => {
-            let mut s = code.to_string();
-            if let Some(e) = &m.smtp_enhanced {
-                s.push(' ');
-                s.push_str(e);
-            }
-            if let Some(t) = &m.smtp_text {
-                s.push(' ');
-                s.push_str(t);
-            }
-            s
-        }
-        (None, Some(e)) => e.clone(),
-        (None, None) => "-".into(),
-    };
+    let text = m.smtp.to_string();
     if text.chars().count() > SMTP_WIDTH {
         let cut: String = text.chars().take(SMTP_WIDTH - 1).collect();
         format!("{cut}…")

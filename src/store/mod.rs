@@ -3,12 +3,15 @@
 //! Each write is its own transaction, made as soon as the thing happened, so a crash or Ctrl-C
 //! loses nothing already seen. No secret is ever passed in: transcripts are redacted at capture.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::poll::FolderRole;
+use crate::send::Stage;
 use crate::verdict::{Decision, Verdict};
 
 /// Each entry takes the store from version `i` to `i + 1`; a store made by an older probe is
@@ -184,8 +187,8 @@ pub struct PositionRecord {
 pub struct Sighted<'a> {
     /// Folder, as the user sees it.
     pub folder: &'a str,
-    /// `inbox` or `junk`.
-    pub role: &'a str,
+    /// Inbox or spam folder.
+    pub role: FolderRole,
     /// When probe saw it.
     pub seen_at: SystemTime,
     /// Header evidence, JSON.
@@ -232,18 +235,8 @@ pub struct MessageRecord {
     pub address: String,
     /// When the SMTP transaction ended, Unix ms.
     pub sent_at: i64,
-    /// Last host tried.
-    pub smtp_host: Option<String>,
-    /// Final stage.
-    pub smtp_stage: Option<String>,
-    /// Final reply code.
-    pub smtp_code: Option<u16>,
-    /// Final enhanced code.
-    pub smtp_enhanced: Option<String>,
-    /// Final reply text.
-    pub smtp_text: Option<String>,
-    /// Error when no reply ended it.
-    pub smtp_error: Option<String>,
+    /// How the SMTP transaction ended.
+    pub smtp: SmtpOutcome,
     /// TLS details, JSON.
     pub tls_json: Option<String>,
     /// The verdict, once decided.
@@ -264,6 +257,71 @@ pub struct MessageRecord {
     pub queue_id: Option<String>,
     /// The first downstream report that decided or may decide the verdict, JSON.
     pub downstream_json: Option<String>,
+}
+
+/// How a message's SMTP transaction ended, as stored: the final reply, or the error when no
+/// reply ended it. Its `Display` is the one way every report writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SmtpOutcome {
+    /// Last host tried.
+    pub host: Option<String>,
+    /// The stage where the transaction ended.
+    pub stage: Option<Stage>,
+    /// Final reply code.
+    pub code: Option<u16>,
+    /// Final enhanced status code, e.g. `4.7.1`.
+    pub enhanced: Option<String>,
+    /// Final reply text.
+    pub text: Option<String>,
+    /// Error when no reply ended it.
+    pub error: Option<String>,
+}
+
+impl SmtpOutcome {
+    /// The final reply as one line, `code enhanced text`, when a reply ended the transaction.
+    pub fn reply(&self) -> Option<String> {
+        let code = self.code?;
+        let mut line = code.to_string();
+        for part in [&self.enhanced, &self.text].into_iter().flatten() {
+            line.push(' ');
+            line.push_str(part);
+        }
+        Some(line)
+    }
+
+    /// The final reply when it refused the message (4xx or 5xx).
+    pub fn refusal(&self) -> Option<String> {
+        self.code.filter(|c| *c >= 400).and(self.reply())
+    }
+}
+
+impl fmt::Display for SmtpOutcome {
+    /// The reply, else the error, else `-`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.reply(), &self.error) {
+            (Some(reply), _) => f.write_str(&reply),
+            (None, Some(error)) => f.write_str(error),
+            (None, None) => f.write_str("-"),
+        }
+    }
+}
+
+/// The stage a stored name stands for (`Stage::as_str`); `None` for a name this probe does not
+/// know, which shows as no stage rather than failing the whole read.
+fn stage_of(name: &str) -> Option<Stage> {
+    const STAGES: [Stage; 10] = [
+        Stage::Resolve,
+        Stage::Connect,
+        Stage::Banner,
+        Stage::Ehlo,
+        Stage::StartTls,
+        Stage::Auth,
+        Stage::MailFrom,
+        Stage::RcptTo,
+        Stage::Data,
+        Stage::DataEnd,
+    ];
+    STAGES.into_iter().find(|s| s.as_str() == name)
 }
 
 impl MessageRecord {
@@ -496,7 +554,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records a verdict reached by polling, with where and when the message was seen.
+    /// Records a verdict reached by polling, with where and when the message was seen,
+    /// replacing any earlier one: whether it may is for [`crate::verdict::weigh`] to say.
     pub fn record_decision(
         &self,
         token: &str,
@@ -507,14 +566,14 @@ impl Store {
             .execute(
                 "UPDATE messages SET verdict = ?2, verdict_reason = ?3, decided_at = ?4,
                      folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8, tab = ?9
-                 WHERE token = ?1 AND verdict IS NULL",
+                 WHERE token = ?1",
                 params![
                     token,
                     decision.verdict.as_label(),
                     decision.reason,
                     unix_ms(SystemTime::now()),
                     found.map(|f| f.folder),
-                    found.map(|f| f.role),
+                    found.map(|f| f.role.as_str()),
                     found.map(|f| unix_ms(f.seen_at)),
                     found.map(|f| f.headers),
                     found.and_then(|f| f.tab),
@@ -568,13 +627,12 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
-    /// Keeps the first downstream report of an undecided message: whichever of DSN or log
-    /// speaks first is the evidence.
+    /// Stores the downstream report that decided a message, or that is kept to decide it at
+    /// the deadline (which one is for [`crate::verdict::weigh`] to say).
     pub fn record_downstream(&self, token: &str, report_json: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "UPDATE messages SET downstream_json = ?2
-                 WHERE token = ?1 AND downstream_json IS NULL",
+                "UPDATE messages SET downstream_json = ?2 WHERE token = ?1",
                 params![token, report_json],
             )
             .map_err(|e| self.sql(e))?;
@@ -696,18 +754,21 @@ impl Store {
         let rows = stmt
             .query_map([run_id], |r| {
                 let verdict: Option<String> = r.get(12)?;
+                let stage: Option<String> = r.get(6)?;
                 Ok(MessageRecord {
                     token: r.get(0)?,
                     seed: r.get(1)?,
                     provider: r.get(2)?,
                     address: r.get(3)?,
                     sent_at: r.get(4)?,
-                    smtp_host: r.get(5)?,
-                    smtp_stage: r.get(6)?,
-                    smtp_code: r.get(7)?,
-                    smtp_enhanced: r.get(8)?,
-                    smtp_text: r.get(9)?,
-                    smtp_error: r.get(10)?,
+                    smtp: SmtpOutcome {
+                        host: r.get(5)?,
+                        stage: stage.as_deref().and_then(stage_of),
+                        code: r.get(7)?,
+                        enhanced: r.get(8)?,
+                        text: r.get(9)?,
+                        error: r.get(10)?,
+                    },
                     tls_json: r.get(11)?,
                     verdict: verdict.as_deref().and_then(Verdict::from_label),
                     verdict_reason: r.get(13)?,
@@ -790,6 +851,89 @@ mod tests {
         assert_eq!(s.prune_runs_started_before(2_000_000).unwrap(), 1);
         assert_eq!(ids(&s), ["NEW"]);
         assert_eq!(s.prune_runs_started_before(2_000_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn smtp_outcomes_read_back_typed_and_print_one_way() {
+        let reply = SmtpOutcome {
+            host: Some("mx".into()),
+            stage: stage_of("rcpt_to"),
+            code: Some(450),
+            enhanced: Some("4.7.1".into()),
+            text: Some("try later".into()),
+            error: None,
+        };
+        assert_eq!(reply.stage, Some(Stage::RcptTo));
+        assert_eq!(reply.to_string(), "450 4.7.1 try later");
+        assert_eq!(reply.refusal().as_deref(), Some("450 4.7.1 try later"));
+        let accepted = SmtpOutcome {
+            code: Some(250),
+            text: Some("Ok".into()),
+            ..SmtpOutcome::default()
+        };
+        assert_eq!(
+            (accepted.to_string(), accepted.refusal()),
+            ("250 Ok".into(), None)
+        );
+        let failed = SmtpOutcome {
+            stage: stage_of("starttls"),
+            error: Some("connection closed".into()),
+            ..SmtpOutcome::default()
+        };
+        assert_eq!(failed.stage, Some(Stage::StartTls));
+        assert_eq!(failed.to_string(), "connection closed");
+        assert_eq!(SmtpOutcome::default().to_string(), "-");
+        assert_eq!(stage_of("warp_drive"), None);
+    }
+
+    #[test]
+    fn a_decision_replaces_the_one_before_it() {
+        // The ledger may re-decide (a sighting after a failure report); the store obeys.
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        s.create_run(&test_run("R1")).unwrap();
+        s.record_send(&SendRecord {
+            run_id: "R1".into(),
+            token: "T1".into(),
+            seed: "gmail".into(),
+            provider: "gmail".into(),
+            address: "a@b".into(),
+            subject: "s".into(),
+            message_id: "<m@b>".into(),
+            sent_at: SystemTime::now(),
+            smtp_host: None,
+            smtp_stage: Some("data_end".into()),
+            smtp_code: Some(250),
+            smtp_enhanced: None,
+            smtp_text: Some("Ok".into()),
+            smtp_error: None,
+            smtp_error_kind: None,
+            tls_json: None,
+            queue_id: None,
+            decision: None,
+            attempts: Vec::new(),
+        })
+        .unwrap();
+        let decide = |verdict, reason: &str| Decision {
+            verdict,
+            reason: reason.into(),
+        };
+        s.record_decision("T1", &decide(Verdict::Rejected, "relay gave up"), None)
+            .unwrap();
+        let sighted = Sighted {
+            folder: "INBOX",
+            role: FolderRole::Inbox,
+            seen_at: SystemTime::now(),
+            headers: "{}",
+            tab: None,
+        };
+        s.record_decision("T1", &decide(Verdict::Inbox, "in INBOX"), Some(sighted))
+            .unwrap();
+        let m = &s.messages("R1").unwrap()[0];
+        assert_eq!(m.verdict, Some(Verdict::Inbox));
+        assert_eq!(m.folder.as_deref(), Some("INBOX"));
+        assert_eq!(m.smtp.stage, Some(Stage::DataEnd));
+        assert!(s.finish_run_if_done("R1").unwrap());
     }
 
     #[test]

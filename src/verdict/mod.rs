@@ -1,8 +1,40 @@
 //! The verdict: the one place that decides what became of a message.
 //!
 //! Sending and polling only collect evidence (an SMTP [`Ending`], a [`Sighting`]'s folder and
-//! headers). [`classify`] turns evidence into one of six [`Verdict`]s and says why, in words a
-//! postmaster can act on.
+//! headers, a relay's report). Every piece of it goes through [`weigh`], the ledger: given
+//! what is known of the message so far (its [`Standing`]), it says whether the evidence decides
+//! the message, re-decides it, is kept for later, or changes nothing. Nothing else ranks
+//! evidence: the store writes what it is told, and pollers ask [`Standing::awaits`] whether a
+//! source is still worth searching.
+//!
+//! # Precedence
+//!
+//! 1. The SMTP outcome comes first. A refusal (4xx/5xx, no usable reply, null MX) decides
+//!    `deferred` or `rejected` for good: nothing was handed over, so nothing can turn up later.
+//!    An acceptance decides nothing; the message is searched for.
+//! 2. A sighting in the inbox or the spam folder always wins: it decides (`inbox`,
+//!    `spam_tagged`, `spam`) over anything that came before it and is final. A second sighting
+//!    changes nothing.
+//! 3. A failure report from downstream (a DSN, a rejection MDN or the relay's log saying
+//!    `bounced`) decides `rejected` at once, and that verdict is stored at once (an
+//!    interrupted run shows it). It stays *open* until the message's deadline: its seed account
+//!    keeps searching for the message, and a sighting replaces the verdict. At the deadline it
+//!    becomes final. The first failure report is the evidence; later reports change nothing.
+//! 4. A deferral report decides nothing on its own (the relay retries, a later delivery may be
+//!    found); the first one is kept, and decides `deferred` at the deadline if nothing else did.
+//! 5. At the deadline (the account's last search is done), a message with no verdict is
+//!    `missing` (or `deferred`, per 4).
+//!
+//! Polling stops early once every message has a [final](Standing::Final) verdict, one no later
+//! evidence can change. A resumed `probe poll` searches only messages with no verdict at all.
+//!
+//! [`Sighting`]: crate::poll::Sighting
+
+mod ledger;
+mod placement;
+
+pub use ledger::{Finality, Ruling, Source, Standing, weigh};
+pub use placement::Placement;
 
 use std::fmt;
 
@@ -13,8 +45,9 @@ use crate::evidence::SpamSignals;
 use crate::poll::{FolderRole, HeaderEvidence};
 use crate::send::{Ending, SessionError, Severity};
 
-/// Where a message ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a message ended up. Ordered best first (see [`Verdict::rank`]): `a < b` means `a` is
+/// the better place for a message to end up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// In the inbox, unmarked.
@@ -25,22 +58,41 @@ pub enum Verdict {
     Spam,
     /// Refused for now (4xx), or not deliverable now (timeout, connection failure).
     Deferred,
-    /// Refused for good (5xx, null MX, no such domain).
-    Rejected,
     /// Accepted, but not found in the inbox or spam folder before the timeout.
     Missing,
+    /// Refused for good (5xx, null MX, no such domain).
+    Rejected,
 }
 
 impl Verdict {
-    /// All verdicts, best first.
+    /// All verdicts, best first: the order `probe compare` calls better and worse.
+    ///
+    /// 1. `inbox`: delivered where it is read.
+    /// 2. `spam_tagged`: delivered to the inbox, but marked as spam (a subject prefix or
+    ///    header): the reader sees it, with a warning, and filters may act on the mark.
+    /// 3. `spam`: delivered to the spam folder; rarely read, but delivered and recoverable.
+    /// 4. `deferred`: refused for now (4xx, or no connection). The sending MTA retries, so the
+    ///    message may still arrive, but late and only if the block lifts.
+    /// 5. `missing`: accepted, yet neither in the inbox nor the spam folder by the timeout:
+    ///    dropped silently or stuck somewhere. Worse than deferred because nobody retries and
+    ///    the sender gets no signal.
+    /// 6. `rejected`: refused for good (5xx, null MX, no such domain). Worst: the message
+    ///    will never arrive, the sender gets a bounce, and a 5xx is usually a block list or a
+    ///    policy that will refuse every further message too.
     pub const ALL: [Verdict; 6] = [
         Verdict::Inbox,
         Verdict::SpamTagged,
         Verdict::Spam,
         Verdict::Deferred,
-        Verdict::Rejected,
         Verdict::Missing,
+        Verdict::Rejected,
     ];
+
+    /// The verdict's place in [`Verdict::ALL`]: 0 is best.
+    pub fn rank(self) -> u8 {
+        // The variants are declared in rank order, which `Ord` follows too.
+        self as u8
+    }
 
     /// Stable label for JSON, the store and metrics.
     pub fn as_label(self) -> &'static str {
@@ -52,6 +104,12 @@ impl Verdict {
             Verdict::Rejected => "rejected",
             Verdict::Missing => "missing",
         }
+    }
+
+    /// The label of a message's verdict, `pending` while it has none: as every report and the
+    /// metrics show it.
+    pub fn label_or_pending(verdict: Option<Verdict>) -> &'static str {
+        verdict.map(Verdict::as_label).unwrap_or("pending")
     }
 
     /// Parses a stored label.
@@ -99,8 +157,19 @@ pub enum Evidence<'a> {
     },
 }
 
-/// Decides. `None` means there is no verdict yet: the message was accepted and must be polled.
+/// What one piece of evidence says on its own, for a message with nothing else known: the
+/// ledger ([`weigh`]) asked about a new message. `None` means no verdict yet: the message was
+/// accepted and must be polled, or a report was only kept.
 pub fn classify(evidence: Evidence<'_>) -> Option<Decision> {
+    match weigh(Standing::NEW, evidence) {
+        Ruling::Decide { decision, .. } => Some(decision),
+        Ruling::Keep | Ruling::Confirm | Ruling::Ignore => None,
+    }
+}
+
+/// What the evidence means, regardless of what came before it; [`weigh`] decides whether it
+/// counts.
+fn reading(evidence: Evidence<'_>) -> Option<Decision> {
     let decide = |verdict, reason: String| Some(Decision { verdict, reason });
     match evidence {
         Evidence::Sent(Ending::Accepted { .. }) => None,
@@ -204,6 +273,30 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_order_is_best_first_and_all_follows_it() {
+        let labels: Vec<_> = Verdict::ALL.iter().map(|v| v.as_label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "inbox",
+                "spam_tagged",
+                "spam",
+                "deferred",
+                "missing",
+                "rejected"
+            ]
+        );
+        for (i, v) in Verdict::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(v.rank()), i, "{v}");
+        }
+        let mut sorted = Verdict::ALL;
+        sorted.reverse();
+        sorted.sort();
+        assert_eq!(sorted, Verdict::ALL);
+        assert!(Verdict::Missing < Verdict::Rejected);
     }
 
     #[test]
