@@ -2,7 +2,10 @@
 //! as written by Postfix's delivery agents (and read by pflogsumm).
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{Downstream, DownstreamAction, DownstreamSource};
 
@@ -105,6 +108,42 @@ impl LogFollower {
             entries.extend(parse_line(line.trim_end()));
         }
         Ok(entries)
+    }
+}
+
+/// The relay's log could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("relay log {}: {source}", path.display())]
+pub struct MaillogError {
+    /// The log file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Reads the relay's log from `offset` as it grows, every `interval` until `deadline`, and
+/// hands each delivery entry to `entry` (which picks the queue ids it cares about). Ends at
+/// the deadline, or at the first read that fails: a log that cannot be read now will not be
+/// readable a moment later, and the caller reports it once.
+pub async fn follow(
+    path: &Path,
+    offset: u64,
+    interval: Duration,
+    deadline: Instant,
+    entry: &mut (dyn FnMut(LogEntry) + Send),
+) -> Result<(), MaillogError> {
+    let mut follower = LogFollower::from_offset(offset);
+    loop {
+        let entries = follower.read_new(path).map_err(|source| MaillogError {
+            path: path.to_owned(),
+            source,
+        })?;
+        entries.into_iter().for_each(&mut *entry);
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep_until((now + interval).min(deadline)).await;
     }
 }
 
