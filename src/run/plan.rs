@@ -316,3 +316,78 @@ fn smtp_mechanism(m: config::AuthMechanism) -> AuthMechanism {
         config::AuthMechanism::Xoauth2 => AuthMechanism::Xoauth2,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config in `dir` whose seeds read their password from the file `pw` there.
+    fn config(dir: &Path, seeds: &str) -> Config {
+        let text = format!(
+            "sender:\n  from: probe@example.org\n  ehlo: probe.example.org\nseeds:\n{seeds}"
+        );
+        Config::parse(&dir.join("t.yaml"), &text).unwrap()
+    }
+
+    fn seed(name: &str, user: &str, extra: &str) -> String {
+        format!(
+            "  - name: {name}\n    address: {name}@example.org\n{extra}    imap: {{ host: imap.example.org, username: {user}, password: {{ file: pw }} }}\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn seeds_share_accounts_and_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let seeds = [
+            seed("a", "shared", ""),
+            seed("b", "shared", "    mx: \"127.0.0.1:2525\"\n"),
+            seed("c", "own", ""),
+        ]
+        .concat();
+        let config = config(dir.path(), &seeds);
+        let chosen: Vec<&Seed> = config.seeds.iter().collect();
+        let plan = Plan::build(&config, &chosen).await.unwrap();
+        assert_eq!(plan.accounts().len(), 2);
+        assert_eq!(plan.accounts()[0].seeds, ["a", "b"]);
+        let (a, c) = (plan.account_of("a").unwrap(), plan.account_of("c").unwrap());
+        assert_eq!(a.key(), plan.account_of("b").unwrap().key());
+        assert_eq!(
+            a.credential,
+            Credential::Password(crate::secrets::SecretString::new("s3cret".into()))
+        );
+        // One TLS configuration per CA file (here: none), not one per account.
+        assert!(Arc::ptr_eq(
+            a.tls.as_ref().unwrap(),
+            c.tls.as_ref().unwrap()
+        ));
+        assert!(plan.bounces().is_none() && !plan.via_relay());
+        assert_eq!(
+            plan.route(&config.seeds[0]),
+            Route::Mx {
+                domain: "example.org".into(),
+                port: 25
+            }
+        );
+        assert_eq!(
+            plan.route(&config.seeds[1]),
+            Route::Fixed {
+                host: "127.0.0.1".into(),
+                port: 2525
+            }
+        );
+        assert!(plan.send_settings().auth.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_secret_names_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), &seed("a", "u", ""));
+        let chosen: Vec<&Seed> = config.seeds.iter().collect();
+        let err = Plan::build(&config, &chosen).await.unwrap_err().to_string();
+        assert!(
+            err.contains("t.yaml:7:60: seeds[0].imap.password: cannot read password file"),
+            "{err}"
+        );
+    }
+}
