@@ -4,6 +4,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
@@ -11,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::record::Decider;
-use super::{Plan, PollSummary, Progress, RunError};
+use super::{Account, Plan, PollSummary, Progress, RunError};
 use crate::config::{Config, Transport};
 use crate::downstream::Downstream;
 use crate::downstream::maillog::{self, LogEntry, MaillogError};
@@ -20,7 +21,7 @@ use crate::poll::{
     self, AccountPoll, ConnectionLimit, FolderRole, Lookup, PollEvent, PollSettings, Position,
     StartAt,
 };
-use crate::store::{RunRecord, Store};
+use crate::store::{MessageRecord, PositionRecord, RunRecord, Store};
 use crate::verdict::{Evidence, classify};
 
 /// The name problems of the relay's log are filed under.
@@ -87,6 +88,43 @@ struct Polls {
     last_deadline: Instant,
 }
 
+impl Polls {
+    /// Adds a message to its account's poll (started on first use), due by `deadline`.
+    fn add(
+        &mut self,
+        m: &MessageRecord,
+        token: Token,
+        account: &Account,
+        deadline: Instant,
+        decider: &mut Decider<'_>,
+    ) {
+        self.last_deadline = self.last_deadline.max(deadline);
+        let job = match self.accounts.entry(account.key()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => v.insert(account.poll(Vec::new(), Lookup::Placement, deadline)),
+        };
+        if !job.seeds.contains(&m.seed) {
+            job.seeds.push(m.seed.clone());
+        }
+        job.tokens.push(token);
+        job.deadline = job.deadline.max(deadline);
+        decider.seed_by_token.insert(token, m.seed.clone());
+        if decider.undecided.insert(token) {
+            self.seeds.push(m.seed.clone());
+        }
+        if let Some(report) = m
+            .downstream_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<Downstream>(j).ok())
+        {
+            decider.delayed.insert(token, report);
+        }
+        if let Some(qid) = &m.queue_id {
+            self.queue_ids.insert(qid.clone(), token);
+        }
+    }
+}
+
 /// What a polling task was, to read its result.
 enum Task {
     /// A seed mailbox: its unfound messages may become `missing` (or `deferred`).
@@ -145,31 +183,7 @@ fn plan_polls(
         let remaining = (sent + timeout)
             .duration_since(now_wall)
             .unwrap_or(Duration::ZERO);
-        let deadline = now + remaining;
-        polls.last_deadline = polls.last_deadline.max(deadline);
-        let job = match polls.accounts.entry(account.key()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(v) => v.insert(account.poll(Vec::new(), Lookup::Placement, deadline)),
-        };
-        if !job.seeds.contains(&m.seed) {
-            job.seeds.push(m.seed.clone());
-        }
-        job.tokens.push(token);
-        job.deadline = job.deadline.max(deadline);
-        decider.seed_by_token.insert(token, m.seed.clone());
-        if decider.undecided.insert(token) {
-            polls.seeds.push(m.seed.clone());
-        }
-        if let Some(report) = m
-            .downstream_json
-            .as_deref()
-            .and_then(|j| serde_json::from_str::<Downstream>(j).ok())
-        {
-            decider.delayed.insert(token, report);
-        }
-        if let Some(qid) = &m.queue_id {
-            polls.queue_ids.insert(qid.clone(), token);
-        }
+        polls.add(m, token, account, now + remaining, decider);
     }
     Ok(polls)
 }
@@ -190,23 +204,9 @@ fn spawn(
         max_connections: config.timing.imap_connections,
     };
     let limit = ConnectionLimit::new(settings.max_connections);
-    let positions = store.positions(&run.id)?;
-    let sent_after = std::time::UNIX_EPOCH + Duration::from_millis(run.started_at.max(0) as u64);
-    let start_for = |seeds: &[String]| StartAt {
-        positions: positions
-            .iter()
-            .filter(|p| seeds.contains(&p.seed))
-            .filter_map(|p| {
-                let position = Position {
-                    folder: p.folder.clone(),
-                    role: FolderRole::from_label(&p.role)?,
-                    uid_validity: p.uid_validity,
-                    uid_next: p.uid_next,
-                };
-                Some((p.folder.clone(), position))
-            })
-            .collect(),
-        sent_after: Some(sent_after),
+    let starts = Starts {
+        positions: store.positions(&run.id)?,
+        sent_after: std::time::UNIX_EPOCH + Duration::from_millis(run.started_at.max(0) as u64),
     };
     let (tx, polls_rx) = mpsc::unbounded_channel();
     let (log_tx, log_rx) = mpsc::unbounded_channel();
@@ -215,39 +215,25 @@ fn spawn(
         if let Some(bounces) = plan.bounces() {
             let mut job = bounces.poll(bounces.seeds.clone(), Lookup::Dsn, polls.last_deadline);
             job.tokens = decider.undecided.iter().copied().collect();
-            let (start, limit, tx) = (start_for(&job.seeds), limit.clone(), tx.clone());
+            let (start, limit, tx) = (starts.of(&job.seeds), limit.clone(), tx.clone());
             tasks.spawn(async move {
                 poll::poll_account(job, start, settings, limit, tx).await;
                 Task::FollowUp
             });
         }
         if let (Some(path), Some(offset)) = (&config.sender.maillog, run.maillog_offset) {
-            let path = config.base_dir().join(path);
-            let (queue_ids, tx) = (polls.queue_ids, tx.clone());
-            let deadline = polls.last_deadline;
-            tasks.spawn(async move {
-                let origin = path.display().to_string();
-                let mut report = |entry: LogEntry| {
-                    if let Some(token) = queue_ids.get(&entry.queue_id) {
-                        let _ = tx.send(PollEvent::Downstream {
-                            token: *token,
-                            report: entry.report,
-                            origin: origin.clone(),
-                        });
-                    }
-                };
-                let offset = offset.max(0) as u64;
-                let followed =
-                    maillog::follow(&path, offset, settings.interval, deadline, &mut report).await;
-                if let Err(e) = followed {
-                    let _ = log_tx.send(e);
-                }
-                Task::FollowUp
-            });
+            tasks.spawn(follow_log(
+                config.base_dir().join(path),
+                offset.max(0) as u64,
+                polls.queue_ids,
+                (settings.interval, polls.last_deadline),
+                tx.clone(),
+                log_tx,
+            ));
         }
     }
     for job in polls.accounts.into_values() {
-        let (start, limit, tx) = (start_for(&job.seeds), limit.clone(), tx.clone());
+        let (start, limit, tx) = (starts.of(&job.seeds), limit.clone(), tx.clone());
         tasks.spawn(async move {
             Task::Placement(poll::poll_account(job, start, settings, limit, tx).await)
         });
@@ -257,6 +243,62 @@ fn spawn(
         log_failure: log_rx,
     };
     Ok((tasks, events))
+}
+
+/// Where each account's search starts: the positions noted before sending, or the run's
+/// start date where there are none.
+struct Starts {
+    positions: Vec<PositionRecord>,
+    sent_after: SystemTime,
+}
+
+impl Starts {
+    /// The start for an account polled on behalf of `seeds`.
+    fn of(&self, seeds: &[String]) -> StartAt {
+        StartAt {
+            positions: self
+                .positions
+                .iter()
+                .filter(|p| seeds.contains(&p.seed))
+                .filter_map(|p| {
+                    let position = Position {
+                        folder: p.folder.clone(),
+                        role: FolderRole::from_label(&p.role)?,
+                        uid_validity: p.uid_validity,
+                        uid_next: p.uid_next,
+                    };
+                    Some((p.folder.clone(), position))
+                })
+                .collect(),
+            sent_after: Some(self.sent_after),
+        }
+    }
+}
+
+/// Follows the relay's log every `interval` until `deadline`, reporting the lines about our
+/// queue ids as downstream events, and a log that cannot be read on `failure`.
+async fn follow_log(
+    path: PathBuf,
+    offset: u64,
+    queue_ids: HashMap<String, Token>,
+    (interval, deadline): (Duration, Instant),
+    events: mpsc::UnboundedSender<PollEvent>,
+    failure: mpsc::UnboundedSender<MaillogError>,
+) -> Task {
+    let origin = path.display().to_string();
+    let mut report = |entry: LogEntry| {
+        if let Some(token) = queue_ids.get(&entry.queue_id) {
+            let _ = events.send(PollEvent::Downstream {
+                token: *token,
+                report: entry.report,
+                origin: origin.clone(),
+            });
+        }
+    };
+    if let Err(e) = maillog::follow(&path, offset, interval, deadline, &mut report).await {
+        let _ = failure.send(e);
+    }
+    Task::FollowUp
 }
 
 /// Stores each event as it comes. Polling stops as soon as every message has a verdict;
