@@ -241,4 +241,36 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[tokio::test]
+    async fn follow_reports_entries_until_the_deadline_and_names_an_unreadable_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        let line = "Nov 28 08:10:04 relay postfix/smtp[814]: ABC: to=<a@b.test>, relay=x, dsn=2.0.0, status=sent (250 ok)\n";
+        std::fs::write(&path, line).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now();
+        follow(&path, 0, Duration::from_millis(10), deadline, &mut |e| {
+            seen.push(e.queue_id)
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, ["ABC"]);
+
+        let missing = dir.path().join("gone.log");
+        let err = follow(
+            &missing,
+            0,
+            Duration::from_millis(10),
+            deadline,
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("relay log {}: ", missing.display())),
+            "{err}"
+        );
+    }
 }
