@@ -83,6 +83,44 @@ pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
     Ok(certs)
 }
 
+/// What certificates are verified against: the webpki roots plus, optionally, one CA file's.
+///
+/// The one place a CA file becomes TLS configuration: IMAP, the relay, the OAuth 2.0 token
+/// endpoint and `probe smtp` all get theirs from here. Cheap to clone (the strict config is
+/// shared), so a run builds one per CA file.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    extra_roots: Vec<CertificateDer<'static>>,
+    verifying: Arc<ClientConfig>,
+}
+
+impl Trust {
+    /// Reads the CA file, if any (the path as given: callers resolve it against the config's
+    /// directory), and builds the strict config from it.
+    pub fn load(ca_file: Option<&Path>) -> Result<Trust, TlsError> {
+        let extra_roots = match ca_file {
+            Some(path) => load_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let verifying = verifying_config(&extra_roots)?;
+        Ok(Trust {
+            extra_roots,
+            verifying,
+        })
+    }
+
+    /// The strict config ([`verifying_config`]), for connections that carry credentials.
+    pub fn verifying(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.verifying)
+    }
+
+    /// The CA file's certificates, for the per-connection recording configs of SMTP
+    /// ([`recording_config`], [`enforcing_config`]).
+    pub fn extra_roots(&self) -> &[CertificateDer<'static>] {
+        &self.extra_roots
+    }
+}
+
 /// Strict client config: webpki-roots + extra roots; used for IMAP and anything carrying credentials.
 pub fn verifying_config(
     extra_roots: &[CertificateDer<'static>],

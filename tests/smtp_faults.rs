@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use seedprobe::config::SecretString;
+use seedprobe::secrets::SecretString;
 use seedprobe::send::auth::base64;
 use seedprobe::send::{
     Auth, AuthMechanism, Delivery, Ending, Envelope, LineKind, Observed, Outgoing, QuitAfter,

@@ -19,9 +19,9 @@ use clap::{Args, Parser, Subcommand};
 pub use exit::Exit;
 pub use smtp::{QuitAfterArg, SmtpArgs};
 
-use crate::config::{Config, Secrets};
+use crate::config::Config;
 use crate::report::RunReport;
-use crate::run::{self, RunError};
+use crate::run::{self, Plan, RunError};
 use crate::store::Store;
 use crate::verdict::Verdict;
 
@@ -198,17 +198,17 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             seeds::check(&config, args).await
         }
         Command::Send(args) => {
-            // The passwords are resolved though `send` does not poll: a run that could never be
-            // polled is refused before anything is sent.
+            // The whole run is planned (passwords read, TLS set up) though `send` does not
+            // poll: a run that could never be polled is refused before anything is sent.
             if args.fail_under.is_some() {
                 eprintln!("probe: error: --fail-under applies to `probe run`, not `probe send`");
                 return Ok(Exit::Usage);
             }
-            let (config, secrets, mut store) = prepare(cli, args).await?;
+            let (config, plan, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
             let ui = progress::Renderer::stderr(&config);
-            let run_id = run::send(&config, &seeds, &secrets, &mut store, label, &mut |p| {
+            let run_id = run::send(&config, &plan, &seeds, &mut store, label, &mut |p| {
                 ui.borrow_mut().event(p)
             })
             .await?;
@@ -225,25 +225,18 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             Ok(if refused { Exit::NotAllInbox } else { Exit::Ok })
         }
         Command::Run(args) => {
-            let (config, secrets, mut store) = prepare(cli, args).await?;
+            let (config, plan, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
             let ui = progress::Renderer::stderr(&config);
-            let run_id = run::send(&config, &seeds, &secrets, &mut store, label, &mut |p| {
+            let run_id = run::send(&config, &plan, &seeds, &mut store, label, &mut |p| {
                 ui.borrow_mut().event(p)
             })
             .await?;
             let metrics_file = args.metrics.metrics_file.as_deref();
-            let exit = poll_and_report(
-                &config,
-                &secrets,
-                &store,
-                &run_id,
-                ui,
-                args.json,
-                metrics_file,
-            )
-            .await?;
+            let exit =
+                poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file)
+                    .await?;
             history::fail_under(&store, &run_id, args.fail_under, exit)
         }
         Command::Runs(args) => history::runs(&mut open_store(cli)?, args),
@@ -264,23 +257,14 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 .filter(|name| config.seeds.iter().any(|s| &s.name == name))
                 .collect();
             let seeds = config.select(&wanted)?;
-            let secrets = if wanted.is_empty() {
-                Secrets::default()
+            let plan = if wanted.is_empty() {
+                Plan::nothing(&config)
             } else {
-                config.resolve_secrets(&seeds).await?
+                Plan::build(&config, &seeds).await?
             };
             let ui = progress::Renderer::stderr(&config);
             let metrics_file = args.metrics.metrics_file.as_deref();
-            poll_and_report(
-                &config,
-                &secrets,
-                &store,
-                &run_id,
-                ui,
-                args.json,
-                metrics_file,
-            )
-            .await
+            poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file).await
         }
     }
 }
@@ -288,7 +272,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
 /// Polls a run with the progress display, prints the report, writes the metrics file.
 async fn poll_and_report(
     config: &Config,
-    secrets: &Secrets,
+    plan: &Plan,
     store: &Store,
     run_id: &str,
     ui: std::cell::RefCell<progress::Renderer>,
@@ -297,7 +281,7 @@ async fn poll_and_report(
 ) -> anyhow::Result<Exit> {
     let summary = progress::ticking(
         &ui,
-        run::poll(config, secrets, store, run_id, &mut |p| {
+        run::poll(config, plan, store, run_id, &mut |p| {
             ui.borrow_mut().event(p)
         }),
     )
@@ -310,17 +294,18 @@ async fn poll_and_report(
     Ok(exit)
 }
 
-/// Everything that can fail before a message leaves: config, seeds, passwords, store.
-async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Secrets, Store)> {
+/// Everything that can fail before a message leaves: config, seeds, the plan (passwords, TLS),
+/// store.
+async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, Store)> {
     let choice = &args.choice;
     let mut config = Config::load(&cli.config)?;
     if let Some(ip) = args.source_ip {
         config.sender.source_ip = Some(ip);
     }
     let seeds = config.select(&choice.seeds)?;
-    let secrets = config.resolve_secrets(&seeds).await?;
+    let plan = Plan::build(&config, &seeds).await?;
     let store = open_store(cli)?;
-    Ok((config, secrets, store))
+    Ok((config, plan, store))
 }
 
 fn open_store(cli: &Cli) -> anyhow::Result<Store> {

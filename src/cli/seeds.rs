@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 use clap::{Args, Subcommand};
 
 use super::Exit;
-use crate::config::{BearerMechanism, Config, ImapTls, SecretSource, Seed};
-use crate::poll::{self, AccountPoll, JunkSource, Lookup, PollError};
+use crate::config::{Config, ImapTls, Seed};
+use crate::poll::{self, JunkSource, Lookup, PollError};
+use crate::run::Plan;
+use crate::secrets::Credential;
 
 /// `probe seeds ...`
 #[derive(Debug, Subcommand)]
@@ -27,31 +29,19 @@ pub struct CheckArgs {
 /// Checks each chosen seed in turn and prints one block per seed.
 pub async fn check(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     let seeds = config.select(&args.seeds)?;
-    let secrets = config.resolve_secrets(&seeds).await?;
+    let plan = Plan::build(config, &seeds).await?;
     let mut problems = 0;
     for seed in seeds {
-        let password = secrets.seeds[&seed.name].clone();
-        let tls = match seed.imap.tls {
-            ImapTls::None => None,
-            _ => {
-                let roots = match &seed.imap.ca_file {
-                    Some(p) => crate::tls::load_ca_file(&config.base_dir().join(p))?,
-                    None => Vec::new(),
-                };
-                Some(crate::tls::verifying_config(&roots)?)
-            }
-        };
-        let job = AccountPoll {
-            seeds: vec![seed.name.clone()],
-            imap: seed.imap.clone(),
-            password,
-            tls,
-            tokens: Vec::new(),
-            deadline: tokio::time::Instant::now(),
-            lookup: Lookup::Placement,
-        };
+        let account = plan
+            .account_of(&seed.name)
+            .expect("the plan has an account for every seed it was built for");
+        let job = account.poll(
+            vec![seed.name.clone()],
+            Lookup::Placement,
+            tokio::time::Instant::now(),
+        );
         let result = poll::inspect(&job, config.timing.imap_timeout).await;
-        let (text, ok) = describe(seed, &result);
+        let (text, ok) = describe(seed, &account.credential, &result);
         print!("{text}");
         if !ok {
             problems += 1;
@@ -64,7 +54,11 @@ pub async fn check(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     })
 }
 
-fn describe(seed: &Seed, result: &Result<poll::Inspection, PollError>) -> (String, bool) {
+fn describe(
+    seed: &Seed,
+    credential: &Credential,
+    result: &Result<poll::Inspection, PollError>,
+) -> (String, bool) {
     let imap = &seed.imap;
     let mut out = String::new();
     let tls = match imap.tls {
@@ -91,14 +85,7 @@ fn describe(seed: &Seed, result: &Result<poll::Inspection, PollError>) -> (Strin
             return (out, false);
         }
     };
-    let mechanism = match &imap.password {
-        SecretSource::Oauth2(grant) => match grant.mechanism {
-            BearerMechanism::Xoauth2 => "OAuth 2.0, AUTHENTICATE XOAUTH2",
-            BearerMechanism::Oauthbearer => "OAuth 2.0, AUTHENTICATE OAUTHBEARER",
-        },
-        _ => "password, LOGIN",
-    };
-    let _ = writeln!(out, "  login: ok ({mechanism})");
+    let _ = writeln!(out, "  login: ok ({})", credential.describe());
     let _ = writeln!(out, "  capabilities: {}", inspection.capabilities.join(" "));
     let folders: Vec<String> = inspection
         .folders

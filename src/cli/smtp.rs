@@ -16,7 +16,8 @@ use clap::{Args, ValueEnum};
 use lettre::message::header::{ContentType, Date, HeaderName, HeaderValue, Headers};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
-use crate::config::{SecretString, is_loopback, parse_host_port};
+use crate::config::{is_loopback, parse_host_port};
+use crate::secrets::{Credential, SecretSource};
 use crate::send::{
     Auth, AuthMechanism, Delivery, Ending, Envelope, Observed, Outgoing, QuitAfter, Route,
     SMTP_PORT, SUBMISSIONS_PORT, SendSettings, SessionError, Stage, Timeouts, TlsPolicy,
@@ -298,10 +299,9 @@ fn plan(args: &SmtpArgs) -> anyhow::Result<Plan> {
     } else {
         TlsPolicy::Opportunistic
     };
-    let extra_roots = match &args.ca_file {
-        Some(path) => crate::tls::load_ca_file(path)?,
-        None => Vec::new(),
-    };
+    let extra_roots = crate::tls::Trust::load(args.ca_file.as_deref())?
+        .extra_roots()
+        .to_vec();
 
     let auth =
         if args.auth.is_some() || args.auth_user.is_some() || args.auth_password_env.is_some() {
@@ -374,10 +374,9 @@ fn auth_from(args: &SmtpArgs, loopback: bool) -> anyhow::Result<Auth> {
             "--auth needs --auth-password-env VAR (the password is never taken from the command line)"
         );
     };
-    let password = match std::env::var(var) {
-        Ok(value) if !value.is_empty() => SecretString::new(value),
-        _ => bail!("--auth-password-env: environment variable {var} is not set (or is empty)"),
-    };
+    let password = SecretSource::Env(var.clone())
+        .resolve(Path::new("."))
+        .map_err(|e| anyhow::anyhow!("--auth-password-env: {e}"))?;
     let mechanisms = args
         .auth
         .as_deref()
@@ -390,12 +389,12 @@ fn auth_from(args: &SmtpArgs, loopback: bool) -> anyhow::Result<Auth> {
                 .with_context(|| format!("--auth: unknown mechanism {m:?} (PLAIN, LOGIN, XOAUTH2)"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Auth {
+    Ok(Auth::from_credential(
         username,
-        password,
+        Credential::Password(password),
         mechanisms,
-        allow_plaintext: args.auth_plaintext || loopback,
-    })
+        args.auth_plaintext || loopback,
+    )?)
 }
 
 fn parse_header(text: &str) -> anyhow::Result<HeaderValue> {

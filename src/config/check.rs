@@ -127,7 +127,7 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
                 return Err(check.invalid(n, "timing.imap_connections", "must be at least 1"));
             }
             Some(n) => n.value,
-            None => crate::poll::DEFAULT_MAX_CONNECTIONS,
+            None => super::DEFAULT_IMAP_CONNECTIONS,
         },
     };
 

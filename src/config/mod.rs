@@ -1,18 +1,17 @@
 //! The seeds file: what to send, to whom, and how to read each seed mailbox.
 //!
 //! [`Config::load`] parses and checks the whole file before anything else happens; every error
-//! names the file, line, column and field. [`Config::resolve_secrets`] then fetches every
-//! password, so a run never sends mail it could not go on to poll. `seeds.example.yaml`
+//! names the file, line, column and field. The config is plain data: it says where each secret
+//! is ([`SecretSource`]) and where in the file that was said ([`SecretField`]); reading the
+//! secrets is [`crate::secrets`]'s job, done when a run is planned. `seeds.example.yaml`
 //! documents each field.
 
 mod provider;
-mod secret;
 
 // The file as written (raw) and the checks that turn it into the model below (check).
 mod check;
 mod raw;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -25,7 +24,11 @@ use raw::RawConfig;
 
 pub use check::DEFAULT_SUBJECT;
 pub use provider::{KNOWN_SPAM_FOLDERS, Profile, Provider};
-pub use secret::{BearerMechanism, OAuth2Source, SecretError, SecretSource, SecretString};
+
+use crate::secrets::SecretSource;
+
+/// Default for `timing.imap_connections`: well under Gmail's 15 per account.
+pub const DEFAULT_IMAP_CONNECTIONS: usize = 8;
 
 /// A checked configuration.
 #[derive(Debug, Clone)]
@@ -336,55 +339,40 @@ impl Config {
             .collect())
     }
 
-    /// Fetches every password a run over `seeds` needs: each seed's (trading OAuth 2.0
-    /// refresh tokens for access tokens), the relay's and the bounces mailbox's. Errors name
-    /// the field. Runs before anything is sent.
-    pub async fn resolve_secrets(&self, seeds: &[&Seed]) -> Result<Secrets, ConfigError> {
-        let check = Checker { path: &self.path };
-        let resolve = |source: &SecretSource, at: (u64, u64), field: &str| {
-            source
-                .resolve(self.base_dir())
-                .map_err(|e| check.invalid_at(at, field, e.to_string()))
-        };
-        let mut secrets = Secrets::default();
-        for seed in seeds {
-            let imap = &seed.imap;
-            let secret = match &imap.password {
-                SecretSource::Oauth2(source) => {
-                    let invalid =
-                        |e: String| check.invalid_at(imap.password_at, &imap.password_field, e);
-                    let grant = crate::oauth2::grant(source, self.base_dir()).map_err(invalid)?;
-                    crate::oauth2::refresh(&grant, self.timing.imap_timeout)
-                        .await
-                        .map_err(|e| invalid(e.to_string()))?
-                }
-                other => resolve(other, imap.password_at, &imap.password_field)?,
-            };
-            secrets.seeds.insert(seed.name.clone(), secret);
-        }
-        if self.sender.transport == Transport::Relay {
-            if let Some(relay) = &self.sender.relay
-                && let Some(source) = &relay.password
-            {
-                secrets.relay = Some(resolve(source, relay.password_at, "sender.relay.password")?);
-            }
-            if let Some(b) = &self.sender.bounces {
-                secrets.bounces = Some(resolve(&b.password, b.password_at, &b.password_field)?);
-            }
-        }
-        Ok(secrets)
+    /// The error for a secret that could not be read: the file, the line and column of its
+    /// field, the field, and why (never the secret).
+    pub fn secret_error(&self, at: &SecretField, message: impl Into<String>) -> ConfigError {
+        Checker { path: &self.path }.invalid_at(at.at, &at.field, message)
     }
 }
 
-/// Every password a run needs, resolved.
-#[derive(Debug, Default, Clone)]
-pub struct Secrets {
-    /// Each seed's IMAP password, by seed name.
-    pub seeds: HashMap<String, SecretString>,
-    /// The relay's AUTH password.
-    pub relay: Option<SecretString>,
-    /// The bounces mailbox's IMAP password.
-    pub bounces: Option<SecretString>,
+/// Where a secret's source is written in the config, for errors found when reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretField {
+    /// Line and column (1-based).
+    at: (u64, u64),
+    /// The field path, e.g. `seeds[2].imap.password`.
+    field: String,
+}
+
+impl Imap {
+    /// Where its password source is written.
+    pub fn password_field(&self) -> SecretField {
+        SecretField {
+            at: self.password_at,
+            field: self.password_field.clone(),
+        }
+    }
+}
+
+impl Relay {
+    /// Where its password source is written.
+    pub fn password_field(&self) -> SecretField {
+        SecretField {
+            at: self.password_at,
+            field: "sender.relay.password".to_owned(),
+        }
+    }
 }
 
 /// Parses `host`, `host:port`, `[v6]:port` or a bare IPv6 address.

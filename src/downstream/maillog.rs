@@ -2,7 +2,10 @@
 //! as written by Postfix's delivery agents (and read by pflogsumm).
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{Downstream, DownstreamAction, DownstreamSource};
 
@@ -108,6 +111,42 @@ impl LogFollower {
     }
 }
 
+/// The relay's log could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("relay log {}: {source}", path.display())]
+pub struct MaillogError {
+    /// The log file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Reads the relay's log from `offset` as it grows, every `interval` until `deadline`, and
+/// hands each delivery entry to `entry` (which picks the queue ids it cares about). Ends at
+/// the deadline, or at the first read that fails: a log that cannot be read now will not be
+/// readable a moment later, and the caller reports it once.
+pub async fn follow(
+    path: &Path,
+    offset: u64,
+    interval: Duration,
+    deadline: Instant,
+    entry: &mut (dyn FnMut(LogEntry) + Send),
+) -> Result<(), MaillogError> {
+    let mut follower = LogFollower::from_offset(offset);
+    loop {
+        let entries = follower.read_new(path).map_err(|source| MaillogError {
+            path: path.to_owned(),
+            source,
+        })?;
+        entries.into_iter().for_each(&mut *entry);
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep_until((now + interval).min(deadline)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +240,37 @@ mod tests {
             "a truncated log is read from its start"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn follow_reports_entries_until_the_deadline_and_names_an_unreadable_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.log");
+        let line = "Nov 28 08:10:04 relay postfix/smtp[814]: ABC: to=<a@b.test>, relay=x, dsn=2.0.0, status=sent (250 ok)\n";
+        std::fs::write(&path, line).unwrap();
+        let mut seen = Vec::new();
+        let deadline = Instant::now();
+        follow(&path, 0, Duration::from_millis(10), deadline, &mut |e| {
+            seen.push(e.queue_id)
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, ["ABC"]);
+
+        let missing = dir.path().join("gone.log");
+        let err = follow(
+            &missing,
+            0,
+            Duration::from_millis(10),
+            deadline,
+            &mut |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("relay log {}: ", missing.display())),
+            "{err}"
+        );
     }
 }

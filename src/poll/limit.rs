@@ -6,9 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// The default for [`crate::poll::PollSettings::max_connections`].
-pub const DEFAULT_MAX_CONNECTIONS: usize = 8;
-
 /// A connection limit shared by the accounts of one poll. An account holds a permit for as
 /// long as its connection is open; between rounds it hands it over when another account waits,
 /// and an account waiting in IDLE is woken for that, so that IDLE cannot starve the accounts

@@ -25,13 +25,14 @@ use tokio::time::Instant;
 
 pub use account::poll_account;
 pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
-pub use limit::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
+pub use limit::ConnectionLimit;
 pub use positions::{Position, SearchScope, StartAt, mark_positions};
 pub use stream::ImapStream;
 
-use crate::config::{BearerMechanism, Imap, SecretSource, SecretString};
+use crate::config::Imap;
 use crate::downstream::Downstream;
 use crate::message::{Token, X_PROBE_ID};
+use crate::secrets::Credential;
 
 type Session = async_imap::Session<ImapStream>;
 
@@ -179,14 +180,6 @@ pub enum PollError {
         /// The server's answer.
         reply: String,
     },
-    /// The relay's log could not be read.
-    #[error("relay log {path}: {reason}")]
-    Maillog {
-        /// The log file.
-        path: String,
-        /// Why.
-        reason: String,
-    },
     /// The connection ended (the server said BYE, or closed it) during a step.
     #[error("{server}: connection closed during {step}")]
     Closed {
@@ -271,9 +264,9 @@ pub struct AccountPoll {
     pub seeds: Vec<String>,
     /// How to reach it.
     pub imap: Imap,
-    /// Its password.
-    pub password: SecretString,
-    /// Extra trust anchors for its TLS.
+    /// What it logs in with.
+    pub credential: Credential,
+    /// Its TLS configuration (None for `tls: none`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The messages to find.
     pub tokens: Vec<Token>,
@@ -418,32 +411,16 @@ async fn open(
             });
         }
     }
-    // An OAuth 2.0 source resolved to an access token, which goes in a SASL exchange.
-    let bearer = match &imap.password {
-        SecretSource::Oauth2(grant) => Some(grant.mechanism),
-        _ => None,
-    };
-    let login = match bearer {
+    // A password goes in a LOGIN, an OAuth 2.0 access token in a SASL exchange.
+    let login = match job
+        .credential
+        .bearer_response(&imap.username, &imap.host, imap.port)
+    {
         None => {
-            tokio::time::timeout(timeout, client.login(&imap.username, job.password.expose())).await
+            let password = job.credential.secret().expose();
+            tokio::time::timeout(timeout, client.login(&imap.username, password)).await
         }
-        Some(mechanism) => {
-            let token = job.password.expose();
-            let (name, payload) = match mechanism {
-                BearerMechanism::Xoauth2 => (
-                    "XOAUTH2",
-                    crate::oauth2::xoauth2_payload(&imap.username, token),
-                ),
-                BearerMechanism::Oauthbearer => (
-                    "OAUTHBEARER",
-                    crate::oauth2::oauthbearer_payload(
-                        &imap.username,
-                        &imap.host,
-                        imap.port,
-                        token,
-                    ),
-                ),
-            };
+        Some((name, payload)) => {
             tokio::time::timeout(timeout, client.authenticate(name, Bearer(Some(payload)))).await
         }
     }

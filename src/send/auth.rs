@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::config::SecretString;
+use crate::secrets::{BearerMechanism, Credential, SecretString, sasl};
 
 /// A SASL mechanism we can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -72,7 +72,40 @@ pub struct Auth {
     pub allow_plaintext: bool,
 }
 
+/// A credential SMTP AUTH cannot present: only XOAUTH2 carries a bearer token here.
+#[derive(Debug, thiserror::Error)]
+#[error("an OAUTHBEARER token cannot be used for SMTP AUTH; use mechanism: xoauth2")]
+pub struct UnsupportedCredential;
+
 impl Auth {
+    /// Credentials from a resolved [`Credential`]: a password keeps the mechanisms asked for
+    /// (XOAUTH2 among them takes it as a token the user fetched); an OAuth 2.0 access token
+    /// can only go in XOAUTH2, so that is the one mechanism offered.
+    pub fn from_credential(
+        username: String,
+        credential: Credential,
+        mechanisms: Vec<AuthMechanism>,
+        allow_plaintext: bool,
+    ) -> Result<Auth, UnsupportedCredential> {
+        let (password, mechanisms) = match credential {
+            Credential::Password(password) => (password, mechanisms),
+            Credential::Bearer {
+                token,
+                mechanism: BearerMechanism::Xoauth2,
+            } => (token, vec![AuthMechanism::Xoauth2]),
+            Credential::Bearer {
+                mechanism: BearerMechanism::Oauthbearer,
+                ..
+            } => return Err(UnsupportedCredential),
+        };
+        Ok(Auth {
+            username,
+            password,
+            mechanisms,
+            allow_plaintext,
+        })
+    }
+
     /// The mechanism to use given what the server offers (upper-case SASL
     /// names from EHLO), or `None` when there is no match.
     pub fn choose(&self, offered: &[String]) -> Option<AuthMechanism> {
@@ -113,14 +146,10 @@ pub(crate) fn plain_response(auth: &Auth) -> String {
     base64(&raw)
 }
 
-/// The base64 XOAUTH2 response: `user=U ^A auth=Bearer T ^A ^A`.
+/// The base64 XOAUTH2 response: `user=U ^A auth=Bearer T ^A ^A` ([`sasl::xoauth2`], the
+/// encoder IMAP uses too).
 pub(crate) fn xoauth2_response(auth: &Auth) -> String {
-    let raw = format!(
-        "user={}\x01auth=Bearer {}\x01\x01",
-        auth.username,
-        auth.password.expose()
-    );
-    base64(raw.as_bytes())
+    base64(sasl::xoauth2(&auth.username, &auth.password).as_bytes())
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as RFC 4954 §4 requires.
@@ -215,6 +244,27 @@ mod tests {
             Some(AuthMechanism::Xoauth2)
         );
         assert_eq!(AuthMechanism::from_name("cram-md5"), None);
+    }
+
+    #[test]
+    fn credentials_become_auth() {
+        let token = SecretString::new("tok".into());
+        let bearer = Credential::Bearer {
+            token: token.clone(),
+            mechanism: BearerMechanism::Xoauth2,
+        };
+        let a =
+            Auth::from_credential("u".into(), bearer, vec![AuthMechanism::Plain], false).unwrap();
+        assert_eq!(a.mechanisms, [AuthMechanism::Xoauth2]);
+        let password = Credential::Password(token.clone());
+        let a =
+            Auth::from_credential("u".into(), password, vec![AuthMechanism::Login], true).unwrap();
+        assert_eq!(a.mechanisms, [AuthMechanism::Login]);
+        let oauthbearer = Credential::Bearer {
+            token,
+            mechanism: BearerMechanism::Oauthbearer,
+        };
+        assert!(Auth::from_credential("u".into(), oauthbearer, Vec::new(), false).is_err());
     }
 
     #[test]

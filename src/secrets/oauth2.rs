@@ -1,5 +1,6 @@
 //! OAuth 2.0 for seed mailboxes: trade a refresh token for an access token (RFC 6749 §6) at
-//! the provider's token endpoint, then log in with SASL XOAUTH2 or OAUTHBEARER (RFC 7628).
+//! the provider's token endpoint; the token then logs in with SASL XOAUTH2 or OAUTHBEARER
+//! (RFC 7628, [`super::sasl`]).
 //!
 //! Outlook.com and Office 365 accept nothing else over IMAP, and Gmail only this or app
 //! passwords. The exchange is a single HTTPS POST, so a small client of our own does it rather
@@ -14,7 +15,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::{OAuth2Source, SecretString};
+use super::{BearerMechanism, OAuth2Source, SecretError, SecretString};
+use crate::tls::Trust;
 
 /// Why no access token was obtained. Never contains a secret.
 #[derive(Debug, thiserror::Error)]
@@ -61,8 +63,10 @@ pub struct Grant {
     pub client_secret: Option<SecretString>,
     /// The long-lived refresh token.
     pub refresh_token: SecretString,
-    /// Extra trust anchors for the endpoint.
-    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// What the endpoint's certificate is verified against.
+    pub trust: Trust,
+    /// The SASL mechanism the access token is presented with.
+    pub mechanism: BearerMechanism,
 }
 
 #[derive(Deserialize)]
@@ -72,24 +76,29 @@ struct TokenReply {
     error_description: Option<String>,
 }
 
-/// Resolves the secrets a grant names (relative to `base`) into a [`Grant`].
-pub fn grant(source: &OAuth2Source, base: &Path) -> Result<Grant, String> {
-    let extra_roots = match &source.ca_file {
-        Some(p) => crate::tls::load_ca_file(&base.join(p)).map_err(|e| e.to_string())?,
-        None => Vec::new(),
+/// Reads the secrets a grant names (relative to `base`) into a [`Grant`]. Errors name the
+/// part of the grant that failed.
+pub fn grant(source: &OAuth2Source, base: &Path) -> Result<Grant, SecretError> {
+    let part = |part: &'static str| {
+        move |e: SecretError| SecretError::GrantPart {
+            part,
+            source: Box::new(e),
+        }
     };
+    let trust = Trust::load(source.ca_file.as_ref().map(|p| base.join(p)).as_deref())?;
     Ok(Grant {
         token_url: source.token_url.clone(),
         client_id: source.client_id.clone(),
         client_secret: match &source.client_secret {
-            Some(s) => Some(s.resolve(base).map_err(|e| format!("client_secret: {e}"))?),
+            Some(s) => Some(s.resolve(base).map_err(part("client_secret"))?),
             None => None,
         },
         refresh_token: source
             .refresh_token
             .resolve(base)
-            .map_err(|e| format!("refresh_token: {e}"))?,
-        extra_roots,
+            .map_err(part("refresh_token"))?,
+        trust,
+        mechanism: source.mechanism,
     })
 }
 
@@ -118,8 +127,7 @@ pub async fn refresh(grant: &Grant, timeout: Duration) -> Result<SecretString, O
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| transport(e.to_string()))?;
-        let config = crate::tls::verifying_config(&grant.extra_roots)
-            .map_err(|e| transport(e.to_string()))?;
+        let config = grant.trust.verifying();
         let name = ServerName::try_from(host.clone()).map_err(|e| transport(e.to_string()))?;
         let mut tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
             .connect(name, tcp)
@@ -165,25 +173,30 @@ pub async fn refresh(grant: &Grant, timeout: Duration) -> Result<SecretString, O
     }
 }
 
-/// The SASL XOAUTH2 initial response (Google's and Microsoft's format), unencoded.
-pub fn xoauth2_payload(user: &str, token: &str) -> String {
-    format!("user={user}\x01auth=Bearer {token}\x01\x01")
-}
-
-/// The SASL OAUTHBEARER initial response (RFC 7628 §3.1), unencoded.
-pub fn oauthbearer_payload(user: &str, host: &str, port: u16, token: &str) -> String {
-    let user = user.replace('=', "=3D").replace(',', "=2C");
-    format!("n,a={user},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01")
-}
-
 fn split_url(url: &str) -> Option<(String, u16, String)> {
     let rest = url.strip_prefix("https://")?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].to_owned()),
         None => (rest, "/".to_owned()),
     };
-    let hp = crate::config::parse_host_port(authority, 443)?;
-    Some((hp.host, hp.port, path))
+    // `host`, `host:port` or `[v6]:port`; the name is checked by the connection itself.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            match after {
+                "" => (host, 443),
+                p => (host, p.strip_prefix(':')?.parse().ok()?),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().ok()?),
+            None => (authority, 443),
+        },
+    };
+    if host.is_empty() || port == 0 {
+        return None;
+    }
+    Some((host.to_owned(), port, path))
 }
 
 /// `application/x-www-form-urlencoded` value encoding.
@@ -240,21 +253,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_and_encoding() {
-        assert_eq!(
-            xoauth2_payload("a@b.c", "tok"),
-            "user=a@b.c\x01auth=Bearer tok\x01\x01"
-        );
-        assert_eq!(
-            oauthbearer_payload("a,=b@c", "imap.x", 993, "tok"),
-            "n,a=a=2C=3Db@c,\x01host=imap.x\x01port=993\x01auth=Bearer tok\x01\x01"
-        );
+    fn url_and_form_encoding() {
         assert_eq!(form("a b+c/=&"), "a%20b%2Bc%2F%3D%26");
         assert_eq!(
             split_url("https://127.0.0.1:8443/token"),
             Some(("127.0.0.1".into(), 8443, "/token".into()))
         );
+        assert_eq!(
+            split_url("https://[::1]/t"),
+            Some(("::1".into(), 443, "/t".into()))
+        );
+        assert_eq!(
+            split_url("https://login.example.com"),
+            Some(("login.example.com".into(), 443, "/".into()))
+        );
         assert_eq!(split_url("http://x/token"), None);
+        assert_eq!(split_url("https://x:0/token"), None);
     }
 
     #[test]

@@ -1,15 +1,15 @@
-//! Where a password comes from, and the password itself.
+//! Where a secret comes from, as written in the config, and reading it.
 //!
 //! A config never holds a password in clear: it names an environment variable, a file or a
-//! command (as himalaya does). Secrets are resolved once, before anything is sent, so a missing
-//! variable stops the run before a message leaves; the value then lives only in a [`SecretString`],
-//! whose `Debug` is redacted and which has no `Display`.
+//! command (as himalaya does), or an OAuth 2.0 grant. The config schema deserializes these
+//! types; reading them happens here, without any knowledge of the config.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
+
+use super::SecretString;
 
 /// A password source, as written in the config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,29 +56,6 @@ pub enum BearerMechanism {
     Oauthbearer,
 }
 
-/// A secret value. It cannot be printed; [`SecretString::expose`] hands it to the one call that
-/// needs it (a LOGIN).
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a value.
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    /// The secret itself; call it only where it goes on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// Why a secret could not be resolved. The texts never contain the secret.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -96,9 +73,24 @@ pub enum SecretError {
     /// The file is empty.
     #[error("password file {0} is empty")]
     FileEmpty(PathBuf),
-    /// OAuth 2.0 needs a network exchange; [`crate::config::Config::resolve_secrets`] does it.
+    /// OAuth 2.0 needs a network exchange, which [`super::Credential::resolve`] makes; a
+    /// grant nested in a grant (as its refresh token) has nobody to make it.
     #[error("an OAuth 2.0 grant is resolved by the token exchange")]
     NeedsExchange,
+    /// A part of an OAuth 2.0 grant (`client_secret`, `refresh_token`) could not be read.
+    #[error("{part}: {source}")]
+    GrantPart {
+        /// The field within the grant.
+        part: &'static str,
+        /// Why.
+        source: Box<SecretError>,
+    },
+    /// The grant's `ca_file` is unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The token endpoint gave no access token.
+    #[error(transparent)]
+    OAuth2(#[from] super::oauth2::OAuth2Error),
     /// The command could not be run or failed.
     #[error("password command `{command}` failed: {reason}")]
     Command {
@@ -110,11 +102,13 @@ pub enum SecretError {
 }
 
 impl SecretSource {
-    /// Resolves the secret. `base` is the directory of the config file, for relative paths.
+    /// Reads the secret, for every source but an OAuth 2.0 grant (which needs the network:
+    /// [`super::Credential::resolve`]). `base` is the directory of the config file, for
+    /// relative paths.
     pub fn resolve(&self, base: &Path) -> Result<SecretString, SecretError> {
         match self {
             SecretSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(SecretString(v)),
+                Ok(v) if !v.is_empty() => Ok(SecretString::new(v)),
                 _ => Err(SecretError::EnvMissing(var.clone())),
             },
             SecretSource::File(path) => {
@@ -128,7 +122,7 @@ impl SecretSource {
                 if value.is_empty() {
                     return Err(SecretError::FileEmpty(path));
                 }
-                Ok(SecretString(value.to_owned()))
+                Ok(SecretString::new(value.to_owned()))
             }
             SecretSource::Oauth2(_) => Err(SecretError::NeedsExchange),
             SecretSource::Command(command) => {
@@ -153,7 +147,7 @@ impl SecretSource {
                 if value.is_empty() {
                     return Err(fail("printed nothing".into()));
                 }
-                Ok(SecretString(value))
+                Ok(SecretString::new(value))
             }
         }
     }
@@ -162,12 +156,6 @@ impl SecretSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn debug_is_redacted() {
-        let s = SecretString::new("hunter2".into());
-        assert_eq!(format!("{s:?}"), "<redacted>");
-    }
 
     #[test]
     fn command_first_line_and_failure() {

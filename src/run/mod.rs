@@ -1,0 +1,104 @@
+//! A run, end to end: send one tagged message per seed, then poll until each has a verdict.
+//!
+//! This is glue, in the order things happen:
+//!
+//! - [`plan`]: built once from the config, the chosen seeds and their resolved credentials:
+//!   each seed's IMAP account (with its TLS configuration) and how its message is sent. Every
+//!   step below, and `probe seeds check`, takes it.
+//! - [`send()`] (`send.rs`): notes each mailbox's position (`positions.rs`), then sends and
+//!   stores each outcome as it happens.
+//! - [`poll()`] (`poll.rs`): polls every account with undecided messages until each has a
+//!   verdict; `record.rs` turns what polling reports into stored observations and verdicts.
+//!
+//! It calls [`crate::message`], [`crate::send`], [`crate::poll`], [`crate::downstream`] and
+//! [`crate::verdict`], and writes each result to the [`Store`](crate::store::Store) the moment
+//! it exists.
+
+pub mod plan;
+mod poll;
+mod positions;
+mod record;
+mod send;
+
+use std::time::Duration;
+
+pub use plan::{Account, Plan};
+pub use poll::poll;
+pub use send::send;
+
+use crate::config::ConfigError;
+use crate::message;
+use crate::store::StoreError;
+
+/// Why a run could not go on. Per-seed problems are not errors: they are stored and reported.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config is unusable (a secret that cannot be read is named here, at its field).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The message could not be composed.
+    #[error(transparent)]
+    Build(#[from] message::BuildError),
+    /// A trust anchor could not be loaded.
+    #[error("seed {seed}: {error}")]
+    Tls {
+        /// The seed (or `sender.relay`, or the bounces mailbox).
+        seed: String,
+        /// What failed.
+        error: crate::tls::TlsError,
+    },
+}
+
+/// Things worth telling the user while a run goes on (the CLI prints them to stderr).
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A message's SMTP transaction ended.
+    Sent {
+        /// Seed name.
+        seed: &'a str,
+        /// How it ended.
+        ending: &'a crate::send::Ending,
+    },
+    /// Polling started.
+    Polling {
+        /// Messages awaiting a verdict.
+        pending: usize,
+        /// The seeds of those messages, one per message, in the run's order.
+        seeds: &'a [String],
+        /// Accounts polled.
+        accounts: usize,
+        /// The longest wait.
+        timeout: Duration,
+    },
+    /// A verdict was reached by polling.
+    Decided {
+        /// Seed name.
+        seed: &'a str,
+        /// Its verdict.
+        verdict: crate::verdict::Verdict,
+    },
+    /// A polling problem: an IMAP account's, or the relay log's.
+    PollProblem {
+        /// Seeds affected.
+        seeds: &'a [String],
+        /// What happened.
+        error: &'a dyn std::error::Error,
+        /// Whether the account (or the log) was given up.
+        fatal: bool,
+    },
+}
+
+/// How polling went, for the exit code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PollSummary {
+    /// Seed accounts that had messages to look for.
+    pub accounts: usize,
+    /// Of those, accounts where a login succeeded.
+    pub logged_in: usize,
+}
+
+/// The name polling problems of the bounces mailbox are filed under.
+const BOUNCES: &str = "(bounces mailbox)";
