@@ -2,15 +2,14 @@
 
 use serde_json::Value;
 
-use crate::support::{Probe, Ran, Seed, Seeds, message_for};
+use crate::support::{Probe, Seed, Seeds, message_for};
 
 /// `probe ARGS` with a lab config of `seeds`, lab started, in a fresh directory (its store).
-fn lab_run(timeout: &str, seeds: impl IntoIterator<Item = Seed>, args: &[&str]) -> Ran {
+fn lab_probe(timeout: &str, seeds: impl IntoIterator<Item = Seed>, args: &[&str]) -> Probe {
     Probe::new()
         .lab()
         .args(args)
         .config(&Seeds::lab(timeout).seeds(seeds))
-        .run()
 }
 
 /// A small RFC 4180 reader: records of fields, quotes and doubled quotes undone.
@@ -52,14 +51,15 @@ fn keys(v: &Value) -> Vec<String> {
 
 #[test]
 fn a_labelled_run_is_listed_and_reported_in_every_format() {
-    let first = lab_run(
+    let first = lab_probe(
         "4s",
         Seed::lab_six(),
         &["run", "--all", "--json", "--label", "before"],
-    );
-    assert_eq!(first.code(), Some(1), "{}", first.show());
-    let (dir, out) = (first.dir(), &first);
-    let json = out.json();
+    )
+    .expect_exit(1)
+    .run();
+    let dir = first.dir();
+    let json = first.json();
     assert_eq!(json["label"], "before");
     let run_id = json["run_id"].as_str().unwrap();
 
@@ -202,20 +202,21 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
 
 #[test]
 fn fail_under_compares_the_inbox_share() {
-    let out = lab_run(
+    lab_probe(
         "4s",
         [Seed::lab("inbox")],
         &["run", "--all", "--fail-under", "100"],
-    );
-    assert_eq!(out.code(), Some(0), "{}", out.show());
+    )
+    .expect_exit(0)
+    .run();
 
     let seeds = [Seed::lab("inbox"), Seed::lab("junk")];
-    let first = lab_run("4s", seeds, &["run", "--all", "--fail-under", "60"]);
-    let (dir, out) = (first.dir(), &first);
-    assert_eq!(out.code(), Some(1), "{}", out.show());
-    assert!(out.stderr().contains("inbox share 50.0%"), "{}", out.show());
+    let first = lab_probe("4s", seeds, &["run", "--all", "--fail-under", "60"])
+        .expect_exit(1)
+        .stderr_has("inbox share 50.0%")
+        .run();
     // The same placement passes a lower bar.
-    Probe::in_dir(dir)
+    Probe::in_dir(first.dir())
         .args([
             "run",
             "--all",
@@ -230,10 +231,11 @@ fn fail_under_compares_the_inbox_share() {
 
 #[test]
 fn prune_deletes_only_runs_older_than_asked() {
-    let first = lab_run("4s", [Seed::lab("inbox")], &["run", "--all", "--json"]);
-    let (dir, out) = (first.dir(), &first);
-    assert_eq!(out.code(), Some(0), "{}", out.show());
-    let old = out.json()["run_id"].as_str().unwrap().to_owned();
+    let first = lab_probe("4s", [Seed::lab("inbox")], &["run", "--all", "--json"])
+        .expect_exit(0)
+        .run();
+    let dir = first.dir();
+    let old = first.json()["run_id"].as_str().unwrap().to_owned();
     let out = Probe::in_dir(dir)
         .args(["run", "--all", "--json", "--config", "seeds.yaml"])
         .expect_exit(0)
