@@ -9,14 +9,15 @@
 //! row tells everything at once.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::lab::{ensure_lab, steady};
-use super::net::wait_for;
 use super::seeds::Seeds;
 
 /// Where a probe runs: its working directory, which holds its store and seeds file.
@@ -264,13 +265,27 @@ impl Probe {
 
     /// Starts probe with piped output; [`Running::finish`] checks the expectations.
     pub fn spawn(self) -> Running {
-        let child = self
+        let mut child = self
             .command()
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start probe");
-        Running { child, probe: self }
+        // Drained meanwhile, so that a chatty probe never blocks on a full pipe.
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        Running {
+            child,
+            pipes: (stdout, stderr),
+            probe: self,
+        }
     }
 
     #[track_caller]
@@ -291,6 +306,8 @@ impl Probe {
 /// A probe still running.
 pub struct Running {
     pub child: Child,
+    /// Readers of its stdout and stderr.
+    pipes: (JoinHandle<Vec<u8>>, JoinHandle<Vec<u8>>),
     probe: Probe,
 }
 
@@ -299,20 +316,16 @@ impl Running {
     /// lives as long as the returned [`Ran`].
     #[track_caller]
     pub fn finish(mut self, limit: Duration) -> Ran {
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for("end of probe", limit, || self.child.try_wait().unwrap())
-        }));
-        if done.is_err() {
-            let _ = self.child.kill();
+        let start = Instant::now();
+        while !self.has_ended() {
+            if start.elapsed() > limit {
+                let ran = self.kill();
+                panic!("probe still running after {limit:?}:\n{}", ran.show());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let out = self.child.wait_with_output().unwrap();
-        if done.is_err() {
-            panic!(
-                "probe still running after {limit:?}:\n{}",
-                show(&self.probe.args, &out)
-            );
-        }
-        self.probe.check(out)
+        let (probe, out) = self.collect();
+        probe.check(out)
     }
 
     /// Whether probe has exited already.
@@ -323,12 +336,23 @@ impl Running {
     /// Kills probe (if still running) and gives what it said, checking nothing.
     pub fn kill(mut self) -> Ran {
         let _ = self.child.kill();
-        let out = self.child.wait_with_output().unwrap();
+        let (probe, out) = self.collect();
         Ran {
             out,
-            dir: self.probe.dir,
-            args: self.probe.args,
+            dir: probe.dir,
+            args: probe.args,
         }
+    }
+
+    /// Waits for the end and both pipes.
+    fn collect(mut self) -> (Probe, Output) {
+        let status = self.child.wait().unwrap();
+        let out = Output {
+            status,
+            stdout: self.pipes.0.join().unwrap(),
+            stderr: self.pipes.1.join().unwrap(),
+        };
+        (self.probe, out)
     }
 
     pub fn dir(&self) -> &Path {
