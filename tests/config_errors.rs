@@ -1,21 +1,24 @@
 //! A bad config is refused with file, line, column and field, exit code 2, and no connection.
 
-use crate::lab::{Sentinel, probe, run, show};
+use std::time::Duration;
 
-/// A valid config whose SMTP and IMAP servers are a sentinel port; each row edits it.
-fn base(port: u16) -> String {
-    format!(
-        "sender:\n  from: \"Probe <probe@example.org>\"\n\
-         seeds:\n\
-         \x20 - name: one\n\
-         \x20   address: one@example.org\n\
-         \x20   mx: \"127.0.0.1:{port}\"\n\
-         \x20   imap:\n\
-         \x20     host: 127.0.0.1\n\
-         \x20     port: {port}\n\
-         \x20     tls: none\n\
-         \x20     password: {{ env: SEEDPROBE_TEST_PW }}\n"
+use crate::support::net::{Sentinel, wait_for};
+use crate::support::{Probe, Seed, Seeds};
+
+/// A valid config whose SMTP and IMAP servers are a sentinel port; each row edits its text
+/// (the positions below count its lines: the builder's layout, nothing else).
+fn base(sentinel: &Sentinel) -> Seeds {
+    Seeds::new().from("\"Probe <probe@example.org>\"").seed(
+        Seed::new("one", "one@example.org")
+            .mx(&sentinel.addr())
+            .imap_server("127.0.0.1", sentinel.port())
+            .tls("none"),
     )
+}
+
+/// The base config's text.
+fn base_yaml(sentinel: &Sentinel) -> String {
+    base(sentinel).yaml()
 }
 
 struct Row {
@@ -97,33 +100,39 @@ const ROWS: &[Row] = &[
     },
 ];
 
+/// `probe run --all` on a config given as text.
+fn write_and_run(probe: Probe, text: &str) -> crate::support::Ran {
+    probe
+        .env("SEEDPROBE_TEST_PW", "pw-not-used")
+        .env_remove("SEEDPROBE_TEST_UNSET_VARIABLE")
+        .args(["run", "--all"])
+        .config_text(text)
+        .run()
+}
+
 #[test]
 fn bad_configs_are_refused_before_any_connection() {
     let mut failures = Vec::new();
     for row in ROWS {
         let sentinel = Sentinel::new();
-        let dir = tempfile::tempdir().unwrap();
-        let text = (row.edit)(base(sentinel.port()));
-        let path = dir.path().join("seeds.yaml");
-        std::fs::write(&path, &text).unwrap();
-        let out = run(probe(dir.path())
-            .env("SEEDPROBE_TEST_PW", "pw-not-used")
-            .env_remove("SEEDPROBE_TEST_UNSET_VARIABLE")
-            .args(["run", "--all", "--config", "seeds.yaml"]));
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let probe = Probe::new();
+        let text = (row.edit)(base_yaml(&sentinel));
+        // Checked below row by row, so that every failing row is reported at once.
+        let out = write_and_run(probe, &text);
+        let stderr = out.stderr();
         let missing: Vec<_> = row.expect.iter().filter(|e| !stderr.contains(*e)).collect();
-        if out.status.code() != Some(2) || !missing.is_empty() || sentinel.was_contacted() {
+        if out.code() != Some(2) || !missing.is_empty() || sentinel.was_contacted() {
             failures.push(format!(
                 "row {:?}: missing {missing:?}\n{text}\n{}",
                 row.what,
-                show(&out)
+                out.show()
             ));
         }
         assert!(
-            out.stdout.is_empty(),
+            out.out.stdout.is_empty(),
             "row {:?} printed a report: {}",
             row.what,
-            show(&out)
+            out.show()
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -134,33 +143,31 @@ fn the_base_config_is_valid() {
     // Guards the table above: each row must fail because of its edit, not the base. A valid
     // config goes on to connect to the sentinel, which never answers; stop it once it has.
     let sentinel = Sentinel::new();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("seeds.yaml"), base(sentinel.port())).unwrap();
-    let mut child = probe(dir.path())
+    let mut probe = Probe::new()
         .env("SEEDPROBE_TEST_PW", "pw")
-        .args(["send", "--all", "--config", "seeds.yaml"])
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    let contacted = loop {
-        if sentinel.was_contacted() {
-            break true;
-        }
-        if child.try_wait().unwrap().is_some() || start.elapsed().as_secs() > 30 {
-            break sentinel.was_contacted();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(contacted, "a valid config sends");
+        .args(["send", "--all"])
+        .config(&base(&sentinel))
+        .spawn();
+    let contacted = wait_for(
+        "connection to the sentinel",
+        Duration::from_secs(30),
+        || {
+            if sentinel.was_contacted() {
+                Some(true)
+            } else {
+                probe.has_ended().then(|| sentinel.was_contacted())
+            }
+        },
+    );
+    let out = probe.kill();
+    assert!(contacted, "a valid config sends: {}", out.show());
 }
 
 #[test]
 fn command_line_errors_exit_2() {
     let sentinel = Sentinel::new();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("seeds.yaml"), base(sentinel.port())).unwrap();
+    base(&sentinel).write(dir.path());
     let rows: &[(&[&str], &str)] = &[
         (&["run"], "--all"),
         (&["run", "--all", "--seed", "one"], "cannot be used with"),
@@ -178,10 +185,12 @@ fn command_line_errors_exit_2() {
         ),
     ];
     for (args, expect) in rows {
-        let out = run(probe(dir.path()).env("SEEDPROBE_TEST_PW", "pw").args(*args));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
-        assert!(stderr.contains(expect), "{args:?}: {}", show(&out));
+        Probe::in_dir(dir.path())
+            .env("SEEDPROBE_TEST_PW", "pw")
+            .args(*args)
+            .expect_exit(2)
+            .stderr_has(*expect)
+            .run();
     }
     assert!(!sentinel.was_contacted());
 }

@@ -1,25 +1,19 @@
-//! Integration tests: one binary (as in just and ripgrep), a module per feature.
-//! Lab tests start the real Postfix + Dovecot lab through `docker/lab/lab.sh start`.
+//! Integration tests: one binary (as in just and ripgrep), a module per feature, on one test
+//! kit (`support`).
+//!
+//! Two tiers, told apart by the module path:
+//! - top-level modules need no lab and no root (fakes, config errors, usage errors):
+//!   `cargo test --locked -- --skip lab::` runs them as any user;
+//! - `lab::` modules run against the real Postfix + Dovecot lab, which they start through
+//!   `docker/lab/lab.sh start` (root, the first time).
 
-mod compare;
+mod support;
+
 mod config_errors;
-mod direct;
-mod faults;
-mod folders;
-mod history;
-mod html;
-mod interrupt;
+mod kit;
 mod lab;
-mod mailbox_untouched;
+mod metrics_format;
 mod oauth2;
-mod oauth2_dovecot;
 mod polling;
-mod precedence;
-mod progress;
-mod relay;
-mod secrets;
-mod seeds_check;
 mod smtp_cli;
 mod smtp_faults;
-mod store_commits;
-mod verdicts;

@@ -3,11 +3,9 @@
 //! garbage, dropped connections, broken TLS).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use seedprobe::secrets::SecretString;
 use seedprobe::send::auth::base64;
 use seedprobe::send::{
@@ -16,174 +14,10 @@ use seedprobe::send::{
     deliver_many,
 };
 use seedprobe::tls::{CertVerdict, load_ca_file};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// One thing the fake server does, in order.
-#[derive(Debug, Clone)]
-pub(crate) enum Step {
-    /// Write these bytes verbatim.
-    Send(&'static str),
-    /// Read one line; it must start with this (ASCII case-insensitively).
-    Expect(&'static str),
-    /// Read one line; it must be exactly this.
-    ExpectExact(&'static str),
-    /// Read one line per entry, each starting with its entry; all but the
-    /// first must already be buffered when the first arrives, i.e. the client
-    /// wrote the group before waiting for any reply (RFC 2920 PIPELINING).
-    ExpectGroup(&'static [&'static str]),
-    /// The client must hang up without sending anything more.
-    ExpectEof,
-    /// Read message content up to and including the lone ".".
-    ReadMessage,
-    /// Read one line of message content, then drop the connection.
-    DropMidData,
-    /// Never answer again; read and discard until the client hangs up.
-    StallUntilClosed,
-    /// Act as the TLS server on this connection from now on.
-    StartTls,
-    /// Start TLS as the server; the client must abort the handshake.
-    TlsRefusedByClient,
-}
-
-/// What the fake server saw on one connection.
-#[derive(Debug)]
-pub(crate) struct ServerLog {
-    /// The client's address.
-    pub(crate) peer: SocketAddr,
-    /// Command lines received, without CRLF.
-    pub(crate) commands: Vec<String>,
-    /// Message content lines received, raw (with their line endings).
-    pub(crate) data: Vec<Vec<u8>>,
-}
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// Serves one script per accepted connection, in order.
-pub(crate) async fn fake_server(
-    scripts: Vec<Vec<Step>>,
-    acceptor: Option<TlsAcceptor>,
-) -> (u16, tokio::task::JoinHandle<Vec<ServerLog>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let mut logs = Vec::new();
-        for script in scripts {
-            let (socket, peer) = listener.accept().await.unwrap();
-            let mut conn = BufReader::new(Box::new(socket) as Box<dyn Io>);
-            let mut log = ServerLog {
-                peer,
-                commands: Vec::new(),
-                data: Vec::new(),
-            };
-            for step in script {
-                match step {
-                    Step::Send(text) => {
-                        conn.get_mut().write_all(text.as_bytes()).await.unwrap();
-                        conn.get_mut().flush().await.unwrap();
-                    }
-                    Step::Expect(prefix) => {
-                        let line = read_command(&mut conn).await;
-                        assert!(
-                            line.to_ascii_uppercase()
-                                .starts_with(&prefix.to_ascii_uppercase()),
-                            "server expected {prefix:?}, got {line:?}"
-                        );
-                        log.commands.push(line);
-                    }
-                    Step::ExpectExact(want) => {
-                        let line = read_command(&mut conn).await;
-                        assert_eq!(line, want, "server got a different command");
-                        log.commands.push(line);
-                    }
-                    Step::ExpectGroup(prefixes) => {
-                        let first = read_command(&mut conn).await;
-                        let buffered = conn.buffer().iter().filter(|&&b| b == b'\n').count();
-                        assert!(
-                            buffered + 1 >= prefixes.len(),
-                            "after {first:?} only {buffered} more line(s) had arrived: \
-                             the client waited for a reply inside a pipelined group"
-                        );
-                        let mut lines = vec![first];
-                        for _ in 1..prefixes.len() {
-                            lines.push(read_command(&mut conn).await);
-                        }
-                        for (line, prefix) in lines.iter().zip(prefixes) {
-                            assert!(
-                                line.to_ascii_uppercase()
-                                    .starts_with(&prefix.to_ascii_uppercase()),
-                                "server expected {prefix:?}, got {line:?}"
-                            );
-                        }
-                        log.commands.extend(lines);
-                    }
-                    Step::ExpectEof => {
-                        let mut rest = Vec::new();
-                        let _ = conn.read_to_end(&mut rest).await;
-                        assert!(
-                            rest.is_empty(),
-                            "client sent {:?} instead of hanging up",
-                            String::from_utf8_lossy(&rest)
-                        );
-                        break;
-                    }
-                    Step::ReadMessage => loop {
-                        let mut raw = Vec::new();
-                        let n = conn.read_until(b'\n', &mut raw).await.unwrap();
-                        assert!(n > 0, "client closed during message content");
-                        if raw == b".\r\n" {
-                            break;
-                        }
-                        log.data.push(raw);
-                    },
-                    Step::DropMidData => {
-                        let mut raw = Vec::new();
-                        conn.read_until(b'\n', &mut raw).await.unwrap();
-                        log.data.push(raw);
-                        break;
-                    }
-                    Step::StallUntilClosed => {
-                        let mut sink = [0u8; 1024];
-                        while conn.read(&mut sink).await.is_ok_and(|n| n > 0) {}
-                        break;
-                    }
-                    Step::TlsRefusedByClient => {
-                        let acceptor = acceptor.clone().expect("script needs a TLS acceptor");
-                        let result = acceptor.accept(conn.into_inner()).await;
-                        assert!(result.is_err(), "the client accepted the handshake");
-                        break;
-                    }
-                    Step::StartTls => {
-                        let acceptor = acceptor.clone().expect("script needs a TLS acceptor");
-                        let plain = conn.into_inner();
-                        let tls = acceptor.accept(plain).await.unwrap();
-                        conn = BufReader::new(Box::new(tls) as Box<dyn Io>);
-                    }
-                }
-            }
-            logs.push(log);
-        }
-        logs
-    });
-    (port, task)
-}
-
-async fn read_command(conn: &mut BufReader<Box<dyn Io>>) -> String {
-    let mut raw = Vec::new();
-    conn.read_until(b'\n', &mut raw).await.unwrap();
-    String::from_utf8_lossy(&raw).trim_end().to_owned()
-}
-
-/// Waits for the fake server, failing (not hanging) if the client never
-/// made the connections its script expects.
-pub(crate) async fn server_logs(task: tokio::task::JoinHandle<Vec<ServerLog>>) -> Vec<ServerLog> {
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("fake server did not finish its scripts")
-        .expect("fake server failed")
-}
+use crate::support::smtp::{Step, fake_server, server_logs};
+use crate::support::tls::{CA_PEM, DNS_LEAF, EXPIRED_LEAF, IP_LEAF, acceptor};
 
 /// `deliver`, but a hang fails the test instead of stalling the suite.
 /// The common case: the standard message to a fake server, 5 s step timeouts.
@@ -256,7 +90,7 @@ fn message() -> Vec<u8> {
 }
 
 /// Banner, EHLO without STARTTLS, MAIL, RCPT: the common opening.
-pub(crate) const OPENING: [Step; 7] = [
+const OPENING: [Step; 7] = [
     Step::Send("220 fake.lab.test ESMTP\r\n"),
     Step::Expect("EHLO probe.lab.test"),
     Step::Send("250-fake.lab.test\r\n250 PIPELINING\r\n"),
@@ -266,7 +100,7 @@ pub(crate) const OPENING: [Step; 7] = [
     Step::Send("250 2.1.5 Ok\r\n"),
 ];
 
-pub(crate) fn accepting_script(opening: &[Step]) -> Vec<Step> {
+fn accepting_script(opening: &[Step]) -> Vec<Step> {
     let mut script = opening.to_vec();
     script.extend([
         Step::Expect("DATA"),
@@ -612,20 +446,6 @@ async fn refused_starttls_continues_in_the_clear() {
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
 }
 
-pub(crate) fn acceptor(cert_pem: &str, key_pem: &str) -> TlsAcceptor {
-    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    TlsAcceptor::from(Arc::new(config))
-}
-
 /// The test CA, loaded through the public loader from a file.
 fn test_ca() -> Vec<CertificateDer<'static>> {
     let dir = tempfile::tempdir().unwrap();
@@ -659,7 +479,7 @@ async fn tls_delivery(
 
 #[tokio::test]
 async fn starttls_records_a_trusted_certificate() {
-    let delivery = tls_delivery(acceptor(IP_LEAF_PEM, IP_LEAF_KEY), test_ca()).await;
+    let delivery = tls_delivery(acceptor(IP_LEAF), test_ca()).await;
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
     assert_eq!(delivery.attempts.len(), 1);
     let tls = delivery.attempts[0].tls.as_ref().expect("TLS info");
@@ -697,7 +517,7 @@ async fn starttls_records_a_trusted_certificate() {
 
 #[tokio::test]
 async fn starttls_records_an_untrusted_certificate_and_still_delivers() {
-    let delivery = tls_delivery(acceptor(IP_LEAF_PEM, IP_LEAF_KEY), Vec::new()).await;
+    let delivery = tls_delivery(acceptor(IP_LEAF), Vec::new()).await;
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
     let tls = delivery.attempts[0].tls.as_ref().expect("TLS info");
     assert_eq!(tls.certificate, CertVerdict::Untrusted);
@@ -705,7 +525,7 @@ async fn starttls_records_an_untrusted_certificate_and_still_delivers() {
 
 #[tokio::test]
 async fn starttls_records_a_hostname_mismatch() {
-    let delivery = tls_delivery(acceptor(DNS_LEAF_PEM, DNS_LEAF_KEY), test_ca()).await;
+    let delivery = tls_delivery(acceptor(DNS_LEAF), test_ca()).await;
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
     let tls = delivery.attempts[0].tls.as_ref().expect("TLS info");
     assert_eq!(tls.certificate, CertVerdict::HostnameMismatch);
@@ -713,7 +533,7 @@ async fn starttls_records_a_hostname_mismatch() {
 
 #[tokio::test]
 async fn starttls_records_an_expired_certificate() {
-    let delivery = tls_delivery(acceptor(EXPIRED_LEAF_PEM, IP_LEAF_KEY), test_ca()).await;
+    let delivery = tls_delivery(acceptor(EXPIRED_LEAF), test_ca()).await;
     assert!(delivery.ending().is_accepted(), "{}", delivery.ending());
     let tls = delivery.attempts[0].tls.as_ref().expect("TLS info");
     assert_eq!(tls.certificate, CertVerdict::Expired);
@@ -1089,7 +909,7 @@ async fn auth_plain_over_verified_tls_is_sent_and_redacted() {
         Step::Send("235 2.7.0 Authentication successful\r\n"),
     ]);
     script.extend(accepting_script(&OPENING[3..]));
-    let (port, server) = fake_server(vec![script], Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY))).await;
+    let (port, server) = fake_server(vec![script], Some(acceptor(IP_LEAF))).await;
     let mut settings = settings(Duration::from_secs(5));
     settings.extra_roots = test_ca();
     settings.tls = TlsPolicy::Verified;
@@ -1203,11 +1023,7 @@ async fn auth_is_refused_without_tls_or_with_an_unverified_certificate() {
     // Over TLS the test CA is not told about: untrusted, so no credentials either.
     let mut untrusted = tls_opening("250-fake.lab.test\r\n250 AUTH PLAIN\r\n");
     untrusted.extend([Step::Expect("QUIT"), Step::Send("221 Bye\r\n")]);
-    let (port, server) = fake_server(
-        vec![clear, untrusted],
-        Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY)),
-    )
-    .await;
+    let (port, server) = fake_server(vec![clear, untrusted], Some(acceptor(IP_LEAF))).await;
     let mut settings = settings(Duration::from_secs(5));
     settings.auth = Some(auth(Vec::new(), false));
     let mut reasons = Vec::new();
@@ -1279,11 +1095,7 @@ async fn required_tls_records_an_untrusted_certificate_verified_tls_refuses_it()
     delivered.extend(accepting_script(&OPENING[3..]));
     let mut refused = tls_opening("250 fake.lab.test\r\n")[..5].to_vec();
     refused.push(Step::TlsRefusedByClient);
-    let (port, server) = fake_server(
-        vec![delivered, refused],
-        Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY)),
-    )
-    .await;
+    let (port, server) = fake_server(vec![delivered, refused], Some(acceptor(IP_LEAF))).await;
     let mut settings = settings(Duration::from_secs(5));
     settings.tls = TlsPolicy::Required;
     let required = deliver_all(port, &[standard_item()], &settings).await;
@@ -1320,7 +1132,7 @@ async fn implicit_tls_talks_tls_from_the_first_byte() {
         Step::Send("250 fake.lab.test\r\n"),
     ];
     script.extend(accepting_script(&OPENING[3..]));
-    let (port, server) = fake_server(vec![script], Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY))).await;
+    let (port, server) = fake_server(vec![script], Some(acceptor(IP_LEAF))).await;
     let mut settings = settings(Duration::from_secs(5));
     settings.tls = TlsPolicy::Implicit;
     settings.extra_roots = test_ca();
@@ -1383,7 +1195,7 @@ async fn quit_after_each_stage() {
             script
         })
         .collect();
-    let (port, server) = fake_server(scripts, Some(acceptor(IP_LEAF_PEM, IP_LEAF_KEY))).await;
+    let (port, server) = fake_server(scripts, Some(acceptor(IP_LEAF))).await;
     let mut settings = settings(Duration::from_secs(5));
     settings.extra_roots = test_ca();
     settings.auth = Some(auth(Vec::new(), false));
@@ -1487,79 +1299,3 @@ async fn observer_sees_the_dialogue_live_and_the_content_that_transcripts_never_
             .contains(MARKER)
     );
 }
-
-// Test PKI, generated once with openssl (P-256; valid 2000-2100 except EXPIRED_LEAF),
-// so the tests need no certificate-generation crate. Test-only keys: never trust them.
-
-/// The test CA (CN=seedprobe test CA).
-pub(crate) const CA_PEM: &str = "\
------BEGIN CERTIFICATE-----\n\
-MIIBbTCCARKgAwIBAgICEAAwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VlZHBy\n\
-b2JlIHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBwx\n\
-GjAYBgNVBAMMEXNlZWRwcm9iZSB0ZXN0IENBMFkwEwYHKoZIzj0CAQYIKoZIzj0D\n\
-AQcDQgAELTOvjeXLCoCqEP9XqD6IYVHZ69lWO6hCZApBBVGW69OqjPguwUxsVxUH\n\
-3vF3+ayGCkc+kf7STN4oHGtXqFQeJaNCMEAwDwYDVR0TAQH/BAUwAwEB/zAOBgNV\n\
-HQ8BAf8EBAMCAQYwHQYDVR0OBBYEFFp2ldn7DlBy0etueIGwjBd3rE4dMAoGCCqG\n\
-SM49BAMCA0kAMEYCIQDFqb19UoXJDk7vqOPqYXtHqXKRXGDhC+CcTk4tUXjgNgIh\n\
-AJ89naz47/wA+tZWoNQ01AD/1q+ys/xInxoKnZmPr7IS\n\
------END CERTIFICATE-----\n\
-";
-/// Leaf for IP:127.0.0.1, issued by the test CA.
-pub(crate) const IP_LEAF_PEM: &str = "\
------BEGIN CERTIFICATE-----\n\
-MIIBpDCCAUugAwIBAgICEAEwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VlZHBy\n\
-b2JlIHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBYx\n\
-FDASBgNVBAMMC214LmxhYi50ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n\
-ilGCKMXmwfiqUC5rYmcPHQ/WslX6wCgE4leLH+sKELwKYvp1zQMgJ2R+exrMpGyZ\n\
-f1pKM9dVOuv9oFY2Qjd2HKOBgDB+MA8GA1UdEQQIMAaHBH8AAAEwCQYDVR0TBAIw\n\
-ADALBgNVHQ8EBAMCB4AwEwYDVR0lBAwwCgYIKwYBBQUHAwEwHQYDVR0OBBYEFF3H\n\
-qYZPnMHt/NcrdO3anaEiPpwPMB8GA1UdIwQYMBaAFFp2ldn7DlBy0etueIGwjBd3\n\
-rE4dMAoGCCqGSM49BAMCA0cAMEQCIGqy1C5LezHiVbnamVOMUhEi+1GtvKbXr37X\n\
-VG4ep4YnAiAt6O355zS6WJY+Hrdjp7zITEGHNenmqSYnrN5IQ7meIA==\n\
------END CERTIFICATE-----\n\
-";
-/// Key of `IP_LEAF_PEM` and `EXPIRED_LEAF_PEM`.
-pub(crate) const IP_LEAF_KEY: &str = "\
------BEGIN PRIVATE KEY-----\n\
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg2VgZT13Q9TVhKvLn\n\
-ebSirL+OSOILlfuFgpqa3VklYIihRANCAASKUYIoxebB+KpQLmtiZw8dD9ayVfrA\n\
-KATiV4sf6woQvApi+nXNAyAnZH57GsykbJl/Wkoz11U66/2gVjZCN3Yc\n\
------END PRIVATE KEY-----\n\
-";
-/// Leaf for DNS:mx.lab.test only, issued by the test CA.
-const DNS_LEAF_PEM: &str = "\
------BEGIN CERTIFICATE-----\n\
-MIIBrTCCAVOgAwIBAgICEAIwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VlZHBy\n\
-b2JlIHRlc3QgQ0EwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBYx\n\
-FDASBgNVBAMMC214LmxhYi50ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n\
-FyqAYax9WJdLZfHzPOx6Qt+lYjJlHtxO4U5Dwpo//OFmxmwJdJV7GAcCypdNjpVd\n\
-nBGOJNhsyH1J0JlXNruR/aOBiDCBhTAWBgNVHREEDzANggtteC5sYWIudGVzdDAJ\n\
-BgNVHRMEAjAAMAsGA1UdDwQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcDATAdBgNV\n\
-HQ4EFgQUTJlYVuZUFS2GHFKKdypMManRBtMwHwYDVR0jBBgwFoAUWnaV2fsOUHLR\n\
-6254gbCMF3esTh0wCgYIKoZIzj0EAwIDSAAwRQIhALOmY6aVi3SdH7T8xqyingZk\n\
-MQne4xQ6B+BpbHCbYAN6AiAxubH95Mbv2fn7VYpfkALzSqW0C+VXmjJzaAhnEZBq\n\
-NQ==\n\
------END CERTIFICATE-----\n\
-";
-/// Key of `DNS_LEAF_PEM`.
-const DNS_LEAF_KEY: &str = "\
------BEGIN PRIVATE KEY-----\n\
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgB7F4Nh1irrXR60ir\n\
-tf01lXnoCQGCorNV0lzRiJalxE6hRANCAAQXKoBhrH1Yl0tl8fM87HpC36ViMmUe\n\
-3E7hTkPCmj/84WbGbAl0lXsYBwLKl02OlV2cEY4k2GzIfUnQmVc2u5H9\n\
------END PRIVATE KEY-----\n\
-";
-/// Leaf for IP:127.0.0.1 that expired on 2001-01-01.
-const EXPIRED_LEAF_PEM: &str = "\
------BEGIN CERTIFICATE-----\n\
-MIIBozCCAUmgAwIBAgICEAMwCgYIKoZIzj0EAwIwHDEaMBgGA1UEAwwRc2VlZHBy\n\
-b2JlIHRlc3QgQ0EwHhcNMDAwMTAxMDAwMDAwWhcNMDEwMTAxMDAwMDAwWjAWMRQw\n\
-EgYDVQQDDAtteC5sYWIudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIpR\n\
-gijF5sH4qlAua2JnDx0P1rJV+sAoBOJXix/rChC8CmL6dc0DICdkfnsazKRsmX9a\n\
-SjPXVTrr/aBWNkI3dhyjgYAwfjAPBgNVHREECDAGhwR/AAABMAkGA1UdEwQCMAAw\n\
-CwYDVR0PBAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMB0GA1UdDgQWBBRdx6mG\n\
-T5zB7fzXK3Tt2p2hIj6cDzAfBgNVHSMEGDAWgBRadpXZ+w5QctHrbniBsIwXd6xO\n\
-HTAKBggqhkjOPQQDAgNIADBFAiEA1WEE0ehrUHkFOP4V930szEIHBx0bQQZAPfNc\n\
-/hVF56UCIHtickcSUQahc+LFVWFfSkxEU9vSeU1cRm3sKekta+rk\n\
------END CERTIFICATE-----\n\
-";

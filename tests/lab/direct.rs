@@ -1,10 +1,20 @@
 //! Direct delivery as the receiving provider sees it: MX lookup through the lab's DNS, MX
 //! fallback, implicit and null MX, the source address, one connection per MX.
 
-use crate::lab::{config_yaml, json_of, message_for, run_yaml, seed_entry, show};
+use std::time::Duration;
 
-/// Sender settings that send through the lab's DNS to port 2525 of each MX.
-const VIA_LAB_DNS: &str = "  resolver: \"127.0.0.1:5353\"\n  smtp_port: 2525\n";
+use crate::support::net::wait_for;
+use crate::support::{Probe, Seed, Seeds, message_for};
+
+/// The lab's sender, sending through the lab's DNS to port 2525 of each MX.
+fn via_lab_dns(timeout: &str) -> Seeds {
+    Seeds::lab(timeout).lab_sender().via_lab_dns()
+}
+
+/// `probe ARGS` with `seeds`, lab started, in a fresh directory.
+fn probe_with(seeds: &Seeds, args: &[&str]) -> Probe {
+    Probe::new().lab().args(args).config(seeds)
+}
 
 #[test]
 fn mx_lookup_fallback_implicit_and_null_mx() {
@@ -29,17 +39,15 @@ fn mx_lookup_fallback_implicit_and_null_mx() {
             1,
         ),
     ];
-    let seeds: Vec<String> = rows
-        .iter()
-        .map(|(name, addr, pw, _, _)| seed_entry(name, addr, pw, None))
-        .collect();
-    let (dir, out) = run_yaml(
-        &config_yaml(VIA_LAB_DNS, "10s", &seeds),
-        &["run", "--all", "--json"],
+    let seeds = via_lab_dns("10s").seeds(
+        rows.iter()
+            .map(|(name, addr, pw, _, _)| Seed::new(name, addr).lab_imap(pw)),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json = json_of(&out);
-    let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let out = probe_with(&seeds, &["run", "--all", "--json"])
+        .expect_exit(1)
+        .run();
+    let json = out.json();
+    let db = rusqlite::Connection::open(out.dir().join("store.sqlite")).unwrap();
     for (seed, _, _, verdict, hosts) in rows {
         let m = message_for(&json, seed);
         assert_eq!(m["verdict"], *verdict, "{seed}: {m:#}");
@@ -64,60 +72,44 @@ fn mx_lookup_fallback_implicit_and_null_mx() {
 
 #[test]
 fn the_source_address_decides_for_an_ip_reputation_provider() {
-    let seeds = [seed_entry("iprep", "iprep@iprep.lab.test", "iprep", None)];
-    let yaml = config_yaml(VIA_LAB_DNS, "10s", &seeds);
-    let (_d, good) = run_yaml(
-        &yaml,
+    let iprep = Seed::new("iprep", "iprep@iprep.lab.test").lab_imap("iprep");
+    let seeds = via_lab_dns("10s").seed(iprep.clone());
+    probe_with(
+        &seeds,
         &["run", "--all", "--json", "--source-ip", "127.0.0.2"],
-    );
-    assert_eq!(good.status.code(), Some(0), "{}", show(&good));
-    let (_d, bad) = run_yaml(
-        &yaml,
+    )
+    .expect_exit(0)
+    .run();
+    let bad = probe_with(
+        &seeds,
         &["run", "--all", "--json", "--source-ip", "127.0.0.3"],
-    );
-    assert_eq!(bad.status.code(), Some(1), "{}", show(&bad));
-    let m = message_for(&json_of(&bad), "iprep").clone();
+    )
+    .expect_exit(1)
+    .run();
+    let m = bad.message("iprep");
     assert_eq!(m["verdict"], "deferred", "{m:#}");
     assert_eq!(m["smtp"]["code"], 450);
     // The config's own source_ip is used when the flag is absent.
-    let yaml = config_yaml(
-        &format!("{VIA_LAB_DNS}  source_ip: 127.0.0.3\n"),
-        "10s",
-        &seeds,
-    );
-    let (_d, out) = run_yaml(&yaml, &["run", "--all", "--json"]);
-    assert_eq!(message_for(&json_of(&out), "iprep")["verdict"], "deferred");
+    let seeds = via_lab_dns("10s")
+        .sender("source_ip", "127.0.0.3")
+        .seed(iprep);
+    let out = probe_with(&seeds, &["run", "--all", "--json"]).run();
+    assert_eq!(out.message("iprep")["verdict"], "deferred");
 }
 
 #[test]
 fn seeds_behind_one_mx_share_a_connection() {
-    let seeds = [
-        seed_entry(
-            "inbox",
-            "inbox@inbox.lab.test",
-            "inbox",
-            Some("127.0.0.1:2525"),
-        ),
-        seed_entry(
-            "defer",
-            "defer@defer.lab.test",
-            "defer",
-            Some("127.0.0.1:2525"),
-        ),
-        seed_entry(
-            "tagged",
-            "tagged@tagged.lab.test",
-            "tagged",
-            Some("127.0.0.1:2525"),
-        ),
-    ];
-    let (dir, out) = run_yaml(&config_yaml("", "10s", &seeds), &["run", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json = json_of(&out);
+    let seeds = Seeds::lab("10s")
+        .lab_sender()
+        .seeds(["inbox", "defer", "tagged"].map(Seed::lab));
+    let out = probe_with(&seeds, &["run", "--all", "--json"])
+        .expect_exit(1)
+        .run();
+    let json = out.json();
     // A refusal in the middle does not stop the next message.
     assert_eq!(message_for(&json, "defer")["verdict"], "deferred");
     assert_eq!(message_for(&json, "tagged")["verdict"], "spam_tagged");
-    let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(out.dir().join("store.sqlite")).unwrap();
     let transcripts: Vec<String> = {
         let mut stmt = db
             .prepare(
@@ -144,20 +136,14 @@ struct Sink(std::process::Child, u16);
 
 impl Sink {
     fn start() -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::support::net::closed_port();
         let child = std::process::Command::new("smtp-sink")
             .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "16"])
             .spawn()
             .expect("smtp-sink (from the postfix package)");
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed().as_secs() < 10, "smtp-sink did not start");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for("smtp-sink listening", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         Sink(child, port)
     }
 }
@@ -171,22 +157,26 @@ impl Drop for Sink {
 
 #[test]
 fn require_tls_defers_instead_of_sending_in_clear() {
-    crate::lab::ensure_lab();
+    crate::support::lab::ensure_lab();
     let sink = Sink::start();
     let mx = format!("127.0.0.1:{}", sink.1);
-    let seeds = [seed_entry("sink", "x@sink.lab.test", "inbox", Some(&mx))];
+    let sink_seed = Seed::new("sink", "x@sink.lab.test")
+        .lab_imap("inbox")
+        .mx(&mx);
+    let seeds = Seeds::lab("5s").lab_sender().seed(sink_seed);
     // Opportunistic: no STARTTLS on offer, so the message goes in clear and is accepted.
-    let (_d, out) = run_yaml(&config_yaml("", "5s", &seeds), &["send", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(message_for(&json_of(&out), "sink")["smtp"]["code"], 250);
+    let out = probe_with(&seeds, &["send", "--all", "--json"])
+        .expect_exit(0)
+        .run();
+    assert_eq!(out.message("sink")["smtp"]["code"], 250);
     // Required: the same server makes it a deferral, and nothing is sent in clear.
-    let (_d, out) = run_yaml(
-        &config_yaml("  require_tls: true\n", "5s", &seeds),
+    let out = probe_with(
+        &seeds.sender("require_tls", "true"),
         &["send", "--all", "--json"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json = json_of(&out);
-    let m = message_for(&json, "sink");
+    )
+    .expect_exit(1)
+    .run();
+    let m = out.message("sink");
     assert_eq!(m["verdict"], "deferred", "{m:#}");
     assert_eq!(m["smtp"]["stage"], "starttls", "{m:#}");
     assert_eq!(m["smtp"]["code"], serde_json::Value::Null, "{m:#}");

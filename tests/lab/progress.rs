@@ -3,33 +3,29 @@
 
 use std::process::Command;
 
-use crate::lab::{
-    self, ALL_SEEDS, Imap, LabSeed, ensure_lab, lab_run, password_file, probe, show, write_config,
-};
+use crate::support::lab::steady;
+use crate::support::{Imap, Probe, Seed, Seeds, show_output};
 
 /// A seed decided at once, one seen in the spam folder, one only decided at the timeout.
-const SEEDS: [LabSeed; 3] = [
-    LabSeed {
-        local: "inbox",
-        imap: Imap::Implicit,
-    },
-    LabSeed {
-        local: "junk",
-        imap: Imap::Starttls,
-    },
-    LabSeed {
-        local: "discard",
-        imap: Imap::Implicit,
-    },
-];
+fn three_seeds() -> [Seed; 3] {
+    [
+        Seed::lab("inbox"),
+        Seed::lab("junk").imap(Imap::Starttls),
+        Seed::lab("discard"),
+    ]
+}
 
 #[test]
 fn piped_stderr_gets_plain_lines_only() {
-    let (_dir, out) = lab_run("3s", &ALL_SEEDS, &["run", "--all"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = Probe::new()
+        .lab()
+        .args(["run", "--all"])
+        .config(&Seeds::lab_six("3s"))
+        .expect_exit(1)
+        .run();
+    let err = out.stderr();
     assert!(
-        !out.stderr.contains(&b'\r') && !out.stderr.contains(&0x1b),
+        !out.out.stderr.contains(&b'\r') && !out.out.stderr.contains(&0x1b),
         "control characters on a pipe: {err:?}"
     );
     for line in [
@@ -41,7 +37,7 @@ fn piped_stderr_gets_plain_lines_only() {
         "\ntagged: spam_tagged\n",
         "\ndiscard: missing\n",
     ] {
-        assert!(err.contains(line), "missing {line:?} in\n{}", show(&out));
+        assert!(err.contains(line), "missing {line:?} in\n{}", out.show());
     }
     assert!(!err.contains("polling: "), "status line on a pipe: {err}");
 }
@@ -53,14 +49,15 @@ fn a_terminal_gets_a_status_line_without_colour_under_no_color() {
         Command::new("script").arg("--version").output().is_ok(),
         "no util-linux `script` to give probe a terminal"
     );
-    ensure_lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "3s", &SEEDS, password_file);
-    let probe = probe(dir.path());
+    // Kept until the end: it owns the directory.
+    let runner = Probe::new()
+        .lab()
+        .args(["run", "--all"])
+        .config(&Seeds::lab("3s").seeds(three_seeds()));
+    let probe = runner.command();
     let line = format!(
-        "'{}' run --all --config '{}'",
+        "'{}' run --all --config seeds.yaml",
         probe.get_program().to_string_lossy(),
-        config.display()
     );
     let mut cmd = Command::new("script");
     cmd.args(["-qfec", &line, "/dev/null"]);
@@ -75,9 +72,12 @@ fn a_terminal_gets_a_status_line_without_colour_under_no_color() {
             .get_envs()
             .any(|(k, v)| k == "NO_COLOR" && v.is_some())
     );
-    cmd.current_dir(dir.path());
-    let out = lab::run(&mut cmd);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    cmd.current_dir(probe.get_current_dir().unwrap());
+    let out = {
+        let _steady = steady();
+        cmd.output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", show_output(&out));
     // The pty merges stdout and stderr (and turns "\n" into "\r\n").
     let text = String::from_utf8_lossy(&out.stdout);
     for want in [

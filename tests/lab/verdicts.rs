@@ -2,9 +2,12 @@
 
 use serde_json::Value;
 
-use crate::lab::{
-    self, ALL_SEEDS, LabSeed, ensure_lab, lab_run, message_for, password_file, probe, run, show,
-};
+use crate::support::{Probe, Seed, Seeds, message_for};
+
+/// `probe ARGS` on the lab with `seeds`, in a fresh directory.
+fn lab_probe(seeds: &Seeds, args: &[&str]) -> Probe {
+    Probe::new().lab().args(args).config(seeds)
+}
 
 /// (seed, verdict, SMTP code class, folder)
 const EXPECTED: &[(&str, &str, u16, Option<&str>)] = &[
@@ -29,9 +32,10 @@ fn assert_verdicts(json: &Value) {
 
 #[test]
 fn run_all_gives_all_six_verdicts() {
-    let (dir, out) = lab_run("4s", &ALL_SEEDS, &["run", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let out = lab_probe(&Seeds::lab_six("4s"), &["run", "--all", "--json"])
+        .expect_exit(1)
+        .run();
+    let json = out.json();
     assert_verdicts(&json);
     assert_eq!(json["finished"], true);
     assert!(json["run_id"].as_str().is_some_and(|s| s.len() == 26));
@@ -54,7 +58,7 @@ fn run_all_gives_all_six_verdicts() {
 
     // Every reply is in the store, in a swaks-style transcript per attempt. All six seeds
     // share one MX, so one connection: its opening is in the first message's transcript.
-    let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(out.dir().join("store.sqlite")).unwrap();
     let transcript = |seed: &str| -> String {
         let stored: String = db
             .query_row(
@@ -89,19 +93,9 @@ fn run_all_gives_all_six_verdicts() {
 
 #[test]
 fn table_shows_one_row_per_seed() {
-    let seeds = [
-        LabSeed {
-            local: "inbox",
-            imap: lab::Imap::Implicit,
-        },
-        LabSeed {
-            local: "reject",
-            imap: lab::Imap::Implicit,
-        },
-    ];
-    let (_dir, out) = lab_run("4s", &seeds, &["run", "--all"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let table = String::from_utf8(out.stdout.clone()).unwrap();
+    let seeds = Seeds::lab("4s").seeds(["inbox", "reject"].map(Seed::lab));
+    let out = lab_probe(&seeds, &["run", "--all"]).expect_exit(1).run();
+    let table = out.stdout();
     let rows: Vec<&str> = table.lines().collect();
     assert!(rows[0].starts_with("SEED"), "{table}");
     assert!(
@@ -120,41 +114,35 @@ fn table_shows_one_row_per_seed() {
 
 #[test]
 fn only_inbox_exits_zero() {
-    let (_dir, out) = lab_run("10s", &ALL_SEEDS, &["run", "--seed", "inbox"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    lab_probe(&Seeds::lab_six("10s"), &["run", "--seed", "inbox"])
+        .expect_exit(0)
+        .run();
 }
 
 #[test]
 fn send_then_poll_later() {
-    ensure_lab();
-    let dir = tempfile::tempdir().unwrap();
-    let config = lab::write_config(dir.path(), "4s", &ALL_SEEDS, password_file);
-    let out = run(probe(dir.path())
-        .args(["send", "--all", "--config"])
-        .arg(&config));
+    let seeds = Seeds::lab_six("4s");
     // Deferred and rejected are known at send time.
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let run_id = String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert_eq!(run_id.len(), 26, "{}", show(&out));
+    let sent = lab_probe(&seeds, &["send", "--all"]).expect_exit(1).run();
+    let run_id = sent.stdout().trim().to_owned();
+    assert_eq!(run_id.len(), 26, "{}", sent.show());
+    let dir = sent.dir();
 
     // `poll` without --run picks the latest unfinished run.
-    let out = run(probe(dir.path())
-        .args(["poll", "--json", "--config"])
-        .arg(&config));
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = Probe::in_dir(dir)
+        .args(["poll", "--json"])
+        .config(&seeds)
+        .expect_exit(1)
+        .run();
+    let json = out.json();
     assert_eq!(json["run_id"], run_id.as_str());
     assert_verdicts(&json);
 
     // Nothing is left to poll.
-    let out = run(probe(dir.path()).args(["poll", "--config"]).arg(&config));
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no unfinished run"),
-        "{}",
-        show(&out)
-    );
+    Probe::in_dir(dir)
+        .arg("poll")
+        .config(&seeds)
+        .expect_exit(2)
+        .stderr_has("no unfinished run")
+        .run();
 }

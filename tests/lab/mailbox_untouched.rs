@@ -2,9 +2,8 @@
 
 use std::process::Command;
 
-use serde_json::Value;
-
-use crate::lab::{ALL_SEEDS, lab_dir, lab_run, message_for, show};
+use crate::support::lab::lab_dir;
+use crate::support::{Probe, Seeds, message_for};
 
 /// `doveadm fetch` of one message's flags, straight from Dovecot, by its X-Probe-Id.
 fn flags(user: &str, folder: &str, token: &str) -> Vec<String> {
@@ -26,13 +25,13 @@ fn flags(user: &str, folder: &str, token: &str) -> Vec<String> {
 
 #[test]
 fn found_messages_stay_unread_where_they_landed() {
-    let (_dir, out) = lab_run(
-        "10s",
-        &ALL_SEEDS,
-        &["run", "--seed", "inbox", "--seed", "junk", "--json"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = Probe::new()
+        .lab()
+        .args(["run", "--seed", "inbox", "--seed", "junk", "--json"])
+        .config(&Seeds::lab_six("10s"))
+        .expect_exit(1)
+        .run();
+    let json = out.json();
     for (seed, folder) in [("inbox", "INBOX"), ("junk", "Filtered")] {
         let token = message_for(&json, seed)["token"].as_str().unwrap();
         let user = format!("{seed}@{seed}.lab.test");

@@ -1,9 +1,8 @@
 //! Relay mode: through the lab's own MTA (submission with STARTTLS and AUTH), with what became
 //! of each message downstream read from DSNs in the bounces mailbox or from the relay's log.
 
-use crate::lab::{
-    config_yaml, json_of, lab_dir, message_for, password, password_file, run_yaml, seed_entry, show,
-};
+use crate::support::lab::password;
+use crate::support::{Probe, Seed, Seeds, message_for};
 
 const SEEDS: [(&str, &str); 6] = [
     ("inbox", "inbox"),
@@ -14,35 +13,11 @@ const SEEDS: [(&str, &str); 6] = [
     ("discard", "missing"),
 ];
 
-fn relay_sender(bounces: bool, maillog: bool) -> String {
-    let ca = lab_dir().join("tls/ca.pem");
-    let mut s = format!(
-        "  transport: relay\n  relay:\n    host: 127.0.0.1\n    port: 2587\n    tls: starttls\n\
-         \x20   username: probe@sender.lab.test\n    password: {pw}\n    ca_file: {ca}\n",
-        pw = password_file("probe"),
-        ca = ca.display()
-    );
-    if bounces {
-        s.push_str(&format!(
-            "  bounces:\n    imap: {{ host: 127.0.0.1, port: 1993, tls: implicit, password: {pw}, ca_file: {ca} }}\n",
-            pw = password_file("probe"),
-            ca = ca.display()
-        ));
-    }
-    if maillog {
-        s.push_str(&format!(
-            "  maillog: {}\n",
-            lab_dir().join("log/relay.log").display()
-        ));
-    }
-    s
-}
-
 fn run_relay(
     bounces: bool,
     maillog: bool,
     timeout: &str,
-) -> (tempfile::TempDir, serde_json::Value) {
+) -> (crate::support::Ran, serde_json::Value) {
     // A provider whose own delivery agent refuses the message after accepting it (Sieve
     // `reject`): only the notice Dovecot sends back tells; the relay's log says `sent`.
     let sieve_reject = if bounces { "rejected" } else { "missing" };
@@ -51,20 +26,32 @@ fn run_relay(
         .copied()
         .chain([("sievereject", sieve_reject)])
         .collect();
-    let seeds: Vec<String> = expected
-        .iter()
-        .map(|(l, _)| seed_entry(l, &format!("{l}@{l}.lab.test"), l, None))
-        .collect();
-    let yaml = config_yaml(&relay_sender(bounces, maillog), timeout, &seeds);
-    let (dir, out) = run_yaml(&yaml, &["run", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let mut seeds = Seeds::lab(timeout).lab_sender().via_lab_relay();
+    if bounces {
+        seeds = seeds.lab_bounces();
+    }
+    if maillog {
+        seeds = seeds.lab_maillog();
+    }
+    // The relay decides where each message goes: no MX of their own.
+    let seeds = seeds.seeds(
+        expected
+            .iter()
+            .map(|(l, _)| Seed::new(l, &format!("{l}@{l}.lab.test")).lab_imap(l)),
+    );
+    let out = Probe::new()
+        .lab()
+        .args(["run", "--all", "--json"])
+        .config(&seeds)
+        .expect_exit(1)
+        .run();
     let pw = password("probe");
     let leaked = |b: &[u8]| b.windows(pw.len()).any(|w| w == pw.as_bytes());
     assert!(
-        !leaked(&out.stdout) && !leaked(&out.stderr),
+        !leaked(&out.out.stdout) && !leaked(&out.out.stderr),
         "relay password in output"
     );
-    let json = json_of(&out);
+    let json = out.json();
     for (seed, verdict) in expected {
         let m = message_for(&json, seed);
         assert_eq!(m["verdict"], verdict, "{seed}: {m:#}");
@@ -72,7 +59,7 @@ fn run_relay(
         assert_eq!(m["smtp"]["code"], 250, "{seed}: {m:#}");
         assert_eq!(m["smtp"]["host"], "127.0.0.1", "{seed}: {m:#}");
     }
-    for file in std::fs::read_dir(dir.path()).unwrap() {
+    for file in std::fs::read_dir(out.dir()).unwrap() {
         let file = file.unwrap();
         if file
             .file_name()
@@ -85,7 +72,7 @@ fn run_relay(
             );
         }
     }
-    (dir, json)
+    (out, json)
 }
 
 #[test]

@@ -2,24 +2,21 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::lab::{ALL_SEEDS, lab_run, probe, run, show};
+use crate::support::lab::lab_sh;
+use crate::support::net::wait_for;
+use crate::support::{Probe, Seeds, show_output};
 
 /// Installs Debian's Chromium when missing, as `.ci/run` does, once per test process.
 fn ensure_chromium() {
     static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/lab/lab.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg("install-chromium")
-            .output()
-            .expect("run lab.sh install-chromium");
+        let out = lab_sh("install-chromium");
         assert!(
             out.status.success(),
             "lab.sh install-chromium: {}",
-            show(&out)
+            show_output(&out)
         );
     });
 }
@@ -50,34 +47,38 @@ fn chromium(profile: &Path, args: &[&str]) -> Output {
                  (apt-get install -y --no-install-recommends chromium, as .ci/run does)"
             )
         });
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "chromium {args:?} did not finish within 60 s\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("end of chromium", Duration::from_secs(60), || {
+            child.try_wait().unwrap()
+        })
+    }));
+    if done.is_err() {
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "chromium {args:?} did not finish within 60 s\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     child.wait_with_output().unwrap()
 }
 
 #[test]
 fn the_html_report_is_self_contained_and_renders_in_chromium() {
-    let (dir, out) = lab_run("4s", &ALL_SEEDS, &["run", "--all"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let html_path = dir.path().join("r.html");
-    let out = run(probe(dir.path())
+    let first = Probe::new()
+        .lab()
+        .args(["run", "--all"])
+        .config(&Seeds::lab_six("4s"))
+        .expect_exit(1)
+        .run();
+    let dir = first.dir();
+    let html_path = dir.join("r.html");
+    Probe::in_dir(dir)
         .args(["report", "--format", "html", "-o"])
-        .arg(&html_path));
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(out.stdout.is_empty(), "{}", show(&out));
+        .arg(&html_path)
+        .expect_exit(0)
+        .stdout_is_empty()
+        .run();
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(
@@ -105,21 +106,23 @@ fn the_html_report_is_self_contained_and_renders_in_chromium() {
     );
 
     // The same page on standard output without -o.
-    let out = run(probe(dir.path()).args(["report", "--format", "html"]));
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), html);
+    let out = Probe::in_dir(dir)
+        .args(["report", "--format", "html"])
+        .expect_exit(0)
+        .run();
+    assert_eq!(out.stdout(), html);
 
     let url = format!("file://{}", html_path.display());
     let profile = tempfile::tempdir().unwrap();
     let out = chromium(profile.path(), &["--dump-dom", &url]);
-    assert!(out.status.success(), "{}", show(&out));
+    assert!(out.status.success(), "{}", show_output(&out));
     let dom = String::from_utf8(out.stdout).unwrap();
     assert!(dom.contains("<table class=\"matrix\">"), "{dom}");
     assert!(dom.contains("<tr><th>-</th><td class=\"n inbox\""), "{dom}");
     assert!(dom.contains("data-verdict=\"inbox\""), "{dom}");
     assert!(dom.contains("class=\"n rejected\""), "{dom}");
 
-    let shot = dir.path().join("shot.png");
+    let shot = dir.join("shot.png");
     let profile = tempfile::tempdir().unwrap();
     let out = chromium(
         profile.path(),
@@ -129,9 +132,9 @@ fn the_html_report_is_self_contained_and_renders_in_chromium() {
             &url,
         ],
     );
-    assert!(out.status.success(), "{}", show(&out));
-    let png =
-        std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot ({e})\n{}", show(&out)));
+    assert!(out.status.success(), "{}", show_output(&out));
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|e| panic!("no screenshot ({e})\n{}", show_output(&out)));
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     assert!(png.len() > 10_000, "screenshot only {} bytes", png.len());
     if let Ok(copy) = std::env::var("SEEDPROBE_SCREENSHOT") {

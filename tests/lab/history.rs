@@ -1,26 +1,15 @@
 //! History: `--label`, `probe runs`, `probe report` formats, `--fail-under`, pruning.
 
-use std::path::Path;
-use std::process::Output;
-
 use serde_json::Value;
 
-use crate::lab::{ALL_SEEDS, Imap, LabSeed, json_of, lab_run, message_for, probe, run, show};
+use crate::support::{Probe, Seed, Seeds, message_for};
 
-fn seed(local: &'static str) -> LabSeed {
-    LabSeed {
-        local,
-        imap: Imap::Implicit,
-    }
-}
-
-/// `probe ARGS` in a lab test's directory (its store).
-fn probe_in(dir: &Path, args: &[&str]) -> Output {
-    run(probe(dir).args(args))
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).unwrap()
+/// `probe ARGS` with a lab config of `seeds`, lab started, in a fresh directory (its store).
+fn lab_probe(timeout: &str, seeds: impl IntoIterator<Item = Seed>, args: &[&str]) -> Probe {
+    Probe::new()
+        .lab()
+        .args(args)
+        .config(&Seeds::lab(timeout).seeds(seeds))
 }
 
 /// A small RFC 4180 reader: records of fields, quotes and doubled quotes undone.
@@ -62,20 +51,24 @@ fn keys(v: &Value) -> Vec<String> {
 
 #[test]
 fn a_labelled_run_is_listed_and_reported_in_every_format() {
-    let (dir, out) = lab_run(
+    let first = lab_probe(
         "4s",
-        &ALL_SEEDS,
+        Seed::lab_six(),
         &["run", "--all", "--json", "--label", "before"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    let json = json_of(&out);
+    )
+    .expect_exit(1)
+    .run();
+    let dir = first.dir();
+    let json = first.json();
     assert_eq!(json["label"], "before");
     let run_id = json["run_id"].as_str().unwrap();
 
     // probe runs --json: the run, its label and counts.
-    let out = probe_in(dir.path(), &["runs", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let runs = json_of(&out);
+    let out = Probe::in_dir(dir)
+        .args(["runs", "--json"])
+        .expect_exit(0)
+        .run();
+    let runs = out.json();
     let runs = runs.as_array().expect("a list");
     assert_eq!(runs.len(), 1, "{runs:#?}");
     let listed = &runs[0];
@@ -96,8 +89,8 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
         assert_eq!(listed["counts"][verdict], 1, "{listed:#}");
     }
     // ... and as a table.
-    let out = probe_in(dir.path(), &["runs"]);
-    let table = stdout(&out);
+    let out = Probe::in_dir(dir).args(["runs"]).run();
+    let table = out.stdout();
     let row = table.lines().nth(1).unwrap_or_default();
     assert!(
         row.starts_with(run_id) && row.contains(" before ") && row.contains("1 inbox"),
@@ -105,9 +98,11 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
     );
 
     // probe report --format json is the run's --json document (default: the latest run).
-    let out = probe_in(dir.path(), &["report", "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let reported = json_of(&out);
+    let out = Probe::in_dir(dir)
+        .args(["report", "--format", "json"])
+        .expect_exit(0)
+        .run();
+    let reported = out.json();
     assert_eq!(keys(&reported), keys(&json));
     assert_eq!(keys(&reported["messages"][0]), keys(&json["messages"][0]));
     // The stable field names, pinned.
@@ -151,9 +146,11 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
     assert_eq!(reported, json);
 
     // CSV: a header, one row per seed, fields with commas quoted and read back intact.
-    let out = probe_in(dir.path(), &["report", run_id, "--format", "csv"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let text = stdout(&out);
+    let out = Probe::in_dir(dir)
+        .args(["report", run_id, "--format", "csv"])
+        .expect_exit(0)
+        .run();
+    let text = out.stdout();
     let records = parse_csv(&text);
     let header = &records[0];
     assert_eq!(header[..3], ["seed", "provider", "verdict"], "{text}");
@@ -175,9 +172,8 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
     assert_eq!(defer[column("smtp_code")], "450");
 
     // The table groups by provider with a placement summary.
-    let out = probe_in(dir.path(), &["report"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let table = stdout(&out);
+    let out = Probe::in_dir(dir).args(["report"]).expect_exit(0).run();
+    let table = out.stdout();
     assert!(
         table.contains(
             "provider -: 6 message(s): inbox 16.7%, spam 16.7%, tagged 16.7%, deferred 1, rejected 1, missing 1"
@@ -192,8 +188,8 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
         "{table}"
     );
     // -v adds the details per seed.
-    let out = probe_in(dir.path(), &["report", "-v"]);
-    let verbose = stdout(&out);
+    let out = Probe::in_dir(dir).args(["report", "-v"]).run();
+    let verbose = out.stdout();
     for detail in [
         "smtp: 450 4.7.1",
         "folder: Filtered",
@@ -206,49 +202,47 @@ fn a_labelled_run_is_listed_and_reported_in_every_format() {
 
 #[test]
 fn fail_under_compares_the_inbox_share() {
-    let (_dir, out) = lab_run(
+    lab_probe(
         "4s",
-        &[seed("inbox")],
+        [Seed::lab("inbox")],
         &["run", "--all", "--fail-under", "100"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    )
+    .expect_exit(0)
+    .run();
 
-    let seeds = [seed("inbox"), seed("junk")];
-    let (dir, out) = lab_run("4s", &seeds, &["run", "--all", "--fail-under", "60"]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("inbox share 50.0%"),
-        "{}",
-        show(&out)
-    );
+    let seeds = [Seed::lab("inbox"), Seed::lab("junk")];
+    let first = lab_probe("4s", seeds, &["run", "--all", "--fail-under", "60"])
+        .expect_exit(1)
+        .stderr_has("inbox share 50.0%")
+        .run();
     // The same placement passes a lower bar.
-    let out = probe_in(
-        dir.path(),
-        &[
+    Probe::in_dir(first.dir())
+        .args([
             "run",
             "--all",
             "--fail-under",
             "50",
             "--config",
             "seeds.yaml",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        ])
+        .expect_exit(0)
+        .run();
 }
 
 #[test]
 fn prune_deletes_only_runs_older_than_asked() {
-    let (dir, out) = lab_run("4s", &[seed("inbox")], &["run", "--all", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let old = json_of(&out)["run_id"].as_str().unwrap().to_owned();
-    let out = probe_in(
-        dir.path(),
-        &["run", "--all", "--json", "--config", "seeds.yaml"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let new = json_of(&out)["run_id"].as_str().unwrap().to_owned();
+    let first = lab_probe("4s", [Seed::lab("inbox")], &["run", "--all", "--json"])
+        .expect_exit(0)
+        .run();
+    let dir = first.dir();
+    let old = first.json()["run_id"].as_str().unwrap().to_owned();
+    let out = Probe::in_dir(dir)
+        .args(["run", "--all", "--json", "--config", "seeds.yaml"])
+        .expect_exit(0)
+        .run();
+    let new = out.json()["run_id"].as_str().unwrap().to_owned();
 
-    let db = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let db = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
     let hundred_days_ms: i64 = 100 * 86_400 * 1000;
     db.execute(
         "UPDATE runs SET started_at = started_at - ?2 WHERE id = ?1",
@@ -268,12 +262,14 @@ fn prune_deletes_only_runs_older_than_asked() {
     assert!(records(&old).iter().all(|&n| n > 0), "{:?}", records(&old));
 
     // Listing deletes nothing.
-    let out = probe_in(dir.path(), &["runs", "--json"]);
-    assert_eq!(json_of(&out).as_array().unwrap().len(), 2, "{}", show(&out));
+    let out = Probe::in_dir(dir).args(["runs", "--json"]).run();
+    assert_eq!(out.json().as_array().unwrap().len(), 2, "{}", out.show());
 
-    let out = probe_in(dir.path(), &["runs", "--prune-older-than", "90d"]);
-    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(stdout(&out).contains("deleted 1 run(s)"), "{}", show(&out));
+    Probe::in_dir(dir)
+        .args(["runs", "--prune-older-than", "90d"])
+        .expect_exit(0)
+        .stdout_has("deleted 1 run(s)")
+        .run();
     assert_eq!(records(&old), [0, 0, 0, 0]);
     assert!(
         records(&new)[..2].iter().all(|&n| n > 0),
@@ -281,8 +277,8 @@ fn prune_deletes_only_runs_older_than_asked() {
         records(&new)
     );
 
-    let out = probe_in(dir.path(), &["runs", "--json"]);
-    let listed = json_of(&out);
+    let out = Probe::in_dir(dir).args(["runs", "--json"]).run();
+    let listed = out.json();
     let ids: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -290,6 +286,8 @@ fn prune_deletes_only_runs_older_than_asked() {
         .map(|r| r["run_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [new.as_str()]);
-    let out = probe_in(dir.path(), &["report", &old]);
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    Probe::in_dir(dir)
+        .args(["report", &old])
+        .expect_exit(2)
+        .run();
 }

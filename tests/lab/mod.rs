@@ -1,0 +1,21 @@
+//! Tests against the real lab (`docker/lab/lab.sh`): root the first time, to install and start
+//! it. `--skip lab::` leaves them out.
+
+mod compare;
+mod direct;
+mod faults;
+mod folders;
+mod history;
+mod html;
+mod interrupt;
+mod mailbox_untouched;
+mod oauth2_dovecot;
+mod polling;
+mod precedence;
+mod progress;
+mod relay;
+mod secrets;
+mod seeds_check;
+mod smtp_cli;
+mod store_commits;
+mod verdicts;
