@@ -15,6 +15,7 @@ mod oauth2;
 mod oauth2_dovecot;
 mod polling;
 mod progress;
+mod properties;
 mod relay;
 mod secrets;
 mod seeds_check;
