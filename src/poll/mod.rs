@@ -71,6 +71,8 @@ const EVIDENCE_HEADERS: &[&str] = &[
     "X-Spam-Status",
     "X-Spam-Score",
     "X-Spam-Level",
+    "X-Spam",
+    "X-Spamd-Result",
     "Authentication-Results",
     "Received",
     "X-MS-Exchange-Organization-SCL",
