@@ -22,4 +22,5 @@ mod seeds_check;
 mod smtp_cli;
 mod smtp_faults;
 mod store_commits;
+mod terminal_output;
 mod verdicts;
