@@ -20,6 +20,7 @@ mod relay;
 mod secrets;
 mod seeds_check;
 mod smtp_cli;
+mod smtp_ehlo;
 mod smtp_faults;
 mod store_commits;
 mod terminal_output;
