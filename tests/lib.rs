@@ -22,6 +22,7 @@ mod seeds_check;
 mod smtp_cli;
 mod smtp_ehlo;
 mod smtp_faults;
+mod special_use;
 mod store_commits;
 mod terminal_output;
 mod verdicts;
