@@ -182,9 +182,14 @@ fn init_logging(verbose: u8) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(format!("{base},async_imap=off,imap_proto=off"))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only for a person at a terminal: escape codes in a redirected log (a file, the
+    // journal) are noise to whoever reads it. NO_COLOR (https://no-color.org) as for progress.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !no_color;
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .finish();
     // No `log` bridge is installed, for the same reason.
     let _ = tracing::subscriber::set_global_default(subscriber);

@@ -149,7 +149,8 @@ pub struct SmtpArgs {
     /// Allow credentials without verified TLS to a server that is not loopback.
     #[arg(long)]
     pub auth_plaintext: bool,
-    /// The EHLO name [default: this host's name].
+    /// The EHLO name [default: this host's name if fully qualified, else the domain of --from,
+    /// else this host's short name].
     #[arg(long, value_name = "NAME")]
     pub ehlo: Option<String>,
     /// A header, replacing one of the same name (repeatable).
@@ -245,18 +246,23 @@ fn plan(args: &SmtpArgs) -> anyhow::Result<Plan> {
         .trim()
         .parse()
         .with_context(|| format!("--to {:?} is not an email address", args.to))?;
+    let given_from: Option<lettre::Address> = match &args.from {
+        Some(from) => Some(
+            from.trim()
+                .parse()
+                .with_context(|| format!("--from {from:?} is not an email address"))?,
+        ),
+        None => None,
+    };
     let ehlo = match &args.ehlo {
         Some(name) => name.clone(),
-        None => default_ehlo(),
+        None => default_ehlo(&host_name(), given_from.as_ref()),
     };
     if ehlo.is_empty() || ehlo.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!("--ehlo {ehlo:?} is not a host name");
     }
-    let from: lettre::Address = match &args.from {
-        Some(from) => from
-            .trim()
-            .parse()
-            .with_context(|| format!("--from {from:?} is not an email address"))?,
+    let from: lettre::Address = match given_from {
+        Some(from) => from,
         None => {
             let user = std::env::var("USER")
                 .ok()
@@ -505,15 +511,35 @@ fn compose(
     Ok(message.formatted())
 }
 
-/// This host's name if it is fully qualified, else "localhost".
-fn default_ehlo() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This host's name as the kernel has it (often the short name), or empty.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    if host.contains('.') && !host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        host
-    } else {
-        "localhost".into()
+        .unwrap_or_default()
+}
+
+/// The EHLO name when `--ehlo` is not given: `host` when it is fully qualified, else the domain
+/// of `--from`, else `host` as it is (`localhost` when there is none).
+///
+/// Providers refuse or mark down a name that is not fully qualified (Postfix's
+/// `reject_non_fqdn_helo_hostname`, and `localhost` is what spam bots say), so a short host
+/// name gives way to the sender's domain, which is at least a real, resolvable name and is
+/// what `sender.ehlo` defaults to in the seeds file too. Without `--from` the short name is
+/// still this host's own name, which the README promises.
+fn default_ehlo(host: &str, from: Option<&lettre::Address>) -> String {
+    let usable = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 253
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    if host.contains('.') && usable(host) {
+        return host.to_owned();
+    }
+    match from {
+        Some(from) => from.domain().to_owned(),
+        None if usable(host) => host.to_owned(),
+        None => "localhost".into(),
     }
 }
 
@@ -608,6 +634,23 @@ mod tests {
     use super::*;
     use crate::send::Reply;
     use std::sync::Arc;
+
+    #[test]
+    fn ehlo_name_is_one_a_provider_accepts() {
+        let from: lettre::Address = "me@example.org".parse().unwrap();
+        let rows = [
+            ("mail.example.net", Some(&from), "mail.example.net"),
+            ("mail.example.net", None, "mail.example.net"),
+            ("vm", Some(&from), "example.org"),
+            ("vm", None, "vm"),
+            ("", Some(&from), "example.org"),
+            ("", None, "localhost"),
+            ("bad name.example", Some(&from), "example.org"),
+        ];
+        for (host, from, want) in rows {
+            assert_eq!(default_ehlo(host, from), want, "{host:?} {from:?}");
+        }
+    }
 
     #[test]
     fn exit_codes_follow_swaks() {

@@ -63,6 +63,26 @@ mod tests {
                 ],
                 1_795_882_206,
             ),
+            // OpenSMTPD's junk filter: the mark alone, no score.
+            (
+                include_str!("../../tests/fixtures/headers/opensmtpd-junk.eml"),
+                "",
+                None,
+                &["X-Spam: Yes"],
+                1_795_882_207,
+            ),
+            // rspamd with extended headers, action reject (delivered by a milter that does not
+            // enforce it).
+            (
+                include_str!("../../tests/fixtures/headers/rspamd-reject.eml"),
+                "",
+                None,
+                &[
+                    "X-Spamd-Result: default: True (score 16.2)",
+                    "X-Spam-Level: 16 stars",
+                ],
+                1_795_882_208,
+            ),
         ];
         for (raw, authserv, dmarc, marks, received) in rows {
             let h = headers(raw);

@@ -1,7 +1,8 @@
 //! Spam verdict headers: what filters at the receiving provider said about our message.
 //!
 //! Sources (see the team's provider facts): SpamAssassin and rspamd (`X-Spam-Flag`,
-//! `X-Spam-Status`, `X-Spam-Score`, subject prefixes), Microsoft
+//! `X-Spam-Status`, `X-Spam-Score`, `X-Spam-Level`, subject prefixes), rspamd and OpenSMTPD's
+//! filters (`X-Spam: Yes`, `X-Spamd-Result`), Microsoft
 //! (`X-MS-Exchange-Organization-SCL`, `X-Forefront-Antispam-Report` with SCL/SFV/BCL,
 //! `X-Microsoft-Antispam` with BCL), GMX and web.de (`X-UI-Filterresults`).
 
@@ -14,6 +15,14 @@ const SUBJECT_MARKS: &[&str] = &["[SPAM]", "***SPAM***", "*****SPAM*****", "{SPA
 
 /// Microsoft's spam confidence level from which mail goes to junk (SCL 5..9).
 const SCL_JUNK: i32 = 5;
+
+/// Stars in `X-Spam-Level` from which the message counts as marked. SpamAssassin writes one
+/// star per whole point of score (rspamd's `x-spam-level` routine does the same), and 5.0 is
+/// SpamAssassin's default `required_score`: five stars is "over the default threshold". The
+/// stars are only read when no filter said yes or no itself (`X-Spam-Flag`, `X-Spam-Status`,
+/// `X-Spam`): a site that raised its threshold writes `X-Spam-Status: No` with six stars, and
+/// its own word wins.
+const LEVEL_STARS_SPAM: usize = 5;
 
 /// The spam signals found in a message's header.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +43,19 @@ pub struct SpamSignals {
     pub bcl: Option<i32>,
     /// GMX/web.de `X-UI-Filterresults` says `junk`.
     pub ui_junk: bool,
+    /// `X-Spam: Yes`, as rspamd's `spam-header` routine and OpenSMTPD's filters write it.
+    #[serde(default)]
+    pub x_spam_yes: bool,
+    /// rspamd's `X-Spamd-Result` begins `default: True` (rspamd's action was `reject`).
+    #[serde(default)]
+    pub spamd_result_true: bool,
+    /// The number of stars (`*`) in `X-Spam-Level`.
+    #[serde(default)]
+    pub level_stars: Option<usize>,
+    /// A filter stated its verdict, yes or no (`X-Spam-Flag`, `X-Spam-Status`, `X-Spam`), so
+    /// the `X-Spam-Level` stars are not read as one.
+    #[serde(default)]
+    pub explicit_verdict: bool,
 }
 
 impl SpamSignals {
@@ -59,11 +81,39 @@ impl SpamSignals {
                 s.score = field(t, "score=", ' ').and_then(|v| v.parse().ok());
             }
         }
+        for value in headers.values("X-Spam") {
+            // "Yes", or "Yes, score=..." from some filters; only the first word counts.
+            let first = value.trim().split([',', ';', ' ']).next().unwrap_or("");
+            s.x_spam_yes |= first.eq_ignore_ascii_case("yes");
+        }
+        s.explicit_verdict = ["X-Spam-Flag", "X-Spam-Status", "X-Spam"]
+            .iter()
+            .any(|name| headers.values(name).next().is_some());
+        // "default: True [16.20 / 15.00]; SYMBOL(1.00)[...]; ...": True only for `reject`.
+        for result in headers.values("X-Spamd-Result") {
+            let Some(rest) = result.trim_start().strip_prefix("default:") else {
+                continue;
+            };
+            let rest = rest.trim_start();
+            if rest
+                .get(..4)
+                .is_some_and(|w| w.eq_ignore_ascii_case("true"))
+            {
+                s.spamd_result_true = true;
+            }
+            if s.score.is_none() {
+                s.score = field(rest, "[", '/').and_then(|v| v.parse().ok());
+            }
+        }
         if s.score.is_none() {
             s.score = headers
                 .values("X-Spam-Score")
                 .find_map(|v| v.trim().parse().ok());
         }
+        s.level_stars = headers
+            .values("X-Spam-Level")
+            .map(|v| v.trim().chars().take_while(|c| *c == '*').count())
+            .max();
         s.scl = headers
             .values("X-MS-Exchange-Organization-SCL")
             .find_map(|v| v.trim().parse().ok());
@@ -106,6 +156,21 @@ impl SpamSignals {
                 None => "X-Spam-Status: Yes".into(),
             });
         }
+        if self.x_spam_yes {
+            marks.push("X-Spam: Yes".into());
+        }
+        if self.spamd_result_true {
+            marks.push(match self.score {
+                Some(score) => format!("X-Spamd-Result: default: True (score {score})"),
+                None => "X-Spamd-Result: default: True".into(),
+            });
+        }
+        if let Some(stars) = self
+            .level_stars
+            .filter(|n| *n >= LEVEL_STARS_SPAM && !self.explicit_verdict)
+        {
+            marks.push(format!("X-Spam-Level: {stars} stars"));
+        }
         if let Some(scl) = self.scl.filter(|scl| *scl >= SCL_JUNK) {
             marks.push(format!("Microsoft SCL {scl}"));
         }
@@ -125,4 +190,81 @@ fn field<'a>(text: &'a str, key: &str, end: char) -> Option<&'a str> {
     let rest = &text[start..];
     let value = rest.split(end).next().unwrap_or(rest).trim();
     (!value.is_empty()).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marks(fields: &[(&str, &str)]) -> Vec<String> {
+        let headers = HeaderEvidence {
+            subject: Some("Deliverability check".into()),
+            fields: fields
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        };
+        SpamSignals::from_headers(&headers).marks()
+    }
+
+    /// (header fields, the marks they make)
+    type Row<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
+    #[test]
+    fn marks_of_each_filter() {
+        let rows: &[Row] = &[
+            // OpenSMTPD's junk filter and rspamd's spam-header routine.
+            (&[("X-Spam", "Yes")], &["X-Spam: Yes"]),
+            (&[("X-Spam", "yes")], &["X-Spam: Yes"]),
+            (&[("X-Spam", "No")], &[]),
+            (&[("X-Spam", "yesterday")], &[]),
+            // rspamd: True only when its action was reject; the score is in the brackets.
+            (
+                &[(
+                    "X-Spamd-Result",
+                    "default: True [16.20 / 15.00]; BAYES_SPAM(5.10)[99.99%]",
+                )],
+                &["X-Spamd-Result: default: True (score 16.2)"],
+            ),
+            (
+                &[(
+                    "X-Spamd-Result",
+                    "default: False [3.10 / 15.00]; R_SPF_ALLOW(-0.20)[+ip4]",
+                )],
+                &[],
+            ),
+            // Stars: five or more, when no filter said yes or no itself.
+            (&[("X-Spam-Level", "*****")], &["X-Spam-Level: 5 stars"]),
+            (&[("X-Spam-Level", "****")], &[]),
+            (&[("X-Spam-Level", "")], &[]),
+            (
+                &[
+                    ("X-Spam-Status", "No, score=6.1 required=8.0"),
+                    ("X-Spam-Level", "******"),
+                ],
+                &[],
+            ),
+            (
+                &[
+                    ("X-Spam-Status", "Yes, score=6.1 required=5.0"),
+                    ("X-Spam-Level", "******"),
+                ],
+                &["X-Spam-Status: Yes (score 6.1)"],
+            ),
+            // Exchange on premises: the organisation's SCL alone.
+            (
+                &[("X-MS-Exchange-Organization-SCL", "5")],
+                &["Microsoft SCL 5"],
+            ),
+            (
+                &[("X-MS-Exchange-Organization-SCL", " 9 ")],
+                &["Microsoft SCL 9"],
+            ),
+            (&[("X-MS-Exchange-Organization-SCL", "1")], &[]),
+            (&[("X-MS-Exchange-Organization-SCL", "-1")], &[]),
+        ];
+        for (fields, want) in rows {
+            assert_eq!(marks(fields), *want, "{fields:?}");
+        }
+    }
 }

@@ -15,6 +15,24 @@ pub struct ListedMailbox {
     pub noselect: bool,
 }
 
+impl ListedMailbox {
+    /// One entry of a LIST response.
+    pub fn from_name(n: &async_imap::types::Name) -> ListedMailbox {
+        use async_imap::types::NameAttribute as A;
+        let attrs = n.attributes();
+        ListedMailbox {
+            name: n.name().to_owned(),
+            delimiter: n.delimiter().map(str::to_owned),
+            junk: attrs.iter().any(|a| matches!(a, A::Junk)),
+            noselect: attrs.iter().any(|a| match a {
+                A::NoSelect => true,
+                A::Extension(x) => x.eq_ignore_ascii_case("\\NonExistent"),
+                _ => false,
+            }),
+        }
+    }
+}
+
 /// How the spam folder was chosen; stored as evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

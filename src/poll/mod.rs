@@ -72,6 +72,8 @@ const EVIDENCE_HEADERS: &[&str] = &[
     "X-Spam-Status",
     "X-Spam-Score",
     "X-Spam-Level",
+    "X-Spam",
+    "X-Spamd-Result",
     "Authentication-Results",
     "Received",
     "X-MS-Exchange-Organization-SCL",
@@ -433,7 +435,7 @@ async fn open(
         username: imap.username.clone(),
         reply: e.to_string(),
     })?;
-    let listed = step(imap, "LIST", timeout, async {
+    let listed: Vec<ListedMailbox> = step(imap, "LIST", timeout, async {
         let names: Vec<_> = session
             .list(Some(""), Some("*"))
             .await?
@@ -460,7 +462,69 @@ async fn open(
         )
     })
     .await?;
+    let listed = match special_use_list(&mut session, imap, &listed, timeout).await? {
+        Some(special) => special,
+        None => listed,
+    };
     Ok((session, listed))
+}
+
+/// The folders again with `LIST "" "*" RETURN (SPECIAL-USE)` (RFC 6154 §5.1), when the plain
+/// LIST marked none `\Junk` and the server offers SPECIAL-USE or LIST-EXTENDED; `None` when
+/// not asked, refused or no better (the plain result stands).
+///
+/// RFC 6154 lets a server leave special-use attributes out of a plain LIST unless asked (Cyrus
+/// with `specialusealways: no`): without asking, a decoy `Spam` would win over the real
+/// `\Junk` folder. Gmail marks `\Junk` in a plain LIST and fails on the extended form, so
+/// it is never asked (its `X-GM-EXT-1` says it is Gmail).
+async fn special_use_list(
+    session: &mut Session,
+    imap: &Imap,
+    listed: &[ListedMailbox],
+    timeout: Duration,
+) -> Result<Option<Vec<ListedMailbox>>, PollError> {
+    if listed.iter().any(|m| m.junk) {
+        return Ok(None);
+    }
+    let caps = step(imap, "CAPABILITY", timeout, session.capabilities()).await?;
+    let has = |name: &str| {
+        caps.iter().any(
+            |c| matches!(c, async_imap::types::Capability::Atom(a) if a.eq_ignore_ascii_case(name)),
+        )
+    };
+    if has("X-GM-EXT-1") || !(has("SPECIAL-USE") || has("LIST-EXTENDED")) {
+        return Ok(None);
+    }
+    // async-imap's list() puts the pattern into the command as given, so the RETURN option
+    // rides along with it.
+    let special = tokio::time::timeout(timeout, async {
+        let names: Vec<_> = session
+            .list(Some(""), Some("\"*\" RETURN (SPECIAL-USE)"))
+            .await?
+            .try_collect()
+            .await?;
+        Ok::<_, async_imap::error::Error>(
+            names
+                .iter()
+                .map(ListedMailbox::from_name)
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await;
+    match special {
+        Err(_) => Err(PollError::Timeout {
+            server: server(imap),
+            step: "LIST RETURN (SPECIAL-USE)",
+        }),
+        // A server that advertises the extension but refuses the form: the plain list stands.
+        Ok(Err(e)) => {
+            tracing::debug!(server = %server(imap), error = %e, "LIST RETURN (SPECIAL-USE) refused");
+            Ok(None)
+        }
+        // async-imap ends the stream at the tagged reply whatever its status, so a BAD shows
+        // as an empty list: only a list that found the junk folder replaces the plain one.
+        Ok(Ok(special)) => Ok(special.iter().any(|m| m.junk).then_some(special)),
+    }
 }
 
 fn uid_set(uids: &[u32]) -> String {

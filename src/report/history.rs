@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{
-    Columns, JsonMessage, RunReport, folder_latency_cells, rfc3339, smtp_summary, verdict_cell,
+    Columns, JsonMessage, RunReport, folder_latency_cells, printable, rfc3339, smtp_summary,
+    verdict_cell,
 };
 use crate::store::MessageRecord;
 use crate::verdict::{Placement, Verdict};
@@ -100,7 +101,7 @@ impl RunReport {
             self.run
                 .label
                 .as_deref()
-                .map(|l| format!(" ({l})"))
+                .map(|l| format!(" ({})", printable(l)))
                 .unwrap_or_default(),
             json.started_at,
             self.run.transport,
@@ -137,7 +138,8 @@ impl RunReport {
         for (provider, placement) in self.placement_by_provider() {
             let _ = writeln!(
                 out,
-                "\nprovider {provider}: {} message(s): {}",
+                "\nprovider {}: {} message(s): {}",
+                printable(provider),
                 placement.total(),
                 summary_line(&placement)
             );

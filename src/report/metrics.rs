@@ -14,8 +14,9 @@
 //! - `seedprobe_poll_errors`: messages whose last poll recorded a problem.
 //! - `seedprobe_up`: 1 when probe could do its job, 0 when no seed mailbox could be polled.
 //!
-//! [`write_atomic`] writes `PATH.tmp` beside `PATH`, syncs it and renames it over `PATH`, so the
-//! collector never reads half a file.
+//! [`write_atomic`] writes a temporary file beside `PATH` (a name of its own per writer, so
+//! probes running at once do not write into each other's), syncs it and renames it over `PATH`,
+//! so the collector never reads half a file.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -156,17 +157,19 @@ pub fn render(report: &RunReport, up: bool) -> String {
     out
 }
 
-/// Writes `contents` to `path` atomically: `PATH.tmp` in the same directory, fsync, rename.
+/// Writes `contents` to `path` atomically: `PATH.<pid>.<n>.tmp` in the same directory (the
+/// same file system, so the rename is atomic), fsync, rename.
+///
+/// The temporary name is unique to this writer: several probes (a timer and a manual run) may
+/// write the same file at once, and a shared `PATH.tmp` let one rename another's half-written
+/// file or find it gone. The collector reads only `*.prom`, so it never picks up a temporary.
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), MetricsError> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
     let err = |p: &Path| {
         let p = p.to_owned();
         move |source| MetricsError { path: p, source }
     };
+    let (mut f, tmp) = create_temporary(path).map_err(err(path))?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
         f.write_all(contents.as_bytes()).map_err(err(&tmp))?;
         f.sync_all().map_err(err(&tmp))?;
         drop(f);
@@ -185,6 +188,39 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), MetricsError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates a new temporary file beside `path`, named `PATH.<pid>.<n>.tmp`.
+///
+/// The process id separates processes and `n` (a counter mixed with the clock) threads and
+/// earlier writers whose leftovers a crash kept; `create_new` makes a clash an error instead
+/// of a shared file, and the next name is tried.
+fn create_temporary(path: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut last = None;
+    for _ in 0..16 {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(
+            ".{}.{:x}.tmp",
+            std::process::id(),
+            u64::from(clock) ^ (n << 32) ^ n
+        ));
+        let tmp = PathBuf::from(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
 }
 
 #[cfg(test)]
@@ -208,8 +244,44 @@ mod tests {
         write_atomic(&path, "seedprobe_up 1\n").unwrap();
         write_atomic(&path, "seedprobe_up 0\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "seedprobe_up 0\n");
-        assert!(!dir.join("m.prom.tmp").exists());
+        let names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["m.prom"]);
         let missing = dir.join("no/such/dir/m.prom");
         assert!(write_atomic(&missing, "x").is_err());
+    }
+
+    /// Several probes (a timer and a manual run) writing one file at once: each write succeeds,
+    /// the file is one writer's whole content, and no temporary file is left behind.
+    #[test]
+    fn concurrent_writers_do_not_collide() {
+        const WRITERS: usize = 6;
+        const ROUNDS: usize = 40;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.prom");
+        let start = std::sync::Barrier::new(WRITERS);
+        let contents: Vec<String> = (0..WRITERS)
+            .map(|w| format!("seedprobe_up 1\n# writer {w}\n{}\n", "x".repeat(4096)))
+            .collect();
+        std::thread::scope(|scope| {
+            for body in &contents {
+                let (path, start) = (&path, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    for _ in 0..ROUNDS {
+                        write_atomic(path, body).unwrap();
+                    }
+                });
+            }
+        });
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(contents.contains(&written), "a mixed file: {written:.80}");
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["m.prom"]);
     }
 }

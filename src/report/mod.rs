@@ -7,6 +7,7 @@ pub mod metrics;
 pub use crate::verdict::Placement;
 pub use history::{CSV_HEADER, JsonRunSummary, RunList, csv_field, summary_line};
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
@@ -25,6 +26,29 @@ pub struct RunReport {
     pub run: RunRecord,
     /// Its messages, in sending order.
     pub messages: Vec<MessageRecord>,
+}
+
+/// Text for a terminal: control characters (and the bidirectional overrides that reorder what
+/// follows them) are shown escaped, `\n` or `\u{1b}`, instead of acting.
+///
+/// Labels, seed names, folder names and header values come from users, config files and
+/// servers; printed raw, a newline forges a table row and an escape sequence drives the
+/// terminal. JSON and CSV quote them by their own rules and need none of this.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let acts =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(acts) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if acts(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -229,7 +253,7 @@ impl RunReport {
             .run
             .label
             .as_deref()
-            .map(|l| format!(" ({l})"))
+            .map(|l| format!(" ({})", printable(l)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -243,10 +267,11 @@ impl RunReport {
             match (m.verdict, &m.verdict_reason, &m.poll_error) {
                 (Some(Verdict::Inbox), _, _) => {}
                 (Some(_), Some(reason), _) => {
-                    let _ = writeln!(out, "{}: {reason}", m.seed);
+                    let _ = writeln!(out, "{}", printable(&format!("{}: {reason}", m.seed)));
                 }
                 (None, _, Some(e)) => {
-                    let _ = writeln!(out, "{}: not decided: {e}", m.seed);
+                    let line = format!("{}: not decided: {e}", m.seed);
+                    let _ = writeln!(out, "{}", printable(&line));
                 }
                 _ => {}
             }
@@ -270,7 +295,7 @@ impl<const N: usize> Columns<N> {
         let mut widths = header.map(|h| h.chars().count());
         for row in rows {
             for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(printable(cell).chars().count());
             }
         }
         Columns(widths)
@@ -280,8 +305,9 @@ impl<const N: usize> Columns<N> {
     pub(crate) fn line(&self, indent: &str, cells: &[&str; N]) -> String {
         let mut l = String::from(indent);
         for (i, (cell, w)) in cells.iter().zip(self.0).enumerate() {
+            let cell = printable(cell);
             if i + 1 == N {
-                l.push_str(cell);
+                l.push_str(&cell);
             } else {
                 let _ = write!(l, "{cell:<w$}  ");
             }

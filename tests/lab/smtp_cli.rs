@@ -149,7 +149,7 @@ fn quit_after_each_stage_on_the_relay() {
             "connect" => "=== Connected to 127.0.0.1:2587.",
             "banner" => "<- 220 smtp.sender.lab.test ESMTP seedprobe lab relay",
             "tls" => "=== TLS certificate: trusted",
-            "ehlo" => "~> EHLO localhost",
+            "ehlo" => "~> EHLO ",
             "auth" => "<~ 235 2.7.0 Authentication successful",
             "mail" => "<~ 250 2.1.0 Ok",
             _ => "<~ 250 2.1.5 Ok",
