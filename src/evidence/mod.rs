@@ -3,16 +3,17 @@
 //! for the report; [`crate::verdict`] uses the spam marks.
 
 pub mod auth_results;
+mod found;
 pub mod received;
 pub mod spam;
 
 pub use auth_results::{AuthResults, MethodResult};
+pub use found::{FolderRole, HeaderEvidence};
 pub use spam::SpamSignals;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::poll::HeaderEvidence;
 
     fn headers(raw: &str) -> HeaderEvidence {
         HeaderEvidence::from_header_block(raw.as_bytes()).unwrap().1

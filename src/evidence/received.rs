@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::poll::HeaderEvidence;
+use super::HeaderEvidence;
 
 /// When the receiving provider stamped the message: the date of the topmost `Received` field
 /// (RFC 5321 §4.4: each hop prepends one, so the topmost is the last hop, the provider's store).

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::poll::HeaderEvidence;
+use super::HeaderEvidence;
 
 /// Subject prefixes spam filters add (SpamAssassin's `rewrite_header Subject`, Amavis, rspamd).
 const SUBJECT_MARKS: &[&str] = &["[SPAM]", "***SPAM***", "*****SPAM*****", "{SPAM}", "SPAM:"];

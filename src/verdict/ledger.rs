@@ -131,7 +131,7 @@ pub fn weigh(standing: Standing, evidence: Evidence<'_>) -> Ruling {
 mod tests {
     use super::*;
     use crate::downstream::{Downstream, DownstreamSource};
-    use crate::poll::{FolderRole, HeaderEvidence};
+    use crate::evidence::{FolderRole, HeaderEvidence};
     use crate::send::{Ending, Reply, Stage};
 
     fn report(action: DownstreamAction) -> Downstream {

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::downstream::{Downstream, DownstreamAction, DownstreamSource};
 use crate::evidence::SpamSignals;
-use crate::poll::{FolderRole, HeaderEvidence};
+use crate::evidence::{FolderRole, HeaderEvidence};
 use crate::send::{Ending, SessionError, Severity};
 
 /// Where a message ended up. Ordered best first (see [`Verdict::rank`]): `a < b` means `a` is
