@@ -95,6 +95,27 @@ const ROWS: &[Row] = &[
         edit: |c| format!("{c}message:\n  subject: hello\n"),
         expect: &["seeds.yaml:13:12", "message.subject", "{token}"],
     },
+    // Issue 9: every number and duration has a range; secrets, duplicate keys, snippets.
+    // (One block, so that it moves as one.)
+    Row {
+        what: "imap_connections = u64::MAX (panicked, exit 101)",
+        edit: |c| format!("{c}timing:\n  imap_connections: 18446744073709551615\n"),
+        expect: &[
+            "seeds.yaml:13:21",
+            "timing.imap_connections",
+            "18446744073709551615 is out of range",
+            "from 1 to 100",
+        ],
+    },
+    Row {
+        what: "imap_connections not a number",
+        edit: |c| format!("{c}timing:\n  imap_connections: 1.5\n"),
+        expect: &[
+            "seeds.yaml:13:21",
+            "timing.imap_connections",
+            "\"1.5\" is not a whole number from 1 to 100",
+        ],
+    },
 ];
 
 #[test]

@@ -3,13 +3,15 @@
 //! line, column and field, so the user can fix the file without guessing.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::raw::{RawConfig, RawImap, RawRelay, RawSeed, RawSender};
+use super::raw::{RawConfig, RawImap, RawNumber, RawRelay, RawSeed, RawSender};
 use super::{
     Config, ConfigError, Imap, ImapTls, KNOWN_SPAM_FOLDERS, MessageTemplate, Profile, Provider,
     Relay, RelayTls, Seed, Sender, Timing, Transport, is_hostname, is_loopback, parse_host_port,
@@ -19,6 +21,11 @@ use super::{
 pub const DEFAULT_SUBJECT: &str = "Deliverability check {token}";
 const DEFAULT_BODY: &str = "This is a deliverability test message sent by seedprobe.\r\n\
 It measures where mail from this server lands. No action is needed.\r\n";
+
+/// `timing.imap_connections`: at least one; at most 100, far above what helps (providers allow
+/// about 15 per account, and probe uses one per account) and far below what exhausts file
+/// descriptors or the async semaphore (which panics above `usize::MAX >> 3`).
+pub(super) const IMAP_CONNECTIONS: RangeInclusive<u16> = 1..=100;
 
 /// Makes the errors: every refusal goes through it, so none comes without the file and a
 /// position.
@@ -59,6 +66,41 @@ impl Checker<'_> {
         }
     }
 
+    /// A whole number as written, `None` when absent; outside `range` (or not a whole number
+    /// at all) it is refused with the range, so no value can overflow what uses it.
+    fn number<T>(
+        &self,
+        raw: &Option<Spanned<RawNumber>>,
+        field: &str,
+        range: RangeInclusive<T>,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T: Copy + fmt::Display + Into<i128> + TryFrom<i128>,
+    {
+        let Some(raw) = raw else { return Ok(None) };
+        let (min, max) = (*range.start(), *range.end());
+        let text = raw.value.trim();
+        // i128 holds every integer YAML users write (2^64 included); what it cannot hold has
+        // only digits and is out of range too.
+        let parsed = text.parse::<i128>();
+        if let Ok(n) = parsed
+            && (min.into()..=max.into()).contains(&n)
+            && let Ok(value) = T::try_from(n)
+        {
+            return Ok(Some(value));
+        }
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let whole =
+            parsed.is_ok() || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+        let shown = shorten(text);
+        let message = if whole {
+            format!("{shown} is out of range: write a whole number from {min} to {max}")
+        } else {
+            format!("{shown:?} is not a whole number from {min} to {max}")
+        };
+        Err(self.invalid(raw, field, message))
+    }
+
     /// A duration as written (`5s`, `2m`), `default` when absent; zero is refused.
     fn duration(
         &self,
@@ -79,6 +121,17 @@ impl Checker<'_> {
                 ),
             )),
         }
+    }
+}
+
+/// A value for an error message: a pasted megabyte stays out of it.
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 24;
+    if text.chars().count() <= SHOWN {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(SHOWN).collect();
+        format!("{head}...")
     }
 }
 
@@ -122,13 +175,14 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
             "timing.imap_timeout",
             Duration::from_secs(30),
         )?,
-        imap_connections: match &t.imap_connections {
-            Some(n) if n.value == 0 => {
-                return Err(check.invalid(n, "timing.imap_connections", "must be at least 1"));
-            }
-            Some(n) => n.value,
-            None => crate::poll::DEFAULT_MAX_CONNECTIONS,
-        },
+        imap_connections: check
+            .number(
+                &t.imap_connections,
+                "timing.imap_connections",
+                IMAP_CONNECTIONS,
+            )?
+            .map(usize::from)
+            .unwrap_or(crate::poll::DEFAULT_MAX_CONNECTIONS),
     };
 
     if raw.seeds.value.is_empty() {

@@ -80,8 +80,13 @@ pub(super) struct RawTiming {
     pub(super) timeout: Option<Spanned<String>>,
     pub(super) smtp_timeout: Option<Spanned<String>>,
     pub(super) imap_timeout: Option<Spanned<String>>,
-    pub(super) imap_connections: Option<Spanned<usize>>,
+    pub(super) imap_connections: Option<Spanned<RawNumber>>,
 }
+
+/// A number as written. It is read as text, not as an integer type, so that any value (0,
+/// -1, 2^64, 1.5) reaches the check, which refuses it naming the field and the allowed
+/// range; the parser would only say "invalid u64".
+pub(super) type RawNumber = String;
 
 /// One entry of `seeds:`.
 #[derive(Deserialize)]
