@@ -116,6 +116,24 @@ const ROWS: &[Row] = &[
             "\"1.5\" is not a whole number from 1 to 100",
         ],
     },
+    Row {
+        what: "poll_interval 1ns (a busy loop)",
+        edit: |c| format!("{c}timing:\n  poll_interval: 1ns\n"),
+        expect: &[
+            "seeds.yaml:13:18",
+            "timing.poll_interval",
+            "1ns is too short: write a duration from 1s to 1h",
+        ],
+    },
+    Row {
+        what: "timeout of 300 million years (wrapped to 0 s)",
+        edit: |c| format!("{c}timing:\n  timeout: 300000000y\n"),
+        expect: &[
+            "seeds.yaml:13:12",
+            "timing.timeout",
+            "300000000y is too long: write a duration from 1s to 7d",
+        ],
+    },
 ];
 
 #[test]

@@ -102,7 +102,7 @@ pub fn write_config(
     let lab = lab_dir();
     let mut yaml = format!(
         "sender:\n  from: \"Probe Test <probe@example.org>\"\n  ehlo: probe.example.org\n\
-         timing:\n  poll_interval: 300ms\n  timeout: {timeout}\n  smtp_timeout: 10s\n  imap_timeout: 10s\nseeds:\n"
+         timing:\n  poll_interval: 1s\n  timeout: {timeout}\n  smtp_timeout: 10s\n  imap_timeout: 10s\nseeds:\n"
     );
     for s in seeds {
         let (host, port, tls) = match s.imap {
@@ -234,7 +234,7 @@ pub fn seed_entry(name: &str, address: &str, local: &str, mx: Option<&str>) -> S
 pub fn config_yaml(sender_extra: &str, timeout: &str, seeds: &[String]) -> String {
     format!(
         "sender:\n  from: \"Probe Test <probe@sender.lab.test>\"\n  ehlo: probe.example.org\n{sender_extra}\
-         timing:\n  poll_interval: 300ms\n  timeout: {timeout}\n  smtp_timeout: 10s\n  imap_timeout: 10s\nseeds:\n{}",
+         timing:\n  poll_interval: 1s\n  timeout: {timeout}\n  smtp_timeout: 10s\n  imap_timeout: 10s\nseeds:\n{}",
         seeds.concat()
     )
 }

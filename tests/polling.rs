@@ -191,10 +191,8 @@ fn spawn(dir: &Path, args: &[&str]) -> Child {
 
 /// A config like the harness's, with its own poll interval and timeout.
 fn config(seeds: &[String], interval: &str, timeout: &str) -> String {
-    config_yaml("", timeout, seeds).replace(
-        "poll_interval: 300ms",
-        &format!("poll_interval: {interval}"),
-    )
+    config_yaml("", timeout, seeds)
+        .replace("poll_interval: 1s", &format!("poll_interval: {interval}"))
 }
 
 /// The first INBOX search is done when its scope is on record (events are stored after the
@@ -435,7 +433,7 @@ fn gmail_tabs_are_reported() {
     let password = dir.path().join("gmail.pass");
     std::fs::write(&password, "app-password\n").unwrap();
     let yaml = format!(
-        "sender:\n  from: probe@sender.lab.test\ntiming:\n  poll_interval: 300ms\n  timeout: 10s\n  imap_timeout: 5s\n\
+        "sender:\n  from: probe@sender.lab.test\ntiming:\n  poll_interval: 1s\n  timeout: 10s\n  imap_timeout: 5s\n\
          seeds:\n  - name: gmail\n    address: user@gmail.test\n    mx: \"{mx}\"\n\
          \x20   imap: {{ host: 127.0.0.1, port: {port}, tls: none, password: {{ file: {pw} }} }}\n",
         mx = holder.mx(),

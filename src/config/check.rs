@@ -27,6 +27,52 @@ It measures where mail from this server lands. No action is needed.\r\n";
 /// descriptors or the async semaphore (which panics above `usize::MAX >> 3`).
 pub(super) const IMAP_CONNECTIONS: RangeInclusive<u16> = 1..=100;
 
+/// The durations a field accepts, and why not less.
+pub(super) struct DurationRange {
+    /// The shortest.
+    pub(super) min: Duration,
+    /// The longest.
+    pub(super) max: Duration,
+    /// The range as users write it, for errors: `1s to 1h`.
+    pub(super) text: &'static str,
+    /// Added to the error when the value is too short: what goes wrong below `min`.
+    pub(super) too_short: &'static str,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// `timing.poll_interval`: 1 s to 1 h. The floor is the point: a shorter interval turns
+/// polling into a busy loop (1ns sent 777 KB of IMAP commands in 4 s), and providers throttle
+/// or block accounts that poll faster than about once a second, the seed accounts being the
+/// user's own. IDLE, where the server has it, finds mail sooner anyway.
+pub(super) const POLL_INTERVAL: DurationRange = DurationRange {
+    min: SECOND,
+    max: HOUR,
+    text: "1s to 1h",
+    too_short: "; providers throttle or block accounts polled more often than once a second",
+};
+
+/// `timing.timeout`: 1 s to 7 days. Seven days covers a relay's retries (Postfix gives up after
+/// 5 days) and `probe poll` can look again later; beyond that is a typo, and far beyond
+/// (2^63 ms) the deadline wrapped around to 0 s.
+pub(super) const TIMEOUT: DurationRange = DurationRange {
+    min: SECOND,
+    max: Duration::from_secs(7 * 24 * 3600),
+    text: "1s to 7d",
+    too_short: "",
+};
+
+/// `timing.smtp_timeout` and `timing.imap_timeout`: 1 s to 1 h, per reply or step. RFC 5321
+/// lets an SMTP server take 10 minutes after the data; an hour without a reply is a dead
+/// connection, and under a second fails on any real network.
+pub(super) const STEP_TIMEOUT: DurationRange = DurationRange {
+    min: SECOND,
+    max: HOUR,
+    text: "1s to 1h",
+    too_short: "",
+};
+
 /// Makes the errors: every refusal goes through it, so none comes without the file and a
 /// position.
 pub(super) struct Checker<'a> {
@@ -101,26 +147,33 @@ impl Checker<'_> {
         Err(self.invalid(raw, field, message))
     }
 
-    /// A duration as written (`5s`, `2m`), `default` when absent; zero is refused.
+    /// A duration as written (`5s`, `2m`), `default` when absent; outside `range` (zero, a
+    /// nanosecond poll, millions of years) it is refused with the range.
     fn duration(
         &self,
         raw: &Option<Spanned<String>>,
         field: &str,
+        range: &DurationRange,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
         let Some(raw) = raw else { return Ok(default) };
-        match humantime::parse_duration(raw.value.trim()) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            Ok(_) => Err(self.invalid(raw, field, "must be longer than zero")),
-            Err(e) => Err(self.invalid(
-                raw,
-                field,
-                format!(
-                    "{:?} is not a duration ({e}); write e.g. 5s, 2m or 15m",
-                    raw.value
-                ),
-            )),
-        }
+        let text = raw.value.trim();
+        let shown = shorten(text);
+        let message = match humantime::parse_duration(text) {
+            Ok(d) if (range.min..=range.max).contains(&d) => return Ok(d),
+            Ok(d) if d < range.min => format!(
+                "{shown} is too short: write a duration from {}{}",
+                range.text, range.too_short
+            ),
+            Ok(_) | Err(humantime::DurationError::NumberOverflow) => {
+                format!("{shown} is too long: write a duration from {}", range.text)
+            }
+            Err(e) => format!(
+                "{shown:?} is not a duration ({e}); write e.g. 5s, 2m or 15m, from {}",
+                range.text
+            ),
+        };
+        Err(self.invalid(raw, field, message))
     }
 }
 
@@ -162,17 +215,25 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
         poll_interval: check.duration(
             &t.poll_interval,
             "timing.poll_interval",
+            &POLL_INTERVAL,
             Duration::from_secs(5),
         )?,
-        timeout: check.duration(&t.timeout, "timing.timeout", Duration::from_secs(15 * 60))?,
+        timeout: check.duration(
+            &t.timeout,
+            "timing.timeout",
+            &TIMEOUT,
+            Duration::from_secs(15 * 60),
+        )?,
         smtp_timeout: check.duration(
             &t.smtp_timeout,
             "timing.smtp_timeout",
+            &STEP_TIMEOUT,
             Duration::from_secs(120),
         )?,
         imap_timeout: check.duration(
             &t.imap_timeout,
             "timing.imap_timeout",
+            &STEP_TIMEOUT,
             Duration::from_secs(30),
         )?,
         imap_connections: check
@@ -531,6 +592,78 @@ mod tests {
         assert!(err.starts_with("t.yaml:6:11: seeds[0].imap.tls:"), "{err}");
         let ok = parse(&seed("imap.example.org", "    allow_plaintext: true\n")).unwrap();
         assert_eq!(ok.seeds[0].imap.port, 143);
+    }
+
+    fn timing(line: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "sender:\n  from: probe@example.org\ntiming:\n  {line}\nseeds:\n  - name: a\n    address: a@example.org\n    imap: {{ host: 127.0.0.1, tls: none, password: {{ env: X }} }}\n"
+        );
+        Config::parse(Path::new("t.yaml"), &text)
+    }
+
+    #[test]
+    fn durations_have_ranges() {
+        let ok = |line: &str| {
+            timing(line)
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .timing
+        };
+        assert_eq!(ok("poll_interval: 1s").poll_interval, SECOND);
+        assert_eq!(ok("poll_interval: 1h").poll_interval, HOUR);
+        assert_eq!(ok("timeout: 7d").timeout, TIMEOUT.max);
+        assert_eq!(ok("smtp_timeout: 1h").smtp_timeout, HOUR);
+        assert_eq!(ok("imap_timeout: 1s").imap_timeout, SECOND);
+        let err = |line: &str| timing(line).unwrap_err().to_string();
+        for (line, expect) in [
+            // A busy loop: 777 KB of IMAP commands in 4 s.
+            (
+                "poll_interval: 1ns",
+                "t.yaml:4:18: timing.poll_interval: 1ns is too short: write a duration from 1s to 1h; providers throttle",
+            ),
+            ("poll_interval: 999ms", "999ms is too short"),
+            (
+                "poll_interval: 61m",
+                "61m is too long: write a duration from 1s to 1h",
+            ),
+            // Above 2^63 ms the deadline wrapped around to 0 s.
+            (
+                "timeout: 300000000y",
+                "t.yaml:4:12: timing.timeout: 300000000y is too long: write a duration from 1s to 7d",
+            ),
+            // Above u64 seconds humantime itself overflows: still "too long".
+            (
+                "timeout: 100000000000000000000y",
+                "100000000000000000000y is too long",
+            ),
+            (
+                "timeout: 0s",
+                "0s is too short: write a duration from 1s to 7d",
+            ),
+            (
+                "smtp_timeout: 2h",
+                "timing.smtp_timeout: 2h is too long: write a duration from 1s to 1h",
+            ),
+            (
+                "imap_timeout: 10ms",
+                "timing.imap_timeout: 10ms is too short",
+            ),
+            ("imap_timeout: soon", "\"soon\" is not a duration"),
+        ] {
+            let e = err(line);
+            assert!(e.contains(expect), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_within_their_ranges() {
+        let t = timing("imap_connections: 8").unwrap().timing;
+        assert!((POLL_INTERVAL.min..=POLL_INTERVAL.max).contains(&t.poll_interval));
+        assert!((TIMEOUT.min..=TIMEOUT.max).contains(&t.timeout));
+        for step in [t.smtp_timeout, t.imap_timeout] {
+            assert!((STEP_TIMEOUT.min..=STEP_TIMEOUT.max).contains(&step));
+        }
+        let n = u16::try_from(crate::poll::DEFAULT_MAX_CONNECTIONS).unwrap();
+        assert!(IMAP_CONNECTIONS.contains(&n));
     }
 
     #[test]
