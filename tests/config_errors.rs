@@ -134,6 +134,38 @@ const ROWS: &[Row] = &[
             "300000000y is too long: write a duration from 1s to 7d",
         ],
     },
+    Row {
+        what: "smtp_port 0 (became 25)",
+        edit: |c| c.replace("  from: \"Probe", "  smtp_port: 0\n  from: \"Probe"),
+        expect: &[
+            "seeds.yaml:2:14",
+            "sender.smtp_port",
+            "0 is out of range: write a whole number from 1 to 65535",
+        ],
+    },
+    Row {
+        what: "imap.port 0 (accepted; mail sent, then refused connects)",
+        edit: |c| c.replace("      port: ", "      port: 0\n      # was: "),
+        expect: &[
+            "seeds.yaml:9:13",
+            "seeds[0].imap.port",
+            "0 is out of range: write a whole number from 1 to 65535",
+        ],
+    },
+    Row {
+        what: "IPv6 mx with a port, without brackets (read as port 25)",
+        edit: |c| {
+            c.replace(
+                "    mx: \"127.0.0.1:",
+                "    mx: \"::1:3525\"\n    # was: \"",
+            )
+        },
+        expect: &[
+            "seeds.yaml:6:9",
+            "seeds[0].mx",
+            "\"::1:3525\" is not host[:port]: an IPv6 address with a port needs brackets: write [::1]:3525",
+        ],
+    },
 ];
 
 #[test]

@@ -13,14 +13,19 @@ use serde_saphyr::Spanned;
 
 use super::raw::{RawConfig, RawImap, RawNumber, RawRelay, RawSeed, RawSender};
 use super::{
-    Config, ConfigError, Imap, ImapTls, KNOWN_SPAM_FOLDERS, MessageTemplate, Profile, Provider,
-    Relay, RelayTls, Seed, Sender, Timing, Transport, is_hostname, is_loopback, parse_host_port,
+    Config, ConfigError, HostPortError, Imap, ImapTls, KNOWN_SPAM_FOLDERS, MessageTemplate,
+    Profile, Provider, Relay, RelayTls, Seed, Sender, Timing, Transport, host_port, is_hostname,
+    is_loopback,
 };
 
 /// Default subject: the token is what polling searches for.
 pub const DEFAULT_SUBJECT: &str = "Deliverability check {token}";
 const DEFAULT_BODY: &str = "This is a deliverability test message sent by seedprobe.\r\n\
 It measures where mail from this server lands. No action is needed.\r\n";
+
+/// Every port: 0 is no port (it used to become 25 for `smtp_port`, and was accepted for IMAP,
+/// where mail went out and every connect was refused).
+pub(super) const PORTS: RangeInclusive<u16> = 1..=65535;
 
 /// `timing.imap_connections`: at least one; at most 100, far above what helps (providers allow
 /// about 15 per account, and probe uses one per account) and far below what exhausts file
@@ -318,13 +323,20 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
     };
     let resolver = match &s.resolver {
         Some(r) => Some(
-            parse_host_port(&r.value, 53)
-                .and_then(|hp| Some(SocketAddr::new(hp.host.parse().ok()?, hp.port)))
-                .ok_or_else(|| {
+            host_port(&r.value, 53)
+                .map_err(|e| e.to_string())
+                .and_then(|hp| match hp.host.parse() {
+                    Ok(ip) => Ok(SocketAddr::new(ip, hp.port)),
+                    Err(_) => Err(format!("{:?} is not an IP address", hp.host)),
+                })
+                .map_err(|e| {
                     check.invalid(
                         r,
                         "sender.resolver",
-                        format!("{:?} is not IP[:port]; write e.g. 127.0.0.1:5353", r.value),
+                        format!(
+                            "{:?} is not IP[:port]: {e}; write e.g. 127.0.0.1:5353 or [::1]:5353",
+                            r.value
+                        ),
                     )
                 })?,
         ),
@@ -341,6 +353,9 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
         )?),
         None => None,
     };
+    let smtp_port = check
+        .number(&s.smtp_port, "sender.smtp_port", PORTS)?
+        .unwrap_or(25);
     let ehlo = match &s.ehlo {
         Some(e) => {
             if !is_hostname(&e.value) {
@@ -363,7 +378,7 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
         transport,
         source_ip,
         resolver,
-        smtp_port: s.smtp_port.filter(|p| *p != 0).unwrap_or(25),
+        smtp_port,
         require_tls: s.require_tls,
         relay,
         bounces,
@@ -409,11 +424,14 @@ fn check_relay(check: &Checker, raw: &Spanned<RawRelay>) -> Result<Relay, Config
             ),
         ));
     }
-    Ok(Relay {
-        port: r.port.unwrap_or(match tls {
+    let port = check
+        .number(&r.port, "sender.relay.port", PORTS)?
+        .unwrap_or(match tls {
             RelayTls::Implicit => 465,
             RelayTls::Starttls | RelayTls::None => 587,
-        }),
+        });
+    Ok(Relay {
+        port,
         host,
         tls,
         username: r.username.clone(),
@@ -458,14 +476,16 @@ fn check_seed(check: &Checker, i: usize, raw: &RawSeed) -> Result<Seed, ConfigEr
     })?;
     let mx = match &raw.mx {
         None => None,
-        Some(m) => Some(parse_host_port(&m.value, 25).ok_or_else(|| {
+        Some(m) => Some(host_port(&m.value, 25).map_err(|e| {
+            // These two already show how to write it.
+            let example = match e {
+                HostPortError::Ambiguous { .. } | HostPortError::Brackets => "",
+                _ => "; write e.g. mx.example.org, 127.0.0.1:2525 or [::1]:2525",
+            };
             check.invalid(
                 m,
                 f("mx"),
-                format!(
-                    "{:?} is not host[:port]; write e.g. mx.example.org:25 or 127.0.0.1:2525",
-                    m.value
-                ),
+                format!("{:?} is not host[:port]: {e}{example}", m.value),
             )
         })?),
     };
@@ -513,10 +533,12 @@ fn check_imap(
         .tls
         .or(profile.map(|p| p.imap_tls))
         .unwrap_or(ImapTls::Implicit);
-    let port = imap_raw.port.unwrap_or(match tls {
-        ImapTls::Implicit => 993,
-        ImapTls::Starttls | ImapTls::None => 143,
-    });
+    let port = check
+        .number(&imap_raw.port, &f("port"), PORTS)?
+        .unwrap_or(match tls {
+            ImapTls::Implicit => 993,
+            ImapTls::Starttls | ImapTls::None => 143,
+        });
     let Some(password) = &imap_raw.password else {
         return Err(check.invalid(
             raw,
@@ -652,6 +674,37 @@ mod tests {
             let e = err(line);
             assert!(e.contains(expect), "{line}: {e}");
         }
+    }
+
+    #[test]
+    fn ports_have_a_range() {
+        let imap = |port: &str| {
+            format!(
+                "  - name: a\n    address: a@example.org\n    imap: {{ host: 127.0.0.1, port: {port}, tls: none, password: {{ env: X }} }}\n"
+            )
+        };
+        assert_eq!(parse(&imap("1")).unwrap().seeds[0].imap.port, 1);
+        assert_eq!(parse(&imap("\"65535\"")).unwrap().seeds[0].imap.port, 65535);
+        for (port, expect) in [
+            (
+                "0",
+                "t.yaml:6:36: seeds[0].imap.port: 0 is out of range: write a whole number from 1 to 65535",
+            ),
+            ("65536", "65536 is out of range"),
+            ("-25", "-25 is out of range"),
+            ("imap", "\"imap\" is not a whole number from 1 to 65535"),
+        ] {
+            let e = parse(&imap(port)).unwrap_err().to_string();
+            assert!(e.contains(expect), "{port}: {e}");
+        }
+        let relay = "sender:\n  from: probe@example.org\n  transport: relay\n  relay: { host: 127.0.0.1, port: 0 }\nseeds:\n";
+        let e = Config::parse(Path::new("t.yaml"), &format!("{relay}{}", imap("1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yaml:4:35: sender.relay.port: 0 is out of range"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) struct RawSender {
     pub(super) transport: Option<Spanned<Transport>>,
     pub(super) source_ip: Option<Spanned<String>>,
     pub(super) resolver: Option<Spanned<String>>,
-    pub(super) smtp_port: Option<u16>,
+    pub(super) smtp_port: Option<Spanned<RawNumber>>,
     #[serde(default)]
     pub(super) require_tls: bool,
     pub(super) relay: Option<Spanned<RawRelay>>,
@@ -44,7 +44,7 @@ pub(super) struct RawSender {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRelay {
     pub(super) host: Spanned<String>,
-    pub(super) port: Option<u16>,
+    pub(super) port: Option<Spanned<RawNumber>>,
     pub(super) tls: Option<RelayTls>,
     pub(super) username: Option<String>,
     pub(super) password: Option<Spanned<SecretSource>>,
@@ -106,7 +106,7 @@ pub(super) struct RawSeed {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawImap {
     pub(super) host: Option<String>,
-    pub(super) port: Option<u16>,
+    pub(super) port: Option<Spanned<RawNumber>>,
     pub(super) tls: Option<ImapTls>,
     pub(super) username: Option<String>,
     pub(super) password: Option<Spanned<SecretSource>>,
