@@ -166,6 +166,24 @@ const ROWS: &[Row] = &[
             "\"::1:3525\" is not host[:port]: an IPv6 address with a port needs brackets: write [::1]:3525",
         ],
     },
+    Row {
+        what: "password written in clear (was echoed: unknown variant `...`)",
+        edit: |c| c.replace("{ env: SEEDPROBE_TEST_PW }", "hunter2"),
+        expect: &[
+            "seeds.yaml:11:17: a password is never written in the config",
+            "password: { env: NAME }, { file: PATH }, { command: \"...\" } or { oauth2: { ... } }",
+        ],
+    },
+    Row {
+        what: "duplicate key (was: set DuplicateKeyPolicy in Options)",
+        edit: |c| {
+            c.replace(
+                "    address: one@example.org\n",
+                "    address: one@example.org\n    address: two@example.org\n",
+            )
+        },
+        expect: &["seeds.yaml:6:5: duplicate key address: it is already set above"],
+    },
 ];
 
 #[test]

@@ -435,7 +435,7 @@ fn check_relay(check: &Checker, raw: &Spanned<RawRelay>) -> Result<Relay, Config
         host,
         tls,
         username: r.username.clone(),
-        password: r.password.as_ref().map(|p| p.value.clone()),
+        password: r.password.as_ref().map(|p| p.value.0.clone()),
         auth: r.auth.clone(),
         ca_file: r.ca_file.clone(),
         allow_plaintext,
@@ -569,7 +569,7 @@ fn check_imap(
             .username
             .clone()
             .unwrap_or_else(|| address.to_string()),
-        password: password.value.clone(),
+        password: password.value.0.clone(),
         ca_file: imap_raw.ca_file.clone(),
         spam_folder: imap_raw.spam_folder.clone(),
         spam_folder_names,
@@ -705,6 +705,137 @@ mod tests {
             e.contains("t.yaml:4:35: sender.relay.port: 0 is out of range"),
             "{e}"
         );
+    }
+
+    /// A seed whose password field is `password`, as written.
+    fn with_password(password: &str) -> String {
+        format!(
+            "  - name: a\n    address: a@example.org\n    imap:\n      host: 127.0.0.1\n      tls: none\n      password: {password}\n"
+        )
+    }
+
+    #[test]
+    fn a_password_written_in_clear_is_not_echoed() {
+        for (password, at) in [
+            // Was "unknown variant `seedpass`", and the snippet showed the line.
+            ("seedpass", "t.yaml:9:17: "),
+            ("\"seed pass\"", "t.yaml:9:17: "),
+            ("123456", "t.yaml:9:17: "),
+            ("[seedpass]", "t.yaml:9:17: "),
+            ("{ seedpass }", "t.yaml:9:17: "),
+            ("{ env: X, seedpass: 1 }", "t.yaml:9:17: "),
+            (
+                "{ oauth2: { token_url: https://t.example, client_id: c, refresh_token: seedpass } }",
+                "t.yaml:9:",
+            ),
+            (
+                "{ oauth2: { token_url: https://t.example, client_id: c, client_secret: seedpass, refresh_token: { env: R } } }",
+                "t.yaml:9:",
+            ),
+        ] {
+            let e = parse(&with_password(password)).unwrap_err().to_string();
+            assert!(e.starts_with(at), "{password}: {e}");
+            assert!(!e.contains("seed"), "{password}: echoed: {e}");
+            assert!(
+                e.contains("{ env: NAME }")
+                    || e.contains("exactly one of env, file, command or oauth2"),
+                "{e}"
+            );
+        }
+        // Sources still read as before.
+        let c = parse(&with_password("{ oauth2: { token_url: https://t.example, client_id: c, client_secret: { file: s }, refresh_token: { env: R }, mechanism: oauthbearer } }")).unwrap();
+        let super::super::SecretSource::Oauth2(o) = &c.seeds[0].imap.password else {
+            panic!()
+        };
+        assert_eq!(
+            *o.refresh_token,
+            super::super::SecretSource::Env("R".into())
+        );
+        assert_eq!(o.mechanism, super::super::BearerMechanism::Oauthbearer);
+        let c = parse(&with_password("{ command: \"pass show a\" }")).unwrap();
+        assert_eq!(
+            c.seeds[0].imap.password,
+            super::super::SecretSource::Command("pass show a".into())
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_named_for_users() {
+        let e = parse("  - name: a\n    name: b\n    address: a@example.org\n    imap: { password: { env: X } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.yaml:5:5: duplicate key name: it is already set above"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("DuplicateKeyPolicy") && !e.contains("Options"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_snippet_caret_is_at_the_header_column() {
+        // A tab and wide characters before the error: the parser's caret drifted right.
+        let e = parse("  - { name: \"\tñ\", adress: x }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.yaml:4:19: unknown field `adress`"), "{e}");
+        let lines: Vec<&str> = e.lines().collect();
+        let (code, caret) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+        assert!(code.starts_with("4 | "), "{e}");
+        let column = caret.find('^').unwrap() - "  | ".len() + 1;
+        assert_eq!(column, 19, "{e}");
+        assert_eq!(
+            code["4 | ".len()..].chars().nth(column - 1),
+            Some('a'),
+            "{e}"
+        );
+        // A long line is cut around the column, the caret still under it.
+        let long = format!("  - {{ name: \"{}\", adress: x }}\n", "x".repeat(500));
+        let e = parse(&long).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        let (code, caret) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+        let at = caret.find('^').unwrap();
+        assert!(code.len() < 120 && code[at..].starts_with("adress"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_gets_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, b"sender:\n  from: \"\xc3\xbc\xff <a@b.c>\"\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "s.yaml:2:11: not UTF-8 text (byte 0xFF at offset 19); save the file as UTF-8"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reading_stops_at_one_mebibyte() {
+        // Read without limit, /dev/zero took all memory.
+        let e = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/dev/zero: the config is larger than 1 MiB, the most probe reads; is it the seeds file?"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        let mut text = format!(
+            "sender:\n  from: a@example.org\nseeds:\n{}",
+            with_password("{ env: X }")
+        );
+        text.push_str(&"#".repeat(super::super::MAX_CONFIG_BYTES as usize - text.len()));
+        std::fs::write(&path, &text).unwrap();
+        Config::load(&path).unwrap();
+        text.push('#');
+        std::fs::write(&path, &text).unwrap();
+        assert!(Config::load(&path).is_err());
     }
 
     #[test]

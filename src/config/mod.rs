@@ -14,6 +14,7 @@ mod raw;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -237,7 +238,8 @@ pub struct Imap {
     password_field: String,
 }
 
-/// Why a config was refused. Every variant names the file; all but `Read` name a position.
+/// Why a config was refused. Every variant names the file; all but `Read` and `TooLarge`
+/// name a position.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
@@ -274,6 +276,12 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The file is larger than [`MAX_CONFIG_BYTES`]: not a seeds file.
+    #[error("{path}: the config is larger than 1 MiB, the most probe reads; is it the seeds file?")]
+    TooLarge {
+        /// The config file.
+        path: PathBuf,
+    },
     /// `--seed` named a seed the file does not have.
     #[error("{path}: no seed named {name:?} (seeds: {known})")]
     UnknownSeed {
@@ -286,13 +294,49 @@ pub enum ConfigError {
     },
 }
 
+/// The largest config file [`Config::load`] reads: a seeds file is a few KiB, and without a
+/// limit `--config /dev/zero` (or a log file given by mistake) is read until memory runs out.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The error for a file that is not UTF-8, at the first invalid byte: its line, and its
+/// column in characters as the parser counts them.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let valid = &bytes[..e.valid_up_to()];
+    let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+    // The prefix is valid UTF-8 by construction.
+    let column = std::str::from_utf8(&valid[line_start..]).map_or(0, |s| s.chars().count()) + 1;
+    let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+    ConfigError::Syntax {
+        path: path.to_owned(),
+        line: line as u64,
+        column: column as u64,
+        message: format!(
+            "not UTF-8 text (byte 0x{byte:02X} at offset {}); save the file as UTF-8",
+            e.valid_up_to()
+        ),
+    }
+}
+
 impl Config {
-    /// Reads and checks a config file. Nothing is resolved or contacted.
+    /// Reads and checks a config file. Nothing is resolved or contacted. At most
+    /// [`MAX_CONFIG_BYTES`] are read, and the file must be UTF-8.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
         Self::parse(path, &text)
     }
 
