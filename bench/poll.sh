@@ -132,9 +132,9 @@ stats() {
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
 
 declare -A SYNC PROBE_T NAIVE_T OPEN_T FULL_T INCR_T
-config "$WORK/small.yaml" 300ms 30s
+config "$WORK/small.yaml" 1s 30s
 seed small implicit@implicit.lab.test implicit 127.0.0.1:2525 >>"$WORK/small.yaml"
-config "$WORK/big.yaml" 300ms 30s
+config "$WORK/big.yaml" 1s 30s
 seed big big@big.lab.test big 127.0.0.1:2525 >>"$WORK/big.yaml"
 echo "(a)/(b) mailboxes: small $(count implicit@implicit.lab.test) messages, big $(count big@big.lab.test) messages; $REPS lookups each, interleaved"
 

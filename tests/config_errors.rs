@@ -98,6 +98,95 @@ const ROWS: &[Row] = &[
         edit: |c| format!("{c}message:\n  subject: hello\n"),
         expect: &["seeds.yaml:13:12", "message.subject", "{token}"],
     },
+    // Issue 9: every number and duration has a range; secrets, duplicate keys, snippets.
+    // (One block, so that it moves as one.)
+    Row {
+        what: "imap_connections = u64::MAX (panicked, exit 101)",
+        edit: |c| format!("{c}timing:\n  imap_connections: 18446744073709551615\n"),
+        expect: &[
+            "seeds.yaml:13:21",
+            "timing.imap_connections",
+            "18446744073709551615 is out of range",
+            "from 1 to 100",
+        ],
+    },
+    Row {
+        what: "imap_connections not a number",
+        edit: |c| format!("{c}timing:\n  imap_connections: 1.5\n"),
+        expect: &[
+            "seeds.yaml:13:21",
+            "timing.imap_connections",
+            "\"1.5\" is not a whole number from 1 to 100",
+        ],
+    },
+    Row {
+        what: "poll_interval 1ns (a busy loop)",
+        edit: |c| format!("{c}timing:\n  poll_interval: 1ns\n"),
+        expect: &[
+            "seeds.yaml:13:18",
+            "timing.poll_interval",
+            "1ns is too short: write a duration from 1s to 1h",
+        ],
+    },
+    Row {
+        what: "timeout of 300 million years (wrapped to 0 s)",
+        edit: |c| format!("{c}timing:\n  timeout: 300000000y\n"),
+        expect: &[
+            "seeds.yaml:13:12",
+            "timing.timeout",
+            "300000000y is too long: write a duration from 1s to 7d",
+        ],
+    },
+    Row {
+        what: "smtp_port 0 (became 25)",
+        edit: |c| c.replace("  from: \"Probe", "  smtp_port: 0\n  from: \"Probe"),
+        expect: &[
+            "seeds.yaml:2:14",
+            "sender.smtp_port",
+            "0 is out of range: write a whole number from 1 to 65535",
+        ],
+    },
+    Row {
+        what: "imap.port 0 (accepted; mail sent, then refused connects)",
+        edit: |c| c.replace("      port: ", "      port: 0\n      # was: "),
+        expect: &[
+            "seeds.yaml:9:13",
+            "seeds[0].imap.port",
+            "0 is out of range: write a whole number from 1 to 65535",
+        ],
+    },
+    Row {
+        what: "IPv6 mx with a port, without brackets (read as port 25)",
+        edit: |c| {
+            c.replace(
+                "    mx: \"127.0.0.1:",
+                "    mx: \"::1:3525\"\n    # was: \"",
+            )
+        },
+        expect: &[
+            "seeds.yaml:6:9",
+            "seeds[0].mx",
+            "\"::1:3525\" is not host[:port]: an IPv6 address with a port needs brackets: write [::1]:3525",
+        ],
+    },
+    Row {
+        what: "password written in clear (was echoed: unknown variant `...`)",
+        edit: |c| c.replace("{ env: SEEDPROBE_TEST_PW }", "hunter2"),
+        expect: &[
+            "seeds.yaml:11:17: a password is never written in the config",
+            "password: { env: NAME }, { file: PATH }, { command: \"...\" } or { oauth2: { ... } }",
+        ],
+    },
+    Row {
+        what: "duplicate key (was: set DuplicateKeyPolicy in Options)",
+        edit: |c| {
+            c.replace(
+                "    address: one@example.org\n",
+                "    address: one@example.org\n    address: two@example.org\n",
+            )
+        },
+        expect: &["seeds.yaml:6:5: duplicate key address: it is already set above"],
+    },
 ];
 
 /// `probe run --all` on a config given as text.

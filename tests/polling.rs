@@ -79,7 +79,7 @@ fn gmail_tabs_are_reported() {
     std::fs::write(&password, "app-password\n").unwrap();
     let seeds = Seeds::new()
         .from("probe@sender.lab.test")
-        .timing("poll_interval", "300ms")
+        .timing("poll_interval", "1s")
         .timing("timeout", "10s")
         .timing("imap_timeout", "5s")
         .seed(

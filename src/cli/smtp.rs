@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use lettre::message::header::{ContentType, Date, HeaderName, HeaderValue, Headers};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
-use crate::config::{is_loopback, parse_host_port};
+use crate::config::{host_port, is_loopback};
 use crate::secrets::{Credential, SecretSource};
 use crate::send::{
     Auth, AuthMechanism, Delivery, Ending, Envelope, Observed, Outgoing, QuitAfter, Route,
@@ -119,7 +119,8 @@ pub struct SmtpArgs {
     #[arg(long, short = 's', value_name = "HOST[:PORT]")]
     pub server: Option<String>,
     /// The port, unless --server names one [default: 25, 465 with --tls-on-connect].
-    #[arg(long, short = 'p', value_name = "N")]
+    #[arg(long, short = 'p', value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Require STARTTLS: fail (exit 29) if it is not offered or fails.
     #[arg(long, conflicts_with_all = ["tls_on_connect", "tls_optional"])]
@@ -192,7 +193,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
-    let hp = parse_host_port(text, 53).ok_or("not IP[:PORT]")?;
+    let hp = host_port(text, 53).map_err(|e| format!("not IP[:PORT]: {e}"))?;
     let ip: IpAddr = hp
         .host
         .parse()
@@ -282,7 +283,7 @@ fn plan(args: &SmtpArgs) -> anyhow::Result<Plan> {
     let port = args.port.unwrap_or(default_port);
     let route = match &args.server {
         Some(server) => {
-            let hp = parse_host_port(server, port)
+            let hp = host_port(server, port)
                 .with_context(|| format!("--server {server:?} is not HOST[:PORT]"))?;
             Route::Fixed {
                 host: hp.host,

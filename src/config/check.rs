@@ -3,22 +3,80 @@
 //! line, column and field, so the user can fix the file without guessing.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
-use super::raw::{RawConfig, RawImap, RawRelay, RawSeed, RawSender};
+use super::raw::{RawConfig, RawImap, RawNumber, RawRelay, RawSeed, RawSender};
 use super::{
-    Config, ConfigError, Imap, ImapTls, KNOWN_SPAM_FOLDERS, MessageTemplate, Profile, Provider,
-    Relay, RelayTls, Seed, Sender, Timing, Transport, is_hostname, is_loopback, parse_host_port,
+    Config, ConfigError, HostPortError, Imap, ImapTls, KNOWN_SPAM_FOLDERS, MessageTemplate,
+    Profile, Provider, Relay, RelayTls, Seed, Sender, Timing, Transport, host_port, is_hostname,
+    is_loopback,
 };
 
 /// Default subject: the token is what polling searches for.
 pub const DEFAULT_SUBJECT: &str = "Deliverability check {token}";
 const DEFAULT_BODY: &str = "This is a deliverability test message sent by seedprobe.\r\n\
 It measures where mail from this server lands. No action is needed.\r\n";
+
+/// Every port: 0 is no port (it used to become 25 for `smtp_port`, and was accepted for IMAP,
+/// where mail went out and every connect was refused).
+pub(super) const PORTS: RangeInclusive<u16> = 1..=65535;
+
+/// `timing.imap_connections`: at least one; at most 100, far above what helps (providers allow
+/// about 15 per account, and probe uses one per account) and far below what exhausts file
+/// descriptors or the async semaphore (which panics above `usize::MAX >> 3`).
+pub(super) const IMAP_CONNECTIONS: RangeInclusive<u16> = 1..=100;
+
+/// The durations a field accepts, and why not less.
+pub(super) struct DurationRange {
+    /// The shortest.
+    pub(super) min: Duration,
+    /// The longest.
+    pub(super) max: Duration,
+    /// The range as users write it, for errors: `1s to 1h`.
+    pub(super) text: &'static str,
+    /// Added to the error when the value is too short: what goes wrong below `min`.
+    pub(super) too_short: &'static str,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// `timing.poll_interval`: 1 s to 1 h. The floor is the point: a shorter interval turns
+/// polling into a busy loop (1ns sent 777 KB of IMAP commands in 4 s), and providers throttle
+/// or block accounts that poll faster than about once a second, the seed accounts being the
+/// user's own. IDLE, where the server has it, finds mail sooner anyway.
+pub(super) const POLL_INTERVAL: DurationRange = DurationRange {
+    min: SECOND,
+    max: HOUR,
+    text: "1s to 1h",
+    too_short: "; providers throttle or block accounts polled more often than once a second",
+};
+
+/// `timing.timeout`: 1 s to 7 days. Seven days covers a relay's retries (Postfix gives up after
+/// 5 days) and `probe poll` can look again later; beyond that is a typo, and far beyond
+/// (2^63 ms) the deadline wrapped around to 0 s.
+pub(super) const TIMEOUT: DurationRange = DurationRange {
+    min: SECOND,
+    max: Duration::from_secs(7 * 24 * 3600),
+    text: "1s to 7d",
+    too_short: "",
+};
+
+/// `timing.smtp_timeout` and `timing.imap_timeout`: 1 s to 1 h, per reply or step. RFC 5321
+/// lets an SMTP server take 10 minutes after the data; an hour without a reply is a dead
+/// connection, and under a second fails on any real network.
+pub(super) const STEP_TIMEOUT: DurationRange = DurationRange {
+    min: SECOND,
+    max: HOUR,
+    text: "1s to 1h",
+    too_short: "",
+};
 
 /// Makes the errors: every refusal goes through it, so none comes without the file and a
 /// position.
@@ -59,26 +117,79 @@ impl Checker<'_> {
         }
     }
 
-    /// A duration as written (`5s`, `2m`), `default` when absent; zero is refused.
+    /// A whole number as written, `None` when absent; outside `range` (or not a whole number
+    /// at all) it is refused with the range, so no value can overflow what uses it.
+    fn number<T>(
+        &self,
+        raw: &Option<Spanned<RawNumber>>,
+        field: &str,
+        range: RangeInclusive<T>,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T: Copy + fmt::Display + Into<i128> + TryFrom<i128>,
+    {
+        let Some(raw) = raw else { return Ok(None) };
+        let (min, max) = (*range.start(), *range.end());
+        let text = raw.value.trim();
+        // i128 holds every integer YAML users write (2^64 included); what it cannot hold has
+        // only digits and is out of range too.
+        let parsed = text.parse::<i128>();
+        if let Ok(n) = parsed
+            && (min.into()..=max.into()).contains(&n)
+            && let Ok(value) = T::try_from(n)
+        {
+            return Ok(Some(value));
+        }
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        let whole =
+            parsed.is_ok() || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+        let shown = shorten(text);
+        let message = if whole {
+            format!("{shown} is out of range: write a whole number from {min} to {max}")
+        } else {
+            format!("{shown:?} is not a whole number from {min} to {max}")
+        };
+        Err(self.invalid(raw, field, message))
+    }
+
+    /// A duration as written (`5s`, `2m`), `default` when absent; outside `range` (zero, a
+    /// nanosecond poll, millions of years) it is refused with the range.
     fn duration(
         &self,
         raw: &Option<Spanned<String>>,
         field: &str,
+        range: &DurationRange,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
         let Some(raw) = raw else { return Ok(default) };
-        match humantime::parse_duration(raw.value.trim()) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            Ok(_) => Err(self.invalid(raw, field, "must be longer than zero")),
-            Err(e) => Err(self.invalid(
-                raw,
-                field,
-                format!(
-                    "{:?} is not a duration ({e}); write e.g. 5s, 2m or 15m",
-                    raw.value
-                ),
-            )),
-        }
+        let text = raw.value.trim();
+        let shown = shorten(text);
+        let message = match humantime::parse_duration(text) {
+            Ok(d) if (range.min..=range.max).contains(&d) => return Ok(d),
+            Ok(d) if d < range.min => format!(
+                "{shown} is too short: write a duration from {}{}",
+                range.text, range.too_short
+            ),
+            Ok(_) | Err(humantime::DurationError::NumberOverflow) => {
+                format!("{shown} is too long: write a duration from {}", range.text)
+            }
+            Err(e) => format!(
+                "{shown:?} is not a duration ({e}); write e.g. 5s, 2m or 15m, from {}",
+                range.text
+            ),
+        };
+        Err(self.invalid(raw, field, message))
+    }
+}
+
+/// A value for an error message: a pasted megabyte stays out of it.
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 24;
+    if text.chars().count() <= SHOWN {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(SHOWN).collect();
+        format!("{head}...")
     }
 }
 
@@ -109,26 +220,35 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
         poll_interval: check.duration(
             &t.poll_interval,
             "timing.poll_interval",
+            &POLL_INTERVAL,
             Duration::from_secs(5),
         )?,
-        timeout: check.duration(&t.timeout, "timing.timeout", Duration::from_secs(15 * 60))?,
+        timeout: check.duration(
+            &t.timeout,
+            "timing.timeout",
+            &TIMEOUT,
+            Duration::from_secs(15 * 60),
+        )?,
         smtp_timeout: check.duration(
             &t.smtp_timeout,
             "timing.smtp_timeout",
+            &STEP_TIMEOUT,
             Duration::from_secs(120),
         )?,
         imap_timeout: check.duration(
             &t.imap_timeout,
             "timing.imap_timeout",
+            &STEP_TIMEOUT,
             Duration::from_secs(30),
         )?,
-        imap_connections: match &t.imap_connections {
-            Some(n) if n.value == 0 => {
-                return Err(check.invalid(n, "timing.imap_connections", "must be at least 1"));
-            }
-            Some(n) => n.value,
-            None => super::DEFAULT_IMAP_CONNECTIONS,
-        },
+        imap_connections: check
+            .number(
+                &t.imap_connections,
+                "timing.imap_connections",
+                IMAP_CONNECTIONS,
+            )?
+            .map(usize::from)
+            .unwrap_or(super::DEFAULT_IMAP_CONNECTIONS),
     };
 
     if raw.seeds.value.is_empty() {
@@ -203,13 +323,20 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
     };
     let resolver = match &s.resolver {
         Some(r) => Some(
-            parse_host_port(&r.value, 53)
-                .and_then(|hp| Some(SocketAddr::new(hp.host.parse().ok()?, hp.port)))
-                .ok_or_else(|| {
+            host_port(&r.value, 53)
+                .map_err(|e| e.to_string())
+                .and_then(|hp| match hp.host.parse() {
+                    Ok(ip) => Ok(SocketAddr::new(ip, hp.port)),
+                    Err(_) => Err(format!("{:?} is not an IP address", hp.host)),
+                })
+                .map_err(|e| {
                     check.invalid(
                         r,
                         "sender.resolver",
-                        format!("{:?} is not IP[:port]; write e.g. 127.0.0.1:5353", r.value),
+                        format!(
+                            "{:?} is not IP[:port]: {e}; write e.g. 127.0.0.1:5353 or [::1]:5353",
+                            r.value
+                        ),
                     )
                 })?,
         ),
@@ -226,6 +353,9 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
         )?),
         None => None,
     };
+    let smtp_port = check
+        .number(&s.smtp_port, "sender.smtp_port", PORTS)?
+        .unwrap_or(25);
     let ehlo = match &s.ehlo {
         Some(e) => {
             if !is_hostname(&e.value) {
@@ -248,7 +378,7 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
         transport,
         source_ip,
         resolver,
-        smtp_port: s.smtp_port.filter(|p| *p != 0).unwrap_or(25),
+        smtp_port,
         require_tls: s.require_tls,
         relay,
         bounces,
@@ -294,15 +424,18 @@ fn check_relay(check: &Checker, raw: &Spanned<RawRelay>) -> Result<Relay, Config
             ),
         ));
     }
-    Ok(Relay {
-        port: r.port.unwrap_or(match tls {
+    let port = check
+        .number(&r.port, "sender.relay.port", PORTS)?
+        .unwrap_or(match tls {
             RelayTls::Implicit => 465,
             RelayTls::Starttls | RelayTls::None => 587,
-        }),
+        });
+    Ok(Relay {
+        port,
         host,
         tls,
         username: r.username.clone(),
-        password: r.password.as_ref().map(|p| p.value.clone()),
+        password: r.password.as_ref().map(|p| p.value.0.clone()),
         auth: r.auth.clone(),
         ca_file: r.ca_file.clone(),
         allow_plaintext,
@@ -343,14 +476,16 @@ fn check_seed(check: &Checker, i: usize, raw: &RawSeed) -> Result<Seed, ConfigEr
     })?;
     let mx = match &raw.mx {
         None => None,
-        Some(m) => Some(parse_host_port(&m.value, 25).ok_or_else(|| {
+        Some(m) => Some(host_port(&m.value, 25).map_err(|e| {
+            // These two already show how to write it.
+            let example = match e {
+                HostPortError::Ambiguous { .. } | HostPortError::Brackets => "",
+                _ => "; write e.g. mx.example.org, 127.0.0.1:2525 or [::1]:2525",
+            };
             check.invalid(
                 m,
                 f("mx"),
-                format!(
-                    "{:?} is not host[:port]; write e.g. mx.example.org:25 or 127.0.0.1:2525",
-                    m.value
-                ),
+                format!("{:?} is not host[:port]: {e}{example}", m.value),
             )
         })?),
     };
@@ -398,10 +533,12 @@ fn check_imap(
         .tls
         .or(profile.map(|p| p.imap_tls))
         .unwrap_or(ImapTls::Implicit);
-    let port = imap_raw.port.unwrap_or(match tls {
-        ImapTls::Implicit => 993,
-        ImapTls::Starttls | ImapTls::None => 143,
-    });
+    let port = check
+        .number(&imap_raw.port, &f("port"), PORTS)?
+        .unwrap_or(match tls {
+            ImapTls::Implicit => 993,
+            ImapTls::Starttls | ImapTls::None => 143,
+        });
     let Some(password) = &imap_raw.password else {
         return Err(check.invalid(
             raw,
@@ -432,7 +569,7 @@ fn check_imap(
             .username
             .clone()
             .unwrap_or_else(|| address.to_string()),
-        password: password.value.clone(),
+        password: password.value.0.clone(),
         ca_file: imap_raw.ca_file.clone(),
         spam_folder: imap_raw.spam_folder.clone(),
         spam_folder_names,
@@ -477,6 +614,240 @@ mod tests {
         assert!(err.starts_with("t.yaml:6:11: seeds[0].imap.tls:"), "{err}");
         let ok = parse(&seed("imap.example.org", "    allow_plaintext: true\n")).unwrap();
         assert_eq!(ok.seeds[0].imap.port, 143);
+    }
+
+    fn timing(line: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "sender:\n  from: probe@example.org\ntiming:\n  {line}\nseeds:\n  - name: a\n    address: a@example.org\n    imap: {{ host: 127.0.0.1, tls: none, password: {{ env: X }} }}\n"
+        );
+        Config::parse(Path::new("t.yaml"), &text)
+    }
+
+    #[test]
+    fn durations_have_ranges() {
+        let ok = |line: &str| {
+            timing(line)
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .timing
+        };
+        assert_eq!(ok("poll_interval: 1s").poll_interval, SECOND);
+        assert_eq!(ok("poll_interval: 1h").poll_interval, HOUR);
+        assert_eq!(ok("timeout: 7d").timeout, TIMEOUT.max);
+        assert_eq!(ok("smtp_timeout: 1h").smtp_timeout, HOUR);
+        assert_eq!(ok("imap_timeout: 1s").imap_timeout, SECOND);
+        let err = |line: &str| timing(line).unwrap_err().to_string();
+        for (line, expect) in [
+            // A busy loop: 777 KB of IMAP commands in 4 s.
+            (
+                "poll_interval: 1ns",
+                "t.yaml:4:18: timing.poll_interval: 1ns is too short: write a duration from 1s to 1h; providers throttle",
+            ),
+            ("poll_interval: 999ms", "999ms is too short"),
+            (
+                "poll_interval: 61m",
+                "61m is too long: write a duration from 1s to 1h",
+            ),
+            // Above 2^63 ms the deadline wrapped around to 0 s.
+            (
+                "timeout: 300000000y",
+                "t.yaml:4:12: timing.timeout: 300000000y is too long: write a duration from 1s to 7d",
+            ),
+            // Above u64 seconds humantime itself overflows: still "too long".
+            (
+                "timeout: 100000000000000000000y",
+                "100000000000000000000y is too long",
+            ),
+            (
+                "timeout: 0s",
+                "0s is too short: write a duration from 1s to 7d",
+            ),
+            (
+                "smtp_timeout: 2h",
+                "timing.smtp_timeout: 2h is too long: write a duration from 1s to 1h",
+            ),
+            (
+                "imap_timeout: 10ms",
+                "timing.imap_timeout: 10ms is too short",
+            ),
+            ("imap_timeout: soon", "\"soon\" is not a duration"),
+        ] {
+            let e = err(line);
+            assert!(e.contains(expect), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn ports_have_a_range() {
+        let imap = |port: &str| {
+            format!(
+                "  - name: a\n    address: a@example.org\n    imap: {{ host: 127.0.0.1, port: {port}, tls: none, password: {{ env: X }} }}\n"
+            )
+        };
+        assert_eq!(parse(&imap("1")).unwrap().seeds[0].imap.port, 1);
+        assert_eq!(parse(&imap("\"65535\"")).unwrap().seeds[0].imap.port, 65535);
+        for (port, expect) in [
+            (
+                "0",
+                "t.yaml:6:36: seeds[0].imap.port: 0 is out of range: write a whole number from 1 to 65535",
+            ),
+            ("65536", "65536 is out of range"),
+            ("-25", "-25 is out of range"),
+            ("imap", "\"imap\" is not a whole number from 1 to 65535"),
+        ] {
+            let e = parse(&imap(port)).unwrap_err().to_string();
+            assert!(e.contains(expect), "{port}: {e}");
+        }
+        let relay = "sender:\n  from: probe@example.org\n  transport: relay\n  relay: { host: 127.0.0.1, port: 0 }\nseeds:\n";
+        let e = Config::parse(Path::new("t.yaml"), &format!("{relay}{}", imap("1")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yaml:4:35: sender.relay.port: 0 is out of range"),
+            "{e}"
+        );
+    }
+
+    /// A seed whose password field is `password`, as written.
+    fn with_password(password: &str) -> String {
+        format!(
+            "  - name: a\n    address: a@example.org\n    imap:\n      host: 127.0.0.1\n      tls: none\n      password: {password}\n"
+        )
+    }
+
+    #[test]
+    fn a_password_written_in_clear_is_not_echoed() {
+        for (password, at) in [
+            // Was "unknown variant `seedpass`", and the snippet showed the line.
+            ("seedpass", "t.yaml:9:17: "),
+            ("\"seed pass\"", "t.yaml:9:17: "),
+            ("123456", "t.yaml:9:17: "),
+            ("[seedpass]", "t.yaml:9:17: "),
+            ("{ seedpass }", "t.yaml:9:17: "),
+            ("{ env: X, seedpass: 1 }", "t.yaml:9:17: "),
+            (
+                "{ oauth2: { token_url: https://t.example, client_id: c, refresh_token: seedpass } }",
+                "t.yaml:9:",
+            ),
+            (
+                "{ oauth2: { token_url: https://t.example, client_id: c, client_secret: seedpass, refresh_token: { env: R } } }",
+                "t.yaml:9:",
+            ),
+        ] {
+            let e = parse(&with_password(password)).unwrap_err().to_string();
+            assert!(e.starts_with(at), "{password}: {e}");
+            assert!(!e.contains("seed"), "{password}: echoed: {e}");
+            assert!(
+                e.contains("{ env: NAME }")
+                    || e.contains("exactly one of env, file, command or oauth2"),
+                "{e}"
+            );
+        }
+        // Sources still read as before.
+        let c = parse(&with_password("{ oauth2: { token_url: https://t.example, client_id: c, client_secret: { file: s }, refresh_token: { env: R }, mechanism: oauthbearer } }")).unwrap();
+        let super::super::SecretSource::Oauth2(o) = &c.seeds[0].imap.password else {
+            panic!()
+        };
+        assert_eq!(
+            *o.refresh_token,
+            super::super::SecretSource::Env("R".into())
+        );
+        assert_eq!(o.mechanism, crate::secrets::BearerMechanism::Oauthbearer);
+        let c = parse(&with_password("{ command: \"pass show a\" }")).unwrap();
+        assert_eq!(
+            c.seeds[0].imap.password,
+            super::super::SecretSource::Command("pass show a".into())
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_named_for_users() {
+        let e = parse("  - name: a\n    name: b\n    address: a@example.org\n    imap: { password: { env: X } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("t.yaml:5:5: duplicate key name: it is already set above"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("DuplicateKeyPolicy") && !e.contains("Options"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_snippet_caret_is_at_the_header_column() {
+        // A tab and wide characters before the error: the parser's caret drifted right.
+        let e = parse("  - { name: \"\tñ\", adress: x }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.yaml:4:19: unknown field `adress`"), "{e}");
+        let lines: Vec<&str> = e.lines().collect();
+        let (code, caret) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+        assert!(code.starts_with("4 | "), "{e}");
+        let column = caret.find('^').unwrap() - "  | ".len() + 1;
+        assert_eq!(column, 19, "{e}");
+        assert_eq!(
+            code["4 | ".len()..].chars().nth(column - 1),
+            Some('a'),
+            "{e}"
+        );
+        // A long line is cut around the column, the caret still under it.
+        let long = format!("  - {{ name: \"{}\", adress: x }}\n", "x".repeat(500));
+        let e = parse(&long).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        let (code, caret) = (lines[lines.len() - 2], lines[lines.len() - 1]);
+        let at = caret.find('^').unwrap();
+        assert!(code.len() < 120 && code[at..].starts_with("adress"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_gets_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, b"sender:\n  from: \"\xc3\xbc\xff <a@b.c>\"\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "s.yaml:2:11: not UTF-8 text (byte 0xFF at offset 19); save the file as UTF-8"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reading_stops_at_one_mebibyte() {
+        // Read without limit, /dev/zero took all memory.
+        let e = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/dev/zero: the config is larger than 1 MiB, the most probe reads; is it the seeds file?"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        let mut text = format!(
+            "sender:\n  from: a@example.org\nseeds:\n{}",
+            with_password("{ env: X }")
+        );
+        text.push_str(&"#".repeat(super::super::MAX_CONFIG_BYTES as usize - text.len()));
+        std::fs::write(&path, &text).unwrap();
+        Config::load(&path).unwrap();
+        text.push('#');
+        std::fs::write(&path, &text).unwrap();
+        assert!(Config::load(&path).is_err());
+    }
+
+    #[test]
+    fn defaults_are_within_their_ranges() {
+        let t = timing("imap_connections: 8").unwrap().timing;
+        assert!((POLL_INTERVAL.min..=POLL_INTERVAL.max).contains(&t.poll_interval));
+        assert!((TIMEOUT.min..=TIMEOUT.max).contains(&t.timeout));
+        for step in [t.smtp_timeout, t.imap_timeout] {
+            assert!((STEP_TIMEOUT.min..=STEP_TIMEOUT.max).contains(&step));
+        }
+        let n = u16::try_from(super::super::DEFAULT_IMAP_CONNECTIONS).unwrap();
+        assert!(IMAP_CONNECTIONS.contains(&n));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod check;
 mod raw;
 
 use std::fmt;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -240,7 +241,8 @@ pub struct Imap {
     password_field: String,
 }
 
-/// Why a config was refused. Every variant names the file; all but `Read` name a position.
+/// Why a config was refused. Every variant names the file; all but `Read` and `TooLarge`
+/// name a position.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
@@ -277,6 +279,12 @@ pub enum ConfigError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The file is larger than [`MAX_CONFIG_BYTES`]: not a seeds file.
+    #[error("{path}: the config is larger than 1 MiB, the most probe reads; is it the seeds file?")]
+    TooLarge {
+        /// The config file.
+        path: PathBuf,
+    },
     /// `--seed` named a seed the file does not have.
     #[error("{path}: no seed named {name:?} (seeds: {known})")]
     UnknownSeed {
@@ -289,13 +297,49 @@ pub enum ConfigError {
     },
 }
 
+/// The largest config file [`Config::load`] reads: a seeds file is a few KiB, and without a
+/// limit `--config /dev/zero` (or a log file given by mistake) is read until memory runs out.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The error for a file that is not UTF-8, at the first invalid byte: its line, and its
+/// column in characters as the parser counts them.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let valid = &bytes[..e.valid_up_to()];
+    let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+    // The prefix is valid UTF-8 by construction.
+    let column = std::str::from_utf8(&valid[line_start..]).map_or(0, |s| s.chars().count()) + 1;
+    let byte = bytes.get(e.valid_up_to()).copied().unwrap_or(0);
+    ConfigError::Syntax {
+        path: path.to_owned(),
+        line: line as u64,
+        column: column as u64,
+        message: format!(
+            "not UTF-8 text (byte 0x{byte:02X} at offset {}); save the file as UTF-8",
+            e.valid_up_to()
+        ),
+    }
+}
+
 impl Config {
-    /// Reads and checks a config file. Nothing is resolved or contacted.
+    /// Reads and checks a config file. Nothing is resolved or contacted. At most
+    /// [`MAX_CONFIG_BYTES`] are read, and the file must be UTF-8.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
         Self::parse(path, &text)
     }
 
@@ -375,33 +419,93 @@ impl Relay {
     }
 }
 
-/// Parses `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
-pub fn parse_host_port(s: &str, default_port: u16) -> Option<HostPort> {
+/// Why a `host[:port]` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPortError {
+    /// Nothing was given.
+    #[error("it is empty")]
+    Empty,
+    /// The port is not a number from 1 to 65535.
+    #[error("the port {0:?} is not a number from 1 to 65535")]
+    Port(String),
+    /// The host is neither a host name nor an IP address.
+    #[error("the host {0:?} is not a host name or IP address")]
+    Host(String),
+    /// `[` without its `]`, or text after the `]` that is not `:port`.
+    #[error("an IPv6 address goes in brackets, alone or with :port: [::1] or [::1]:2525")]
+    Brackets,
+    /// A bare IPv6 address whose last group could be a port (`::1:3525`).
+    #[error(
+        "an IPv6 address with a port needs brackets: write [{host}]:{port} for port {port}, or [{address}] for the address alone"
+    )]
+    Ambiguous {
+        /// The address, were the last group the port.
+        host: String,
+        /// The last group, read as a port.
+        port: String,
+        /// The whole text, read as an address.
+        address: String,
+    },
+}
+
+/// Parses `host`, `host:port`, `[v6]` or `[v6]:port`, or a bare IPv6 address; `default_port`
+/// when none is given. A bare IPv6 address that could end in a port (`::1:3525`) is refused
+/// instead of guessed: brackets say which was meant. Used for the config's `mx` and
+/// `resolver` and for `probe smtp --server`, so both read the same text the same way.
+pub fn host_port(s: &str, default_port: u16) -> Result<HostPort, HostPortError> {
     let s = s.trim();
     if s.is_empty() {
-        return None;
+        return Err(HostPortError::Empty);
     }
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n != 0 => Ok(n),
+        _ => Err(HostPortError::Port(p.to_owned())),
+    };
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
+        // Any host may be bracketed (Postfix's `[mail.example.org]:587`); IPv6 with a port must.
+        let (host, after) = rest.split_once(']').ok_or(HostPortError::Brackets)?;
         match after {
             "" => (host, default_port),
-            p => (host, p.strip_prefix(':')?.parse().ok()?),
+            p => (
+                host,
+                port(p.strip_prefix(':').ok_or(HostPortError::Brackets)?)?,
+            ),
         }
-    } else if s.parse::<IpAddr>().is_ok() {
+    } else if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        // `::1:3525` is both the address ::1:3525 and ::1 on port 3525.
+        if let Some((h, p)) = s.rsplit_once(':')
+            && !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && h.parse::<std::net::Ipv6Addr>().is_ok()
+        {
+            return Err(HostPortError::Ambiguous {
+                host: h.to_owned(),
+                port: p.to_owned(),
+                address: s.to_owned(),
+            });
+        }
         (s, default_port)
     } else {
         match s.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
+            Some((h, p)) => (h, port(p)?),
             None => (s, default_port),
         }
     };
-    if port == 0 || !(is_hostname(host) || host.parse::<IpAddr>().is_ok()) {
-        return None;
+    if port == 0 {
+        return Err(HostPortError::Port("0".to_owned()));
     }
-    Some(HostPort {
+    if !(is_hostname(host) || host.parse::<IpAddr>().is_ok()) {
+        return Err(HostPortError::Host(host.to_owned()));
+    }
+    Ok(HostPort {
         host: host.to_owned(),
         port,
     })
+}
+
+/// [`host_port`], for callers with their own error message.
+pub fn parse_host_port(s: &str, default_port: u16) -> Option<HostPort> {
+    host_port(s, default_port).ok()
 }
 
 /// True for `localhost` and loopback addresses: where plaintext never leaves the machine.
@@ -439,9 +543,37 @@ mod tests {
         assert_eq!(hp("mx.example.org").as_deref(), Some("mx.example.org:25"));
         assert_eq!(hp("[::1]:2525").as_deref(), Some("[::1]:2525"));
         assert_eq!(hp("::1").as_deref(), Some("[::1]:25"));
+        assert_eq!(hp("2001:db8::1").as_deref(), Some("[2001:db8::1]:25"));
+        assert_eq!(hp("[::1:3525]").as_deref(), Some("[::1:3525]:25"));
         assert_eq!(hp("mx.example.org:0"), None);
         assert_eq!(hp("mx example:25"), None);
         assert_eq!(hp(""), None);
+    }
+
+    #[test]
+    fn host_port_says_why() {
+        let err = |s| host_port(s, 25).unwrap_err().to_string();
+        // Was ::1:3525 on port 25, silently.
+        assert_eq!(
+            err("::1:3525"),
+            "an IPv6 address with a port needs brackets: write [::1]:3525 for port 3525, or [::1:3525] for the address alone"
+        );
+        assert!(err("fe80::1:25").contains("[fe80::1]:25"));
+        assert_eq!(
+            err("mx.example.org:0"),
+            "the port \"0\" is not a number from 1 to 65535"
+        );
+        assert!(err("[::1]:0").contains("the port \"0\""));
+        assert!(err("[::1]:70000").contains("the port \"70000\""));
+        assert!(err("mx.example.org:smtp").contains("the port \"smtp\""));
+        assert!(err("[::1").contains("brackets"));
+        assert!(err("[::1]2525").contains("brackets"));
+        assert!(err("[mx example]:25").contains("the host \"mx example\" is not a host name"));
+        let ok = host_port("[mx.example.org]:587", 25).unwrap();
+        assert_eq!(ok.to_string(), "mx.example.org:587");
+        assert_eq!(err(" "), "it is empty");
+        // Port 0 as the default is refused too (probe smtp --port 0).
+        assert!(host_port("mx.example.org", 0).is_err());
     }
 
     #[test]

@@ -39,7 +39,7 @@ impl Seeds {
         Seeds::new()
             .from("\"Probe Test <probe@example.org>\"")
             .ehlo("probe.example.org")
-            .timing("poll_interval", "300ms")
+            .timing("poll_interval", "1s")
             .timing("timeout", timeout)
             .timing("smtp_timeout", "10s")
             .timing("imap_timeout", "10s")
