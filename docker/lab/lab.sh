@@ -9,7 +9,7 @@
 #   install     install the Debian packages if a binary is missing (root)
 #   start       render config, make CA/certs/passwords/DKIM keys if missing,
 #               start the five daemons and wait until every port below answers
-#               (rspamd's first start takes 10-30 s; the others' about 1 s).
+#               (about 5 s; rspamd is the slowest, see start_rspamd).
 #               A no-op when the lab is already healthy; concurrent calls are
 #               serialised with flock.
 #   stop        stop all daemons (idempotent)
@@ -150,8 +150,9 @@
 #   SEEDPROBE_LAB_DIR      state directory (default /tmp/seedprobe-lab)
 #   SEEDPROBE_LAB_SEEDS    seed list (default seeds.list next to this script)
 #   SEEDPROBE_LAB_TIMEOUT  seconds to wait for the ports on start (default 30)
-#   SEEDPROBE_LAB_RSPAMD_TIMEOUT  the same when rspamd was (re)started (default 180:
-#                          its start-up is 10-30 s alone, minutes on a busy machine)
+#   SEEDPROBE_LAB_RSPAMD_TIMEOUT  the same when rspamd was (re)started (default 120:
+#                          3-8 s here, but it loads maps and regular expressions,
+#                          slow on a busy machine)
 set -euo pipefail
 shopt -s lastpipe # so `... | put FILE` records CHANGED in this shell
 
@@ -160,7 +161,7 @@ LAB_DIR=${SEEDPROBE_LAB_DIR:-/tmp/seedprobe-lab}
 LAB_DIR=${LAB_DIR%/}
 SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
 START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
-RSPAMD_TIMEOUT=${SEEDPROBE_LAB_RSPAMD_TIMEOUT:-180}
+RSPAMD_TIMEOUT=${SEEDPROBE_LAB_RSPAMD_TIMEOUT:-120}
 
 PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd)
 # One file per package, so a half-installed set is noticed.
@@ -712,9 +713,9 @@ start_dnsmasq() {
 
 # start_rspamd: run rspamd as a daemon (it forks; the main process keeps
 # root, its workers run as _rspamd) with the stock config and the lab's
-# directories. It answers on its ports only after loading its maps and
-# compiling its regular expressions: 10-30 s, longer on a busy machine;
-# start_daemons waits for that by polling the milter port.
+# directories. It binds its ports only after loading its configuration and
+# maps (3 s here with the lab's short public suffix list, rspamd/tld.dat; the
+# stock list made it 20 s to 2 minutes); start_daemons polls the milter port.
 start_rspamd() {
     rm -f "$RS_PID"
     rspamd -u _rspamd -g _rspamd -c /etc/rspamd/rspamd.conf \
