@@ -9,6 +9,7 @@ mod folders;
 mod history;
 mod html;
 mod interrupt;
+mod judging;
 mod lab;
 mod mailbox_untouched;
 mod oauth2;
