@@ -9,7 +9,7 @@
 #   install     install the Debian packages if a binary is missing (root)
 #   start       render config, make CA/certs/passwords/DKIM keys if missing,
 #               start the five daemons and wait until every port below answers
-#               (about 5 s; rspamd is the slowest, see start_rspamd).
+#               (rspamd, the slowest, takes about 3 s; see start_rspamd).
 #               A no-op when the lab is already healthy; concurrent calls are
 #               serialised with flock.
 #   stop        stop all daemons (idempotent)
@@ -182,8 +182,8 @@ DNS_CONF=$LAB_DIR/dns/dnsmasq.conf
 DNS_PID=$LAB_DIR/run/dnsmasq.pid
 LOG_DIR=$LAB_DIR/log
 # rspamd: the stock /etc/rspamd/rspamd.conf, with the lab's LOCAL_CONFDIR (all
-# the lab's settings), DBDIR, RUNDIR and LOGDIR (owned by _rspamd, as rspamd
-# drops root after binding).
+# the lab's settings), DBDIR, RUNDIR and LOGDIR (owned by _rspamd: its workers
+# run as that user, its main process as root).
 RS_DIR=$LAB_DIR/rspamd
 RS_DB=$LAB_DIR/rspamd-db
 RS_RUN=$LAB_DIR/run/rspamd
