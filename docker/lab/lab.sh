@@ -7,8 +7,9 @@
 # Usage: lab.sh install|start|stop|restart|restart-dovecot|status|foreground|reset-mail|fill-big [N]
 #
 #   install     install the Debian packages if a binary is missing (root)
-#   start       render config, make CA/certs/passwords if missing, start the
-#               four daemons and wait until every port below answers.
+#   start       render config, make CA/certs/passwords/DKIM keys if missing,
+#               start the five daemons and wait until every port below answers
+#               (rspamd, the slowest, takes about 3 s; see start_rspamd).
 #               A no-op when the lab is already healthy; concurrent calls are
 #               serialised with flock.
 #   stop        stop all daemons (idempotent)
@@ -48,6 +49,14 @@
 #   2465  SMTPS    the same relay with implicit TLS ("submissions")
 #   5353  DNS      dnsmasq, UDP + TCP, answers lab.test only, forwards nothing:
 #                  `dig @127.0.0.1 -p 5353 MX inbox.lab.test`
+#   127.0.0.4:2525  SMTP  the judging MX (judge-mx.lab.test): the providers'
+#                  Postfix again (same domains, queue, TLS), but every message
+#                  passes rspamd as a milter; for the judged domains below
+#   11342 milter   rspamd's proxy worker in milter mode (Postfix -> rspamd)
+#   11343 HTTP     rspamd's scanner, to ask by hand why a message scored what it
+#                  did: `rspamc -h 127.0.0.1:11343 --ip 127.0.0.3
+#                  --from probe@sender.lab.test --rcpt dmarc@dmarc.lab.test symbols FILE`
+#   11344 HTTP     rspamd's controller (not checked by status)
 #   9443  HTTPS    NOT the lab's: where Dovecot's oauth2 passdb asks whether a
 #                  bearer token is valid (POST /introspect, RFC 7662). A test
 #                  serves it (tests/oauth2_dovecot.rs); unserved, only
@@ -90,6 +99,18 @@
 #   umlaut@umlaut.lab.test      "Unerwünscht", on the wire "Unerw&APw-nscht"
 #   big@big.lab.test            250, INBOX; `lab.sh fill-big` puts 100,000
 #                               unrelated messages there (not done by start)
+#   Judged providers (rspamd, reach them at 127.0.0.4:2525; 127.0.0.1:2525
+#   takes them unjudged): rspamd checks SPF, DKIM and DMARC of every message
+#   against the lab's DNS and adds Authentication-Results (authserv-id
+#   mx.lab.test), X-Spamd-Result, and "X-Spam: Yes" from score 6. It never
+#   rejects or defers on score (config: rspamd/, rendered to $LAB_DIR/rspamd/).
+#   judged@judged.lab.test      250, INBOX, whatever rspamd says
+#   authjunk@authjunk.lab.test  250; Sieve files it into "Filtered" (\Junk) when
+#                               rspamd's Authentication-Results say spf=fail,
+#                               spf=softfail or dkim=fail; INBOX otherwise
+#   dmarc@dmarc.lab.test        like judged, but a message failing DMARC whose
+#                               From domain says p=reject is refused at end of
+#                               data: 550 5.7.26 (postfix/milter_header_checks)
 #   oauth@oauth.lab.test        250, INBOX; IMAP login also by OAuth 2.0 (SASL
 #                               XOAUTH2 / OAUTHBEARER): Dovecot's oauth2 passdb
 #                               POSTs the bearer token to the introspection
@@ -99,8 +120,18 @@
 #                               listens on 9443. Password login works as usual
 # DNS (dns/dnsmasq.conf): MX 10 mx.lab.test for every seed domain above unless
 # noted; mx.lab.test A 127.0.0.1; dead-mx.lab.test A 127.0.0.9;
-# nullmx.lab.test null MX "MX 0 ." (RFC 7505) + A 127.0.0.1, no user; any other name
-# under lab.test NXDOMAIN; any name outside lab.test REFUSED.
+# nullmx.lab.test null MX "MX 0 ." (RFC 7505) + A 127.0.0.1, no user;
+# judge-mx.lab.test A 127.0.0.4, the MX of judged, authjunk and dmarc.lab.test.
+# The sender's domain sender.lab.test (the lab's envelope and From domain):
+#   SPF    "v=spf1 ip4:127.0.0.1 ip4:127.0.0.2 -all" (127.0.0.3 fails)
+#   DMARC  _dmarc.sender.lab.test "v=DMARC1; p=reject; adkim=r; aspf=r"
+#   DKIM   lab._domainkey.sender.lab.test (RSA 2048) and ed._domainkey... (Ed25519),
+#          public halves of the lab's own key pairs, made at the first start:
+#          private keys (PEM, PKCS#8) $LAB_DIR/dkim/sender.lab.test/lab.key and
+#          .../ed.key, for probe's DKIM signing in tests (sender.dkim, d=
+#          sender.lab.test, s=lab or ed). TEST-ONLY keys, world-readable like the
+#          lab's passwords; the lab's DNS is the only place that publishes them.
+# Any other name under lab.test NXDOMAIN; any name outside lab.test REFUSED.
 #
 # Everything lives under ${SEEDPROBE_LAB_DIR:-/tmp/seedprobe-lab}: rendered
 # config, queues, maildirs, logs, TLS files (tls/ca.pem), passwords
@@ -109,13 +140,19 @@
 #   postfix/   provider config   (postqueue -c $LAB_DIR/postfix ...), queue spool/
 #   relay/     relay config      (postqueue -c $LAB_DIR/relay ...), queue relay-spool/
 #   dns/       dnsmasq.conf
-#   log/       postfix.log (provider), relay.log, dovecot.log, dnsmasq.log
-#              (every query), start.log
+#   dkim/      sender.lab.test/{lab,ed}.key (private), .txt (the DNS record)
+#   rspamd/    rspamd's LOCAL_CONFDIR (local.d/, override.d/, maps);
+#              rspamd-db/ its DBDIR, run/rspamd/ its pid file
+#   log/       postfix.log (provider, both listeners), relay.log, dovecot.log,
+#              dnsmasq.log (every query), rspamd/rspamd.log, start.log
 #
 # Environment:
 #   SEEDPROBE_LAB_DIR      state directory (default /tmp/seedprobe-lab)
 #   SEEDPROBE_LAB_SEEDS    seed list (default seeds.list next to this script)
 #   SEEDPROBE_LAB_TIMEOUT  seconds to wait for the ports on start (default 30)
+#   SEEDPROBE_LAB_RSPAMD_TIMEOUT  the same when rspamd was (re)started (default 120:
+#                          3-8 s here, but it loads maps and regular expressions,
+#                          slow on a busy machine)
 set -euo pipefail
 shopt -s lastpipe # so `... | put FILE` records CHANGED in this shell
 
@@ -124,13 +161,15 @@ LAB_DIR=${SEEDPROBE_LAB_DIR:-/tmp/seedprobe-lab}
 LAB_DIR=${LAB_DIR%/}
 SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
 START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
+RSPAMD_TIMEOUT=${SEEDPROBE_LAB_RSPAMD_TIMEOUT:-120}
 
-PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl)
+PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd)
 # One file per package, so a half-installed set is noticed.
 REQUIRED_FILES=(
     /usr/sbin/postfix /usr/sbin/postqueue /usr/sbin/postsuper
     /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp
     /usr/bin/sievec /usr/sbin/dnsmasq /usr/bin/swaks /usr/bin/openssl
+    /usr/bin/rspamd /usr/bin/rspamc
 )
 
 PF_DIR=$LAB_DIR/postfix
@@ -142,6 +181,20 @@ RELAY_PID=$LAB_DIR/relay-spool/pid/master.pid
 DNS_CONF=$LAB_DIR/dns/dnsmasq.conf
 DNS_PID=$LAB_DIR/run/dnsmasq.pid
 LOG_DIR=$LAB_DIR/log
+# rspamd: the stock /etc/rspamd/rspamd.conf, with the lab's LOCAL_CONFDIR (all
+# the lab's settings), DBDIR, RUNDIR and LOGDIR (owned by _rspamd: its workers
+# run as that user, its main process as root).
+RS_DIR=$LAB_DIR/rspamd
+RS_DB=$LAB_DIR/rspamd-db
+RS_RUN=$LAB_DIR/run/rspamd
+RS_LOG=$LOG_DIR/rspamd
+RS_PID=$RS_RUN/rspamd.pid
+# The milter's address (Postfix smtpd_milters) and the judging listener's.
+RS_MILTER_PORT=11342
+JUDGE_ADDR=127.0.0.4
+DKIM_DIR=$LAB_DIR/dkim
+# The sender's domain whose SPF, DKIM and DMARC the lab's DNS publishes.
+DKIM_DOMAIN=sender.lab.test
 LOCK=$LAB_DIR/.lock
 
 log() { printf 'lab.sh: %s\n' "$*" >&2; }
@@ -200,7 +253,8 @@ cmd_install_chromium() {
 pid_alive() {
     local pid comm stat
     [[ -r $1 ]] || return 1
-    read -r pid 2>/dev/null <"$1" || return 1
+    # (rspamd writes its pid without a newline: read fails but sets pid)
+    { read -r pid || [[ -n $pid ]]; } 2>/dev/null <"$1" || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     read -r comm 2>/dev/null <"/proc/$pid/comm" || return 1
     [[ $comm == "$2" ]] || return 1
@@ -212,15 +266,17 @@ postfix_running() { pid_alive "$PF_PID" master; }
 dovecot_running() { pid_alive "$DC_PID" dovecot; }
 relay_running() { pid_alive "$RELAY_PID" master; }
 dnsmasq_running() { pid_alive "$DNS_PID" dnsmasq; }
-all_running() { postfix_running && dovecot_running && relay_running && dnsmasq_running; }
+rspamd_running() { pid_alive "$RS_PID" rspamd; }
+all_running() { postfix_running && dovecot_running && relay_running && dnsmasq_running && rspamd_running; }
 
-# banner PORT PREFIX: something on 127.0.0.1:PORT greets with PREFIX.
+# banner PORT PREFIX REPLY [ADDR]: something on ADDR:PORT (default 127.0.0.1)
+# greets with PREFIX; REPLY is sent to say goodbye.
 banner() {
     timeout 3 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        exec 3<>"/dev/tcp/$4/$1" || exit 1
         IFS= read -r -t 2 line <&3 || exit 1
         printf "%s\r\n" "$3" >&3 2>/dev/null || true
-        [[ $line == "$2"* ]]' _ "$1" "$2" "$3" 2>/dev/null
+        [[ $line == "$2"* ]]' _ "$1" "$2" "$3" "${4:-127.0.0.1}" 2>/dev/null
 }
 # port_open PORT: 127.0.0.1:PORT accepts a TCP connection.
 port_open() {
@@ -238,7 +294,9 @@ healthy() {
         port_open 1993 &&
         banner 2587 220 QUIT &&
         port_open 2465 &&
-        port_open 5353
+        port_open 5353 &&
+        banner 2525 220 QUIT "$JUDGE_ADDR" &&
+        port_open "$RS_MILTER_PORT"
 }
 
 describe() {
@@ -252,6 +310,8 @@ describe() {
         printf 'relay:   %s\n' "$what"
         dnsmasq_running && what="running (pid $(<"$DNS_PID"))" || what="not running"
         printf 'dnsmasq: %s\n' "$what"
+        rspamd_running && what="running (pid $(<"$RS_PID"))" || what="not running"
+        printf 'rspamd:  %s\n' "$what"
     fi
     banner 2525 220 QUIT && what=ok || what=closed
     printf 'smtp  127.0.0.1:2525 %s\n' "$what"
@@ -265,12 +325,16 @@ describe() {
     printf 'submissions 127.0.0.1:2465 %s (relay, implicit TLS + AUTH)\n' "$what"
     port_open 5353 && what=ok || what=closed
     printf 'dns   127.0.0.1:5353 %s (tcp + udp)\n' "$what"
+    banner 2525 220 QUIT "$JUDGE_ADDR" && what=ok || what=closed
+    printf 'judge %s:2525 %s (smtp through rspamd)\n' "$JUDGE_ADDR" "$what"
+    port_open "$RS_MILTER_PORT" && what=ok || what=closed
+    printf 'rspamd milter 127.0.0.1:%s %s\n' "$RS_MILTER_PORT" "$what"
 }
 
 show_logs() {
     local f
     for f in "$LOG_DIR"/start.log "$LOG_DIR"/postfix.log "$LOG_DIR"/dovecot.log \
-        "$LOG_DIR"/relay.log "$LOG_DIR"/dnsmasq.log; do
+        "$LOG_DIR"/relay.log "$LOG_DIR"/dnsmasq.log "$RS_LOG"/rspamd.log; do
         [[ -s $f ]] || continue
         printf '==> %s (last 30 lines) <==\n' "$f" >&2
         tail -n 30 "$f" >&2
@@ -318,8 +382,8 @@ read_seeds() {
         [[ $addr =~ ^[a-z0-9._-]+@[a-z0-9.-]+$ ]] || die "$SEEDS:$n: bad address '$addr' (lower-case local@domain)"
         case $kind in
         inbox | junk | tagged | defer | reject | discard | iprep | sender | sievereject) ;;
-        yahoo | gmx | gmail | umlaut | big | oauth) ;;
-        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big oauth)" ;;
+        yahoo | gmx | gmail | umlaut | big | oauth | judged | authjunk | dmarc) ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big oauth judged authjunk dmarc)" ;;
         esac
         SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
     done <"$SEEDS"
@@ -414,7 +478,7 @@ render_postfix_tables() {
         echo "# rendered by lab.sh from $SEEDS"
         for i in "${!SEED_ADDRS[@]}"; do
             case ${SEED_KINDS[$i]} in
-            inbox | junk | tagged | discard | iprep | sender | sievereject | yahoo | gmx | gmail | umlaut | big | oauth)
+            inbox | junk | tagged | discard | iprep | sender | sievereject | yahoo | gmx | gmail | umlaut | big | oauth | judged | authjunk | dmarc)
                 echo "${SEED_ADDRS[$i]} lab"
                 ;;
             esac
@@ -441,6 +505,7 @@ render_postfix_tables() {
         done
     } | put "$PF_DIR/transport" 0644
     template postfix/client_reputation.cidr | put "$PF_DIR/client_reputation.cidr" 0644
+    template postfix/milter_header_checks | put "$PF_DIR/milter_header_checks" 0644
 }
 
 # The relay instance: config from relay/, plus who may send as whom.
@@ -454,20 +519,92 @@ render_relay() {
     } | put "$RELAY_DIR/sender_logins" 0644
 }
 
-# dnsmasq: the template's records, plus "MX 10 mx.lab.test" for every seed
-# domain the template does not name itself.
+# dnsmasq: the template's records, the DKIM keys' TXT records (render_dkim
+# first), plus "MX 10 mx.lab.test" for every seed domain the template does not
+# route itself (a TXT record, such as sender.lab.test's SPF, routes nothing).
 render_dns() {
-    local domain
+    local domain sel
     {
         template dns/dnsmasq.conf
         echo
+        echo "# --- rendered by lab.sh: the lab's DKIM public keys ($DKIM_DIR/$DKIM_DOMAIN/*.txt) ---"
+        for sel in lab ed; do
+            printf 'txt-record=%s._domainkey.%s,%s\n' "$sel" "$DKIM_DOMAIN" "$(dkim_txt_strings "$DKIM_DIR/$DKIM_DOMAIN/$sel.txt")"
+        done
+        echo
         echo "# --- rendered by lab.sh from $SEEDS: MX 10 mx.lab.test for the other seed domains ---"
         for domain in $(for addr in "${SEED_ADDRS[@]}"; do echo "${addr#*@}"; done | sort -u); do
-            grep -Eq "^(mx-host|host-record|dns-rr|cname|txt-record|srv-host)=${domain//./\\.}," "$LAB_SRC/dns/dnsmasq.conf" &&
+            grep -Eq "^(mx-host|host-record|dns-rr|cname|srv-host)=${domain//./\\.}," "$LAB_SRC/dns/dnsmasq.conf" &&
                 continue
             echo "mx-host=$domain,mx.lab.test,10"
         done
     } | put "$DNS_CONF" 0644
+}
+
+# dkim_txt_strings FILE: the record in FILE as dnsmasq txt-record strings:
+# quoted, at most 255 characters each (a TXT string's limit; a verifier joins
+# them, RFC 6376 3.6.2.2).
+dkim_txt_strings() {
+    local rec out="" sep=""
+    rec=$(<"$1")
+    while [[ -n $rec ]]; do
+        out+="$sep\"${rec:0:250}\""
+        rec=${rec:250}
+        sep=,
+    done
+    printf '%s' "$out"
+}
+
+# The lab's DKIM key pairs for $DKIM_DOMAIN, made once and kept (a new key
+# would invalidate signatures in mail already delivered): selector "lab" RSA
+# 2048, selector "ed" Ed25519 (RFC 8463). KEY.key is the private key (PEM,
+# PKCS#8), KEY.txt the DNS record that render_dns publishes. TEST-ONLY keys:
+# world-readable, like the lab's passwords, for tests that sign as
+# $DKIM_DOMAIN under any user.
+render_dkim() {
+    local dir=$DKIM_DIR/$DKIM_DOMAIN sel tmp pub
+    install -d -m 0755 "$DKIM_DIR" "$dir"
+    for sel in lab ed; do
+        [[ -s $dir/$sel.key && -s $dir/$sel.txt ]] && continue
+        log "creating the lab's DKIM key $dir/$sel.key (selector $sel, d=$DKIM_DOMAIN)"
+        tmp=$(mktemp "$dir/$sel.key.XXXXXX")
+        if [[ $sel == lab ]]; then
+            openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp" 2>/dev/null ||
+                die "openssl could not make an RSA key"
+            # p= is the DER SubjectPublicKeyInfo (RFC 6376 3.6.1).
+            pub=$(openssl pkey -in "$tmp" -pubout -outform DER | base64 -w0)
+            printf 'v=DKIM1; k=rsa; p=%s\n' "$pub" >"$tmp.txt"
+        else
+            openssl genpkey -algorithm ed25519 -out "$tmp" 2>/dev/null ||
+                die "openssl could not make an Ed25519 key"
+            # p= is the bare 32-byte public key (RFC 8463 4.2): the end of the
+            # DER SubjectPublicKeyInfo.
+            pub=$(openssl pkey -in "$tmp" -pubout -outform DER | tail -c 32 | base64 -w0)
+            printf 'v=DKIM1; k=ed25519; p=%s\n' "$pub" >"$tmp.txt"
+        fi
+        chmod 0644 "$tmp" "$tmp.txt"
+        # Key first, record last: a half-finished pair is made again next time.
+        mv -f "$tmp" "$dir/$sel.key"
+        mv -f "$tmp.txt" "$dir/$sel.txt"
+    done
+}
+
+# rspamd's LOCAL_CONFDIR: the lab's settings (rspamd/), plus the map of the
+# recipient domains that enforce DMARC (kind dmarc), for multimap.conf.
+render_rspamd() {
+    local f rel i
+    install -d -m 0755 "$RS_DIR" "$RS_DIR/local.d" "$RS_DIR/override.d"
+    install -d -m 0750 -o _rspamd -g _rspamd "$RS_DB" "$RS_RUN" "$RS_LOG"
+    for f in "$LAB_SRC"/rspamd/local.d/* "$LAB_SRC"/rspamd/override.d/* "$LAB_SRC"/rspamd/tld.dat; do
+        rel=${f#"$LAB_SRC"/}
+        template "$rel" | put "$LAB_DIR/$rel" 0644
+    done
+    {
+        echo "# rendered by lab.sh from $SEEDS: recipient domains that enforce DMARC (kind dmarc)"
+        for i in "${!SEED_ADDRS[@]}"; do
+            if [[ ${SEED_KINDS[$i]} == dmarc ]]; then echo "${SEED_ADDRS[$i]#*@}"; fi
+        done | sort -u
+    } | put "$RS_DIR/dmarc_enforcing.map" 0644
 }
 
 render_tls() {
@@ -533,7 +670,9 @@ render() {
     template postfix/master.cf | put "$PF_DIR/master.cf" 0644
     render_postfix_tables
     render_relay
+    render_dkim
     render_dns
+    render_rspamd
     template dovecot/dovecot.conf | put "$DC_CONF" 0644
     template dovecot/oauth2.conf.ext | put "$LAB_DIR/dovecot/oauth2.conf.ext" 0644
     template sieve/providers.sieve | put "$LAB_DIR/sieve/providers.sieve" 0644
@@ -556,7 +695,8 @@ render() {
 lock() {
     install -d -m 0755 "$LAB_DIR"
     exec 9>"$LOCK"
-    flock -w 120 9 || die "another lab.sh held $LOCK for 120 s"
+    # (long enough for a concurrent start that waits for rspamd)
+    flock -w $((RSPAMD_TIMEOUT + 60)) 9 || die "another lab.sh held $LOCK for $((RSPAMD_TIMEOUT + 60)) s"
 }
 unlock() { exec 9>&-; }
 
@@ -571,8 +711,22 @@ start_dnsmasq() {
         { show_logs; die "dnsmasq --conf-file=$DNS_CONF failed to start"; }
 }
 
+# start_rspamd: run rspamd as a daemon (it forks; the main process keeps
+# root, its workers run as _rspamd) with the stock config and the lab's
+# directories. It binds its ports only after loading its configuration and
+# maps (3 s here with the lab's short public suffix list, rspamd/tld.dat; the
+# stock list made it 20 s to 2 minutes); start_daemons polls the milter port.
+start_rspamd() {
+    rm -f "$RS_PID"
+    rspamd -u _rspamd -g _rspamd -c /etc/rspamd/rspamd.conf \
+        --var=LOCAL_CONFDIR="$RS_DIR" --var=DBDIR="$RS_DB" \
+        --var=RUNDIR="$RS_RUN" --var=LOGDIR="$RS_LOG" \
+        </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
+        { show_logs; die "rspamd failed to start (see $RS_LOG/rspamd.log)"; }
+}
+
 start_daemons() {
-    local deadline
+    local deadline timeout=$START_TIMEOUT
     # A daemon that survived (another one had died) gets the new config.
     if postfix_running && changed "$PF_DIR/" "$LAB_DIR/tls/"; then
         postfix -c "$PF_DIR" reload </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- || true
@@ -591,6 +745,16 @@ start_daemons() {
     if ! dnsmasq_running; then
         start_dnsmasq
     fi
+    # rspamd re-reads its configuration on HUP (workers restart; the judging
+    # listener answers 451 meanwhile). Started before the others: its start-up
+    # is by far the slowest and runs while they start.
+    if rspamd_running && changed "$RS_DIR/"; then
+        kill -HUP "$(<"$RS_PID")" 2>/dev/null || true
+    fi
+    if ! rspamd_running; then
+        start_rspamd
+        timeout=$RSPAMD_TIMEOUT
+    fi
     if ! postfix_running; then
         # fd 9 (the lock) must not leak into the daemons.
         postfix -c "$PF_DIR" start </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
@@ -606,12 +770,12 @@ start_daemons() {
         postfix -c "$RELAY_DIR" start </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- ||
             { show_logs; die "postfix -c $RELAY_DIR start failed"; }
     fi
-    deadline=$((SECONDS + START_TIMEOUT))
+    deadline=$((SECONDS + timeout))
     until healthy; do
         if ((SECONDS >= deadline)); then
             describe >&2
             show_logs
-            die "the lab did not become healthy within ${START_TIMEOUT}s"
+            die "the lab did not become healthy within ${timeout}s"
         fi
         sleep 0.1
     done
@@ -643,7 +807,8 @@ cmd_start() {
         start_daemons
         create_provider_folders
         log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993," \
-            "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353, state $LAB_DIR"
+            "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353," \
+            "judging smtp $JUDGE_ADDR:2525 (rspamd milter 127.0.0.1:$RS_MILTER_PORT), state $LAB_DIR"
     fi
     unlock
 }
@@ -676,6 +841,10 @@ stop_daemons() {
         kill -TERM "$(<"$DNS_PID")" 2>/dev/null || true
         wait_gone "$DNS_PID" dnsmasq dnsmasq
     fi
+    if rspamd_running; then
+        kill -TERM "$(<"$RS_PID")" 2>/dev/null || true
+        wait_gone "$RS_PID" rspamd rspamd
+    fi
 }
 
 cmd_stop() {
@@ -701,7 +870,7 @@ cmd_foreground() {
     cmd_start
     describe
     local tail_pid
-    tail -n 0 -F "$LOG_DIR/postfix.log" "$LOG_DIR/dovecot.log" "$LOG_DIR/relay.log" &
+    tail -n 0 -F "$LOG_DIR/postfix.log" "$LOG_DIR/dovecot.log" "$LOG_DIR/relay.log" "$RS_LOG/rspamd.log" &
     tail_pid=$!
     trap 'kill "$tail_pid" 2>/dev/null || true; log "stopping"; cmd_stop; exit 0' TERM INT
     while all_running; do

@@ -8,6 +8,7 @@ mod folders;
 mod history;
 mod html;
 mod interrupt;
+mod judging;
 mod mailbox_untouched;
 mod oauth2_dovecot;
 mod polling;

@@ -25,6 +25,13 @@ if envelope :domain :is "to" "junk.lab.test" {
     # Accepted by Postfix and LMTP, then refused by the delivery agent: the
     # sender gets Dovecot's "Rejected: <subject>" notice, the mailbox nothing.
     reject "Message refused by the recipient's mail filter: seedprobe lab simulates a Sieve reject";
+} elsif envelope :domain :is "to" "authjunk.lab.test" {
+    # A judged provider (rspamd, 127.0.0.4:2525): junk when rspamd's own
+    # Authentication-Results (authserv-id mx.lab.test) say SPF or DKIM failed.
+    if header :matches "Authentication-Results"
+            ["mx.lab.test;*spf=fail*", "mx.lab.test;*spf=softfail*", "mx.lab.test;*dkim=fail*"] {
+        fileinto "Filtered";
+    }
 } elsif envelope :domain :is "to" "yahoolike.lab.test" {
     # Provider-like spam folders (kinds yahoo, gmx, gmail, umlaut): every
     # message goes there. The folders exist from the first login on (per-user
@@ -41,4 +48,5 @@ if envelope :domain :is "to" "junk.lab.test" {
     # A non-ASCII name, "Unerw&APw-nscht" on the wire; no \Junk attribute.
     fileinto "Unerwünscht";
 }
-# inbox.lab.test, big.lab.test and everything else: implicit keep (INBOX).
+# inbox.lab.test, big.lab.test, judged.lab.test, dmarc.lab.test and everything
+# else: implicit keep (INBOX).
