@@ -20,8 +20,8 @@ use seedprobe::poll::{HeaderEvidence, utf7};
 use seedprobe::send::{
     EnhancedStatus, Envelope, Reply, Route, SendSettings, Timeouts, TlsPolicy, deliver,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+
+use crate::support::smtp::Holder;
 
 /// `base` with `insert` put in at `at` and `remove` bytes after it taken out: a real-looking
 /// input damaged in one place.
@@ -380,57 +380,11 @@ proptest! {
     }
 }
 
-/// A fake SMTP server that answers the EHLO with `ehlo` (any bytes) and everything else
-/// plausibly, for one connection per call; the client must finish (or give up) without a
-/// panic and within its timeouts.
+/// One delivery to the kit's holding server answering EHLO with `ehlo` (any bytes) and
+/// everything else plausibly; the client must finish (or give up) without a panic and within
+/// its timeouts. The holder serves every connection, so a retry on a new one is answered too.
 async fn converse(ehlo: Vec<u8>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move {
-        // A failed first attempt may be retried on a new connection: serve until the client is done.
-        while let Ok((socket, _)) = listener.accept().await {
-            let (read, mut write) = socket.into_split();
-            let mut read = BufReader::new(read);
-            if write
-                .write_all(b"220 fake.example ESMTP\r\n")
-                .await
-                .is_err()
-            {
-                continue;
-            }
-            let mut in_data = false;
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match read.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let upper = String::from_utf8_lossy(&line).to_ascii_uppercase();
-                let answer: &[u8] = if in_data {
-                    if upper.trim_end() == "." {
-                        in_data = false;
-                        b"250 2.0.0 Ok: queued as ABC123\r\n"
-                    } else {
-                        continue;
-                    }
-                } else if upper.starts_with("EHLO") {
-                    &ehlo
-                } else if upper.starts_with("DATA") {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if upper.starts_with("QUIT") {
-                    let _ = write.write_all(b"221 bye\r\n").await;
-                    break;
-                } else {
-                    b"250 2.1.0 Ok\r\n"
-                };
-                if write.write_all(answer).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let server = Holder::answering_ehlo(ehlo);
     let mut settings = SendSettings::new("probe.example.org");
     settings.tls = TlsPolicy::None;
     settings.timeouts = Timeouts {
@@ -440,7 +394,7 @@ async fn converse(ehlo: Vec<u8>) {
     };
     let route = Route::Fixed {
         host: "127.0.0.1".into(),
-        port,
+        port: server.port(),
     };
     let envelope = Envelope {
         mail_from: "probe@example.org".into(),
@@ -449,7 +403,6 @@ async fn converse(ehlo: Vec<u8>) {
     let message = b"Subject: t\r\n\r\nbody \xc3\xa9\r\n";
     let delivery = deliver(&route, &envelope, message, &settings).await;
     let _ = delivery.ending().to_string();
-    server.abort();
 }
 
 proptest! {

@@ -230,6 +230,10 @@ impl Holder {
         }
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The `mx` value for a seed that sends here (also a `--server` value).
     pub fn mx(&self) -> String {
         format!("127.0.0.1:{}", self.port)
