@@ -22,6 +22,7 @@ use seedprobe::send::{
 };
 
 use crate::support::smtp::Holder;
+use crate::support::{Password, Seed, Seeds};
 
 /// `base` with `insert` put in at `at` and `remove` bytes after it taken out: a real-looking
 /// input damaged in one place.
@@ -263,35 +264,46 @@ proptest! {
     }
 }
 
-/// A config whose numbers are placeholders `{0}`..`{7}`, for [`config_numbers_never_panic`].
-const NUMBERED_CONFIG: &str = "sender:
-  from: probe@example.org
-  smtp_port: {0}
-timing:
-  poll_interval: {1}
-  timeout: {2}
-  smtp_timeout: {3}
-  imap_timeout: {4}
-  imap_connections: {5}
-seeds:
-  - name: a
-    address: a@example.net
-    mx: \"127.0.0.1:{6}\"
-    imap: { host: 127.0.0.1, port: {7}, tls: implicit, password: { env: P } }
-";
+/// A config with `numbers` (as YAML, any text) at each of its eight number places: the SMTP
+/// port, the five timing values, the MX port and the IMAP port.
+fn numbered_config(numbers: &[String]) -> String {
+    let [
+        smtp_port,
+        poll,
+        timeout,
+        smtp_timeout,
+        imap_timeout,
+        connections,
+        mx_port,
+        imap_port,
+    ] = numbers
+    else {
+        panic!("eight numbers, not {}", numbers.len());
+    };
+    Seeds::new()
+        .sender("smtp_port", smtp_port)
+        .timing("poll_interval", poll)
+        .timing("timeout", timeout)
+        .timing("smtp_timeout", smtp_timeout)
+        .timing("imap_timeout", imap_timeout)
+        .timing("imap_connections", connections)
+        .seed(
+            Seed::new("a", "a@example.net")
+                .mx(&format!("127.0.0.1:{mx_port}"))
+                .imap_port(imap_port)
+                .tls("implicit")
+                .password(Password::Env("P".into())),
+        )
+        .yaml()
+}
 
-/// The template with sane numbers is a valid config, so the property reaches the range checks.
+/// With sane numbers it is a valid config, so the property reaches the range checks.
 #[test]
 fn numbered_config_is_valid_as_written() {
-    let mut text = NUMBERED_CONFIG.to_owned();
-    for (i, n) in ["25", "5s", "15m", "2m", "30s", "8", "2525", "1143"]
-        .iter()
-        .enumerate()
-    {
-        text = text.replace(&format!("{{{i}}}"), n);
-    }
+    let sane = ["25", "5s", "15m", "2m", "30s", "8", "2525", "1143"].map(String::from);
+    let text = numbered_config(&sane);
     if let Err(e) = Config::parse(Path::new("seeds.yaml"), &text) {
-        panic!("{e}");
+        panic!("{e}\n{text}");
     }
 }
 
@@ -336,11 +348,7 @@ proptest! {
 
     #[test]
     fn config_numbers_never_panic(numbers in prop::collection::vec(number(), 8)) {
-        let mut text = NUMBERED_CONFIG.to_owned();
-        for (i, n) in numbers.iter().enumerate() {
-            text = text.replace(&format!("{{{i}}}"), n);
-        }
-        use_config(&text);
+        use_config(&numbered_config(&numbers));
     }
 
     #[test]
