@@ -20,8 +20,9 @@ use seedprobe::poll::{HeaderEvidence, utf7};
 use seedprobe::send::{
     EnhancedStatus, Envelope, Reply, Route, SendSettings, Timeouts, TlsPolicy, deliver,
 };
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+
+use crate::support::smtp::Holder;
+use crate::support::{Password, Seed, Seeds};
 
 /// `base` with `insert` put in at `at` and `remove` bytes after it taken out: a real-looking
 /// input damaged in one place.
@@ -263,35 +264,46 @@ proptest! {
     }
 }
 
-/// A config whose numbers are placeholders `{0}`..`{7}`, for [`config_numbers_never_panic`].
-const NUMBERED_CONFIG: &str = "sender:
-  from: probe@example.org
-  smtp_port: {0}
-timing:
-  poll_interval: {1}
-  timeout: {2}
-  smtp_timeout: {3}
-  imap_timeout: {4}
-  imap_connections: {5}
-seeds:
-  - name: a
-    address: a@example.net
-    mx: \"127.0.0.1:{6}\"
-    imap: { host: 127.0.0.1, port: {7}, tls: implicit, password: { env: P } }
-";
+/// A config with `numbers` (as YAML, any text) at each of its eight number places: the SMTP
+/// port, the five timing values, the MX port and the IMAP port.
+fn numbered_config(numbers: &[String]) -> String {
+    let [
+        smtp_port,
+        poll,
+        timeout,
+        smtp_timeout,
+        imap_timeout,
+        connections,
+        mx_port,
+        imap_port,
+    ] = numbers
+    else {
+        panic!("eight numbers, not {}", numbers.len());
+    };
+    Seeds::new()
+        .sender("smtp_port", smtp_port)
+        .timing("poll_interval", poll)
+        .timing("timeout", timeout)
+        .timing("smtp_timeout", smtp_timeout)
+        .timing("imap_timeout", imap_timeout)
+        .timing("imap_connections", connections)
+        .seed(
+            Seed::new("a", "a@example.net")
+                .mx(&format!("127.0.0.1:{mx_port}"))
+                .imap_port(imap_port)
+                .tls("implicit")
+                .password(Password::Env("P".into())),
+        )
+        .yaml()
+}
 
-/// The template with sane numbers is a valid config, so the property reaches the range checks.
+/// With sane numbers it is a valid config, so the property reaches the range checks.
 #[test]
 fn numbered_config_is_valid_as_written() {
-    let mut text = NUMBERED_CONFIG.to_owned();
-    for (i, n) in ["25", "5s", "15m", "2m", "30s", "8", "2525", "1143"]
-        .iter()
-        .enumerate()
-    {
-        text = text.replace(&format!("{{{i}}}"), n);
-    }
+    let sane = ["25", "5s", "15m", "2m", "30s", "8", "2525", "1143"].map(String::from);
+    let text = numbered_config(&sane);
     if let Err(e) = Config::parse(Path::new("seeds.yaml"), &text) {
-        panic!("{e}");
+        panic!("{e}\n{text}");
     }
 }
 
@@ -336,11 +348,7 @@ proptest! {
 
     #[test]
     fn config_numbers_never_panic(numbers in prop::collection::vec(number(), 8)) {
-        let mut text = NUMBERED_CONFIG.to_owned();
-        for (i, n) in numbers.iter().enumerate() {
-            text = text.replace(&format!("{{{i}}}"), n);
-        }
-        use_config(&text);
+        use_config(&numbered_config(&numbers));
     }
 
     #[test]
@@ -380,57 +388,11 @@ proptest! {
     }
 }
 
-/// A fake SMTP server that answers the EHLO with `ehlo` (any bytes) and everything else
-/// plausibly, for one connection per call; the client must finish (or give up) without a
-/// panic and within its timeouts.
+/// One delivery to the kit's holding server answering EHLO with `ehlo` (any bytes) and
+/// everything else plausibly; the client must finish (or give up) without a panic and within
+/// its timeouts. The holder serves every connection, so a retry on a new one is answered too.
 async fn converse(ehlo: Vec<u8>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(async move {
-        // A failed first attempt may be retried on a new connection: serve until the client is done.
-        while let Ok((socket, _)) = listener.accept().await {
-            let (read, mut write) = socket.into_split();
-            let mut read = BufReader::new(read);
-            if write
-                .write_all(b"220 fake.example ESMTP\r\n")
-                .await
-                .is_err()
-            {
-                continue;
-            }
-            let mut in_data = false;
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match read.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let upper = String::from_utf8_lossy(&line).to_ascii_uppercase();
-                let answer: &[u8] = if in_data {
-                    if upper.trim_end() == "." {
-                        in_data = false;
-                        b"250 2.0.0 Ok: queued as ABC123\r\n"
-                    } else {
-                        continue;
-                    }
-                } else if upper.starts_with("EHLO") {
-                    &ehlo
-                } else if upper.starts_with("DATA") {
-                    in_data = true;
-                    b"354 go ahead\r\n"
-                } else if upper.starts_with("QUIT") {
-                    let _ = write.write_all(b"221 bye\r\n").await;
-                    break;
-                } else {
-                    b"250 2.1.0 Ok\r\n"
-                };
-                if write.write_all(answer).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let server = Holder::answering_ehlo(ehlo);
     let mut settings = SendSettings::new("probe.example.org");
     settings.tls = TlsPolicy::None;
     settings.timeouts = Timeouts {
@@ -440,7 +402,7 @@ async fn converse(ehlo: Vec<u8>) {
     };
     let route = Route::Fixed {
         host: "127.0.0.1".into(),
-        port,
+        port: server.port(),
     };
     let envelope = Envelope {
         mail_from: "probe@example.org".into(),
@@ -449,7 +411,6 @@ async fn converse(ehlo: Vec<u8>) {
     let message = b"Subject: t\r\n\r\nbody \xc3\xa9\r\n";
     let delivery = deliver(&route, &envelope, message, &settings).await;
     let _ = delivery.ending().to_string();
-    server.abort();
 }
 
 proptest! {

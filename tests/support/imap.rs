@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Rules are tried in order on each command (after its tag, ASCII case-insensitively);
-//! `LOGOUT` says BYE and closes unless a rule takes it; anything else is answered `BAD`.
+//! `LOGOUT` says BYE and closes unless a rule takes it; anything else is answered `BAD` (or
+//! `OK`, after [`FakeImap::otherwise_ok`]).
 //! Every line received is logged, for assertions on what probe asked.
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub enum Reply {
 pub struct FakeImap {
     greeting: String,
     rules: Vec<(String, Rule)>,
+    /// What no rule takes is answered OK instead of BAD.
+    otherwise_ok: bool,
 }
 
 /// A started fake: its port and the lines it received, all connections together.
@@ -76,6 +79,7 @@ impl FakeImap {
         FakeImap {
             greeting: format!("{greeting}\r\n"),
             rules: Vec::new(),
+            otherwise_ok: false,
         }
     }
 
@@ -94,6 +98,13 @@ impl FakeImap {
     ) -> FakeImap {
         self.rules
             .push((prefix.to_ascii_uppercase(), Arc::new(rule)));
+        self
+    }
+
+    /// Answers `{tag} OK done` to every command no rule takes (LOGOUT still says BYE): a
+    /// server that goes along with whatever the test does not script (LOGIN, EXAMINE, ...).
+    pub fn otherwise_ok(mut self) -> FakeImap {
+        self.otherwise_ok = true;
         self
     }
 
@@ -147,6 +158,7 @@ impl FakeImap {
                     None if upper.starts_with("LOGOUT") => {
                         Reply::Close(format!("* BYE logging out\r\n{tag} OK done\r\n"))
                     }
+                    None if self.otherwise_ok => Reply::Send(format!("{tag} OK done\r\n")),
                     None => Reply::Send(format!("{tag} BAD unexpected\r\n")),
                 }
             };

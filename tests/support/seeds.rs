@@ -173,7 +173,8 @@ pub struct Seed {
     provider: Option<String>,
     mx: Option<String>,
     host: String,
-    port: u16,
+    /// As YAML: a number, or what a test puts there instead ([`Seed::imap_port`]).
+    port: String,
     tls: Option<String>,
     password: Password,
     ca_file: Option<String>,
@@ -209,7 +210,7 @@ impl Seed {
             provider: None,
             mx: None,
             host: "127.0.0.1".into(),
-            port: 993,
+            port: "993".into(),
             tls: None,
             password: Password::Env("SEEDPROBE_TEST_PW".into()),
             ca_file: None,
@@ -255,7 +256,14 @@ impl Seed {
 
     pub fn imap_server(mut self, host: &str, port: u16) -> Seed {
         self.host = host.into();
-        self.port = port;
+        self.port = port.to_string();
+        self
+    }
+
+    /// `imap.port` as YAML, written as given: for a value no port number holds (`65536`,
+    /// `-1`, `~`), which only a config test wants.
+    pub fn imap_port(mut self, port: &str) -> Seed {
+        self.port = port.into();
         self
     }
 

@@ -4,7 +4,8 @@
 
 use std::io::{BufRead, BufReader as StdBufReader, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -183,53 +184,103 @@ pub struct Held {
 }
 
 /// An SMTP server on a free loopback port that accepts every message (250) and hands it to
-/// the test instead of delivering it. No STARTTLS: probe sends in clear to it.
+/// the test instead of delivering it. No STARTTLS: probe sends in clear to it. Any number of
+/// connections, each answered alike; every command line is kept ([`Holder::commands`]), so it
+/// is also the plain "accepting server" for a test that only needs a dialogue to happen or
+/// wants to see what the client said. Dropping it stops it.
+#[must_use = "dropping a Holder stops it"]
 pub struct Holder {
     port: u16,
     held: mpsc::Receiver<Held>,
+    commands: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Holder {
     pub fn start() -> Holder {
+        Holder::answering_ehlo(b"250 holder\r\n".to_vec())
+    }
+
+    /// A holder that answers EHLO with `reply`, verbatim: any bytes, e.g. a damaged or
+    /// hostile capability list (HELO and everything else are answered as usual).
+    pub fn answering_ehlo(reply: impl Into<Vec<u8>>) -> Holder {
         let listener = StdListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, held) = mpsc::channel();
+        let commands: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop: Arc<AtomicBool> = Arc::default();
+        let ehlo: Arc<[u8]> = reply.into().into();
+        let (log, stopped) = (commands.clone(), stop.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
+                // Woken by Drop's own connection: the listener goes with this thread.
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Ok(conn) = conn else { return };
-                let tx = tx.clone();
-                std::thread::spawn(move || hold(conn, tx));
+                let (tx, log, ehlo) = (tx.clone(), log.clone(), ehlo.clone());
+                std::thread::spawn(move || hold(conn, &ehlo, &log, tx));
             }
         });
-        Holder { port, held }
+        Holder {
+            port,
+            held,
+            commands,
+            stop,
+        }
     }
 
-    /// The `mx` value for a seed that sends here.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The `mx` value for a seed that sends here (also a `--server` value).
     pub fn mx(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
     /// The next message probe sent, waiting at most 30 s.
+    #[track_caller]
     pub fn next(&self) -> Held {
         self.held
             .recv_timeout(Duration::from_secs(30))
             .expect("probe sent nothing to the holding server within 30 s")
     }
+
+    /// Every command line received so far (without CRLF, message content left out), all
+    /// connections together in arrival order. A line is kept before it is answered, so once
+    /// the client has its reply (or has exited) the line is here.
+    pub fn commands(&self) -> Vec<String> {
+        self.commands.lock().unwrap().clone()
+    }
 }
 
-fn hold(conn: TcpStream, tx: mpsc::Sender<Held>) {
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // The accept loop blocks; a connection of our own wakes it to see the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn hold(conn: TcpStream, ehlo: &[u8], log: &Mutex<Vec<String>>, tx: mpsc::Sender<Held>) {
     let mut reader = StdBufReader::new(conn.try_clone().unwrap());
     let mut w = conn;
     let mut rcpt = String::new();
     let _ = w.write_all(b"220 holder ESMTP\r\n");
-    let mut line = String::new();
+    let mut raw = Vec::new();
     loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        raw.clear();
+        // Bytes, not a String: a client's invalid UTF-8 is kept (lossily), not a hang-up.
+        if reader.read_until(b'\n', &mut raw).unwrap_or(0) == 0 {
             return;
         }
+        let line = String::from_utf8_lossy(&raw).trim_end().to_owned();
+        log.lock().unwrap().push(line.clone());
         let upper = line.to_ascii_uppercase();
-        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            ehlo
+        } else if upper.starts_with("HELO") {
             b"250 holder\r\n"
         } else if upper.starts_with("RCPT TO:") {
             rcpt = line[8..].trim().trim_matches(['<', '>']).to_owned();
