@@ -100,10 +100,8 @@ fn send_record(
 ) -> SendRecord {
     let ending = delivery.ending();
     let reply = ending.reply();
-    let error = match ending {
-        send::Ending::Failed { error, .. } => Some(error),
-        _ => None,
-    };
+    // A message not tried carries the earlier message's reply or error as its evidence.
+    let error = ending.error();
     let last = delivery.attempts.last();
     SendRecord {
         run_id: run_id.to_owned(),

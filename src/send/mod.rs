@@ -676,7 +676,8 @@ impl Batch<'_> {
         }
     }
 
-    /// Sends the items to one host, reconnecting after a lost connection.
+    /// Sends the items to one host over one connection (a second one only to retry in the
+    /// clear after a failed TLS handshake).
     async fn to_host<F: FnMut(usize, &Delivery)>(
         &self,
         host: &str,
@@ -686,18 +687,10 @@ impl Batch<'_> {
         last_target: bool,
         tally: &mut Tally<'_, F>,
     ) {
-        let mut queue: Vec<usize> = items.to_vec();
+        let queue: Vec<usize> = items.to_vec();
         let mut next_transcript = Some(transcript);
         let mut offer_starttls = true;
-        while !queue.is_empty() {
-            let transcript = next_transcript.take().unwrap_or_else(|| {
-                let mut transcript = self.settings.transcript();
-                transcript.info(format!(
-                    "Reconnecting to {host} for the {} remaining message(s) after the connection was lost",
-                    queue.len()
-                ));
-                transcript
-            });
+        while let Some(transcript) = next_transcript.take() {
             let jobs: Vec<(usize, &Outgoing)> = queue
                 .iter()
                 .map(|&index| (index, &self.items[index]))
@@ -735,13 +728,28 @@ impl Batch<'_> {
                     ));
                     next_transcript = Some(transcript);
                 }
-                session::RunOutcome::Transactions { settled, unreached } => {
-                    // Every connection settles at least one item; without
-                    // that this loop could go on for ever.
-                    if settled == 0 {
-                        return;
+                session::RunOutcome::Transactions {
+                    unreached,
+                    lost_after,
+                } => {
+                    // A 421 or a lost connection: the host is not contacted again in this
+                    // run, neither at once nor later, as an MTA backs off from a host that
+                    // said "not now" (reconnecting at once is how a sending IP's
+                    // reputation gets worse). What was not reached is not tried.
+                    if let Some(earlier) = lost_after {
+                        let ending = Ending::NotTried {
+                            host: host.to_owned(),
+                            earlier: Box::new(earlier),
+                        };
+                        for index in unreached {
+                            let mut transcript = Transcript::default();
+                            transcript.info(ending.to_string());
+                            let attempt =
+                                Attempt::new(host, None, None, transcript, ending.clone());
+                            tally.record(index, attempt, true);
+                        }
                     }
-                    queue = unreached;
+                    return;
                 }
             }
         }

@@ -49,12 +49,13 @@ pub(crate) enum RunOutcome {
         attempt: Box<Attempt>,
         handshake_failed: bool,
     },
-    /// Transactions ran: `settled` messages got their attempt (through the
-    /// sink, as each ended; at least one); `unreached` were not tried
-    /// because the connection was lost.
+    /// Transactions ran: messages got their attempt through the sink, as
+    /// each ended (at least one); `unreached` were not tried because the
+    /// connection was lost, and `lost_after` is how the last settled
+    /// transaction ended (a 421, a drop) when that happened.
     Transactions {
-        settled: usize,
         unreached: Vec<usize>,
+        lost_after: Option<Ending>,
     },
 }
 
@@ -127,18 +128,19 @@ pub(crate) async fn run<S: FnMut(usize, Attempt)>(
             session.close(&ending).await;
         }
         tracing::debug!(server = %session.server, %ending, "SMTP transaction ended");
+        let lost_after = (!usable).then(|| ending.clone());
         sink(index, session.attempt(ending));
-        if !usable {
+        if lost_after.is_some() {
             let unreached = jobs[n + 1..].iter().map(|&(index, _)| index).collect();
             return RunOutcome::Transactions {
-                settled: n + 1,
                 unreached,
+                lost_after,
             };
         }
     }
     RunOutcome::Transactions {
-        settled: jobs.len(),
         unreached: Vec::new(),
+        lost_after: None,
     }
 }
 
@@ -345,6 +347,7 @@ impl Session<'_> {
             Ending::Accepted { .. } => true,
             Ending::Refused { reply, .. } => reply.code != 421,
             Ending::Failed { error, .. } => matches!(error, SessionError::Stopped { .. }),
+            Ending::NotTried { .. } => false,
         }
     }
 
