@@ -154,7 +154,7 @@ fn plan_polls(
     let pending: Vec<_> = store
         .messages(run_id)?
         .into_iter()
-        .filter(|m| m.verdict.is_none())
+        .filter(|m| m.awaits_verdict())
         .collect();
     let now_wall = SystemTime::now();
     let now = Instant::now();

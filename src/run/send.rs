@@ -6,8 +6,8 @@ use super::{Plan, Progress, RunError};
 use crate::config::{Config, Seed};
 use crate::downstream::maillog::LogFollower;
 use crate::message::{self, Token};
-use crate::send::{self, Delivery, Envelope, Outgoing, Route};
-use crate::store::{AttemptRecord, NewRun, SendRecord, Store};
+use crate::send::{self, Delivery, Ending, Envelope, Outgoing, Route, Stage};
+use crate::store::{AttemptRecord, NewRun, SendRecord, SendState, Store};
 use crate::verdict::{Evidence, classify};
 
 /// Sends one tagged message to each seed and stores each outcome as soon as its transaction
@@ -70,6 +70,7 @@ pub async fn send(
             messages.push(msg);
         }
         let mut failure = None;
+        let mut relay_refused = None;
         send::deliver_each(&route, &items, plan.send_settings(), &mut |i, delivery| {
             if failure.is_some() {
                 return;
@@ -79,7 +80,17 @@ pub async fn send(
                 seed: &seed.name,
                 ending: delivery.ending(),
             });
-            if let Err(e) = store.record_send(&send_record(&run_id, seed, msg, delivery)) {
+            let mut record = send_record(&run_id, seed, msg, delivery);
+            if plan.via_relay() && refuses_probe(delivery.ending()) {
+                // The user's relay refused probe's login or TLS: no provider said anything,
+                // so no verdict; the message is kept as not sent, with the relay's words.
+                let words = format!("{}: {}", route_host(&route), delivery.ending());
+                record.decision = None;
+                record.state = SendState::NotSent;
+                record.note = Some(format!("not sent: the relay refused probe ({words})"));
+                relay_refused.get_or_insert(words);
+            }
+            if let Err(e) = store.record_send(&record) {
                 failure = Some(e);
             }
         })
@@ -87,9 +98,37 @@ pub async fn send(
         if let Some(e) = failure {
             return Err(e.into());
         }
+        if let Some(failure) = relay_refused {
+            store.record_run_failure(&run_id, &failure)?;
+            store.finish_run_if_done(&run_id)?;
+            return Err(RunError::Relay { failure });
+        }
     }
     store.finish_run_if_done(&run_id)?;
     Ok(run_id)
+}
+
+/// In relay mode, whether an ending is the relay refusing probe itself: AUTH refused or
+/// impossible, or TLS (verified, as credentials require) not to be had. That says nothing of
+/// any seed's provider.
+fn refuses_probe(ending: &Ending) -> bool {
+    matches!(
+        ending,
+        Ending::Refused {
+            stage: Stage::Auth | Stage::StartTls,
+            ..
+        } | Ending::Failed {
+            stage: Stage::Auth | Stage::StartTls,
+            ..
+        }
+    )
+}
+
+fn route_host(route: &Route) -> String {
+    match route {
+        Route::Fixed { host, port } => format!("{host}:{port}"),
+        Route::Mx { domain, .. } => domain.clone(),
+    }
 }
 
 fn send_record(
@@ -127,6 +166,13 @@ fn send_record(
             .and_then(|r| r.queue_id())
             .map(str::to_owned),
         decision: classify(Evidence::Sent(ending)),
+        // Not tried after a 421: deferred, but never handed to a server.
+        state: if ending.is_not_tried() {
+            SendState::NotSent
+        } else {
+            SendState::Sent
+        },
+        note: None,
         attempts: delivery
             .attempts
             .iter()

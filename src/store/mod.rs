@@ -37,6 +37,11 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE messages ADD COLUMN tab TEXT;",
     // 4: a run's label (`--label`).
     "ALTER TABLE runs ADD COLUMN label TEXT;",
+    // 5: what became of the sending itself: a message's send state (see `SendState`; every
+    // message of an older store was sent), and why a run stopped when probe could not do its
+    // job (the relay refused probe's login).
+    "ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT 'sent';
+     ALTER TABLE runs ADD COLUMN failure TEXT;",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -82,6 +87,36 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Where a message is in sending. Only a `sent` message can be given a verdict by polling;
+/// the others are reported as they are, never counted as a provider's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendState {
+    /// Its SMTP transaction ended (accepted or not): the outcome is stored.
+    Sent,
+    /// Never handed to any server: probe could not send it (the relay refused probe's own
+    /// login or TLS), or it was not tried after a 421.
+    NotSent,
+}
+
+impl SendState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendState::Sent => "sent",
+            SendState::NotSent => "not_sent",
+        }
+    }
+
+    /// A stored name; an unknown one reads as `sent`, what every older row is.
+    fn from_stored(name: &str) -> SendState {
+        match name {
+            "not_sent" => SendState::NotSent,
+            _ => SendState::Sent,
+        }
+    }
 }
 
 /// A run being started.
@@ -163,6 +198,10 @@ pub struct SendRecord {
     pub queue_id: Option<String>,
     /// Verdict decided at send time (deferred/rejected), if any.
     pub decision: Option<Decision>,
+    /// Where it is in sending.
+    pub state: SendState,
+    /// Why it has no verdict, for a message not sent without one (the relay's words).
+    pub note: Option<String>,
     /// Every host tried.
     pub attempts: Vec<AttemptRecord>,
 }
@@ -220,6 +259,8 @@ pub struct RunRecord {
     pub maillog_offset: Option<i64>,
     /// The run's label, if given.
     pub label: Option<String>,
+    /// Why probe could not do its job in this run (the relay refused its login), if so.
+    pub failure: Option<String>,
 }
 
 /// A message as stored: what reports show.
@@ -235,6 +276,8 @@ pub struct MessageRecord {
     pub address: String,
     /// When the SMTP transaction ended, Unix ms.
     pub sent_at: i64,
+    /// Where it is in sending.
+    pub state: SendState,
     /// How the SMTP transaction ended.
     pub smtp: SmtpOutcome,
     /// TLS details, JSON.
@@ -325,6 +368,11 @@ fn stage_of(name: &str) -> Option<Stage> {
 }
 
 impl MessageRecord {
+    /// Whether polling may still give it a verdict: sent, and none yet.
+    pub fn awaits_verdict(&self) -> bool {
+        self.verdict.is_none() && self.state == SendState::Sent
+    }
+
     /// From sending to probe's sighting.
     pub fn latency(&self) -> Option<Duration> {
         let seen = self.seen_at?;
@@ -333,7 +381,7 @@ impl MessageRecord {
 }
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
-     timeout_ms, source_ip, maillog_offset, label";
+     timeout_ms, source_ip, maillog_offset, label, failure";
 
 fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -347,6 +395,7 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         source_ip: r.get(7)?,
         maillog_offset: r.get(8)?,
         label: r.get(9)?,
+        failure: r.get(10)?,
     })
 }
 
@@ -464,8 +513,8 @@ impl Store {
         tx.execute(
             "INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
                  sent_at, smtp_host, smtp_stage, smtp_code, smtp_enhanced, smtp_text, smtp_error,
-                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             params![
                 r.token,
                 r.run_id,
@@ -484,9 +533,13 @@ impl Store {
                 r.smtp_error_kind,
                 r.tls_json,
                 r.decision.as_ref().map(|d| d.verdict.as_label()),
-                r.decision.as_ref().map(|d| d.reason.clone()),
+                r.decision
+                    .as_ref()
+                    .map(|d| d.reason.clone())
+                    .or_else(|| r.note.clone()),
                 r.decision.as_ref().map(|_| now),
                 r.queue_id,
+                r.state.as_str(),
             ],
         )
         .map_err(sql)?;
@@ -639,12 +692,25 @@ impl Store {
         Ok(())
     }
 
+    /// Records why probe could not do its job in a run (the relay refused its login).
+    pub fn record_run_failure(&self, run_id: &str, failure: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET failure = ?2 WHERE id = ?1",
+                params![run_id, failure],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     /// Marks a run finished when none of its messages awaits a verdict; returns whether it is.
+    /// A message not sent awaits none.
     pub fn finish_run_if_done(&self, run_id: &str) -> Result<bool, StoreError> {
         let pending: i64 = self
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM messages WHERE run_id = ?1 AND verdict IS NULL",
+                "SELECT COUNT(*) FROM messages
+                 WHERE run_id = ?1 AND verdict IS NULL AND state <> 'not_sent'",
                 [run_id],
                 |r| r.get(0),
             )
@@ -747,7 +813,8 @@ impl Store {
             .prepare(
                 "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
                         smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
-                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab
+                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab,
+                        state
                  FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
             )
             .map_err(|e| self.sql(e))?;
@@ -755,12 +822,14 @@ impl Store {
             .query_map([run_id], |r| {
                 let verdict: Option<String> = r.get(12)?;
                 let stage: Option<String> = r.get(6)?;
+                let state: String = r.get(21)?;
                 Ok(MessageRecord {
                     token: r.get(0)?,
                     seed: r.get(1)?,
                     provider: r.get(2)?,
                     address: r.get(3)?,
                     sent_at: r.get(4)?,
+                    state: SendState::from_stored(&state),
                     smtp: SmtpOutcome {
                         host: r.get(5)?,
                         stage: stage.as_deref().and_then(stage_of),
@@ -815,13 +884,19 @@ mod tests {
             conn.execute_batch(
                 "PRAGMA user_version = 1;
                  INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms)
-                 VALUES ('OLD', 1, 'c.yaml', 'direct', 'a@b', 'h', 1000);",
+                 VALUES ('OLD', 1, 'c.yaml', 'direct', 'a@b', 'h', 1000);
+                 INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
+                                       sent_at, verdict)
+                 VALUES ('T', 'OLD', 'gmail', 'gmail', 'a@b', 's', '<m@b>', 2, 'inbox');",
             )
             .unwrap();
         }
         let s = Store::open(&path).unwrap();
         let run = s.run("OLD").unwrap();
         assert_eq!((run.transport.as_str(), run.source_ip), ("direct", None));
+        assert_eq!(run.failure, None);
+        // Every message of an older store was sent.
+        assert_eq!(s.messages("OLD").unwrap()[0].state, SendState::Sent);
         let version: i64 = s
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -911,6 +986,8 @@ mod tests {
             tls_json: None,
             queue_id: None,
             decision: None,
+            state: SendState::Sent,
+            note: None,
             attempts: Vec::new(),
         })
         .unwrap();
