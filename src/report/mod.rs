@@ -75,7 +75,8 @@ pub struct JsonReport<'a> {
     pub label: Option<&'a str>,
     /// Why probe could not do its job in this run (the relay refused its login), else null.
     pub failure: Option<&'a str>,
-    /// Messages per verdict, `pending` (sent, no verdict yet) and `not_sent`.
+    /// Messages per verdict, `pending` (sent, no verdict yet), and per send state for those
+    /// without a verdict that are not simply sent (`not_sent`, `interrupted`, ...).
     pub counts: BTreeMap<&'static str, usize>,
     /// One entry per message.
     pub messages: Vec<JsonMessage<'a>>,
@@ -93,7 +94,9 @@ pub struct JsonMessage<'a> {
     /// The message's token (X-Probe-Id).
     pub token: &'a str,
     /// Where it is in sending: `sent` (its SMTP transaction ended), `not_sent` (never handed
-    /// to a server).
+    /// to a server), `queued` or `sending` (probe stopped before or during its transaction;
+    /// `probe poll` settles them), `interrupted` (stopped during its transaction and not found:
+    /// unknown whether the server took it).
     pub state: &'static str,
     /// The verdict; null while pending, and for a message not sent with none (the relay
     /// refused probe).
@@ -147,8 +150,9 @@ impl RunReport {
         Placement::of(self.messages.iter().map(|m| m.verdict))
     }
 
-    /// Messages per verdict label, with `pending` for undecided ones and `not_sent` for those
-    /// never sent without a verdict (those that occur).
+    /// Messages per verdict label, with `pending` for undecided sent ones and the send state
+    /// (`not_sent`, `sending`, `interrupted`, ...) for the other undecided ones (those that
+    /// occur).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         let unsent = |m: &&MessageRecord| m.verdict.is_none() && m.state != SendState::Sent;
         let mut counts = Placement::of(
@@ -252,8 +256,10 @@ impl RunReport {
                     m.seed.clone(),
                     m.provider.clone(),
                     match (m.verdict, m.state) {
-                        (None, SendState::NotSent) => "not_sent".to_owned(),
-                        (verdict, _) => verdict_cell(verdict).to_owned(),
+                        (None, SendState::Sent) | (Some(_), _) => {
+                            verdict_cell(m.verdict).to_owned()
+                        }
+                        (None, state) => state.as_str().to_owned(),
                     },
                     smtp_summary(m),
                     folder,

@@ -9,6 +9,7 @@ mod folders;
 mod history;
 mod html;
 mod interrupt;
+mod killed_send;
 mod mailbox_untouched;
 mod oauth2_dovecot;
 mod polling;

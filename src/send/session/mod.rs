@@ -59,9 +59,18 @@ pub(crate) enum RunOutcome {
     },
 }
 
+/// What the sink of [`run`] hears about a job.
+pub(crate) enum Event {
+    /// Its transaction is about to begin: nothing of it is on the wire yet.
+    Starting,
+    /// Its transaction ended, so did this attempt.
+    Ended(Box<Attempt>),
+}
+
 /// Runs one connection: connect, set up, one transaction per job, say
-/// goodbye. Each transaction's attempt goes to `sink` as soon as it ends.
-pub(crate) async fn run<S: FnMut(usize, Attempt)>(
+/// goodbye. `sink` hears of each transaction just before it begins, and
+/// gets its attempt as soon as it ends.
+pub(crate) async fn run<S: FnMut(usize, Event)>(
     host: &str,
     addrs: &[SocketAddr],
     mut transcript: Transcript,
@@ -118,6 +127,7 @@ pub(crate) async fn run<S: FnMut(usize, Attempt)>(
             ));
             session.transcript = transcript;
         }
+        sink(index, Event::Starting);
         let ending = match session.transaction(item, n > 0, settings).await {
             Ok(reply) => Ending::Accepted { reply },
             Err(ending) => ending,
@@ -129,7 +139,7 @@ pub(crate) async fn run<S: FnMut(usize, Attempt)>(
         }
         tracing::debug!(server = %session.server, %ending, "SMTP transaction ended");
         let lost_after = (!usable).then(|| ending.clone());
-        sink(index, session.attempt(ending));
+        sink(index, Event::Ended(Box::new(session.attempt(ending))));
         if lost_after.is_some() {
             let unreached = jobs[n + 1..].iter().map(|&(index, _)| index).collect();
             return RunOutcome::Transactions {
