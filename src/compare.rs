@@ -317,6 +317,7 @@ mod tests {
                     provider: (*provider).into(),
                     address: String::new(),
                     sent_at: 0,
+                    state: crate::store::SendState::Sent,
                     smtp: SmtpOutcome {
                         code: (*verdict == Some(Verdict::Deferred)).then_some(421),
                         enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),

@@ -95,3 +95,55 @@ async fn exit_codes_from_fake_servers() {
     let logs = server_logs(server).await;
     assert_eq!(logs.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn count_stops_after_a_421_and_says_how_many_were_not_sent() {
+    let script = vec![
+        Step::Send("220 fake.lab.test ESMTP\r\n"),
+        Step::Expect("EHLO"),
+        Step::Send("250-fake.lab.test\r\n250 8BITMIME\r\n"),
+        Step::Expect("MAIL FROM:"),
+        Step::Send("250 2.1.0 Ok\r\n"),
+        Step::Expect("RCPT TO:"),
+        Step::Send("250 2.1.5 Ok\r\n"),
+        Step::Expect("DATA"),
+        Step::Send("354 go ahead\r\n"),
+        Step::ReadMessage,
+        Step::Send("250 2.0.0 Ok: queued as C1\r\n"),
+        Step::ExpectExact("RSET"),
+        Step::Send("250 2.0.0 Ok\r\n"),
+        Step::Expect("MAIL FROM:"),
+        Step::Send("421 4.7.0 fake.lab.test rate limited\r\n"),
+        // No QUIT after a 421, and no second connection: the listener stays open meanwhile.
+        Step::ExpectEof,
+    ];
+    let (port, server) = fake_server(vec![script], None).await;
+    let server_arg = format!("127.0.0.1:{port}");
+    let run = smtp([
+        "--server",
+        server_arg.as_str(),
+        "--to",
+        "a@lab.test",
+        "--timeout",
+        "5s",
+        "--count",
+        "4",
+    ])
+    // swaks's code for the first message that failed: MAIL FROM.
+    .expect_exit(23)
+    .stdout_has("=== 1 of 4 messages accepted")
+    .stdout_has("=== 2 of 4 messages not sent: 421 4.7.0 fake.lab.test rate limited from 127.0.0.1")
+    .run_async();
+    // A reconnect would be accepted here, so the count of connections tells.
+    let run = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("probe smtp hung");
+    let logs = server_logs(server).await;
+    assert_eq!(logs.len(), 1, "{}", run.show());
+    assert_eq!(
+        run.stdout().matches("Trying 127.0.0.1").count(),
+        1,
+        "{}",
+        run.show()
+    );
+}

@@ -729,7 +729,7 @@ async fn pipelining_sends_each_group_in_one_write() {
 }
 
 #[tokio::test]
-async fn a_lost_connection_mid_batch_goes_on_over_a_new_one() {
+async fn a_lost_connection_mid_batch_leaves_the_rest_not_tried() {
     let mut first = PLAIN_OPENING.to_vec();
     first.extend(lockstep_transaction(
         "RCPT TO:<seed1@",
@@ -737,17 +737,8 @@ async fn a_lost_connection_mid_batch_goes_on_over_a_new_one() {
     ));
     // The server hangs up instead of answering the second transaction.
     first.push(Step::ExpectExact("RSET"));
-    let mut second = PLAIN_OPENING.to_vec();
-    second.extend(lockstep_transaction(
-        "RCPT TO:<seed3@",
-        "250 2.0.0 Ok: queued as Q3\r\n",
-    ));
-    second.extend(lockstep_transaction_after_rset(
-        "RCPT TO:<seed4@",
-        "250 2.0.0 Ok: queued as Q4\r\n",
-    ));
-    second.extend([Step::Expect("QUIT"), Step::Send("221 Bye\r\n")]);
-    let (port, server) = fake_server(vec![first, second], None).await;
+    // A second connection would find this listener still there: it must not come.
+    let (port, server) = fake_server(vec![first], None).await;
     let items = [item(1), item(2), item(3), item(4)];
     let mut order: Vec<(usize, Delivery)> = Vec::new();
     let settings = settings(Duration::from_secs(5));
@@ -761,7 +752,7 @@ async fn a_lost_connection_mid_batch_goes_on_over_a_new_one() {
     .expect("deliver_each hung");
     let logs = server_logs(server).await;
 
-    assert_eq!(logs.len(), 2);
+    assert_eq!(logs.len(), 1);
     let indices: Vec<usize> = order.iter().map(|(i, _)| *i).collect();
     assert_eq!(indices, [0, 1, 2, 3], "each reported once, as it ended");
     let endings: Vec<String> = order.iter().map(|(_, d)| ending_line(d)).collect();
@@ -777,27 +768,64 @@ async fn a_lost_connection_mid_batch_goes_on_over_a_new_one() {
         "{}",
         endings[1]
     );
-    assert_eq!(endings[2], "accepted: 250 2.0.0 Ok: queued as Q3");
-    assert_eq!(endings[3], "accepted: 250 2.0.0 Ok: queued as Q4");
-    // The message in flight is not sent twice; the rest went over the new connection.
-    assert_eq!(order[1].1.attempts.len(), 1);
-    let third = &order[2].1.attempts[0].transcript.lines;
-    assert_eq!(
-        third[0].text,
-        "Reconnecting to 127.0.0.1 for the 2 remaining message(s) after the connection was lost"
-    );
-    assert!(dialogue(&order[2].1, 0).contains(&"<- 220 fake.lab.test ESMTP".to_owned()));
-    assert!(
-        order[3].1.attempts[0].transcript.lines[0]
-            .text
-            .starts_with("Reusing the connection")
-    );
+    // The rest were never attempted: the drop on message 2 is their evidence.
+    for (_, delivery) in &order[2..] {
+        assert_eq!(delivery.attempts.len(), 1);
+        assert_eq!(delivery.attempts[0].addr, None, "no connection for it");
+        assert!(
+            matches!(delivery.ending(), Ending::NotTried { earlier, .. }
+                if matches!(**earlier, Ending::Failed { error: SessionError::ConnectionClosed { .. }, .. })),
+            "{}",
+            ending_line(delivery)
+        );
+        assert_eq!(
+            ending_line(delivery),
+            format!(
+                "not tried: 127.0.0.1:{port} closed the connection on an earlier message of this run"
+            )
+        );
+    }
 }
 
-fn lockstep_transaction_after_rset(rcpt: &'static str, reply: &'static str) -> Vec<Step> {
-    let mut steps = vec![Step::ExpectExact("RSET"), Step::Send("250 2.0.0 Ok\r\n")];
-    steps.extend(lockstep_transaction(rcpt, reply));
-    steps
+#[tokio::test]
+async fn a_421_mid_batch_is_not_followed_by_a_reconnect() {
+    let mut script = PLAIN_OPENING.to_vec();
+    script.extend(lockstep_transaction(
+        "RCPT TO:<seed1@",
+        "250 2.0.0 Ok: queued as R1\r\n",
+    ));
+    script.extend([
+        Step::ExpectExact("RSET"),
+        Step::Send("250 2.0.0 Ok\r\n"),
+        Step::Expect("MAIL FROM:"),
+        Step::Send("250 2.1.0 Ok\r\n"),
+        Step::Expect("RCPT TO:<seed2@"),
+        Step::Send("421 4.7.0 fake.lab.test rate limited, try again later\r\n"),
+        // RFC 5321 §3.8: after a 421 the client hangs up, without QUIT.
+        Step::ExpectEof,
+    ]);
+    let (port, server) = fake_server(vec![script], None).await;
+    let items = [item(1), item(2), item(3), item(4)];
+    let deliveries = deliver_all(port, &items, &settings(Duration::from_secs(5))).await;
+    let logs = server_logs(server).await;
+
+    assert_eq!(logs.len(), 1, "one connection, no reconnect");
+    let endings: Vec<String> = deliveries.iter().map(ending_line).collect();
+    let not_tried = "not tried: 421 4.7.0 fake.lab.test rate limited, try again later \
+                     from 127.0.0.1 on an earlier message of this run";
+    assert_eq!(
+        endings,
+        [
+            "accepted: 250 2.0.0 Ok: queued as R1",
+            "refused at rcpt_to: 421 4.7.0 fake.lab.test rate limited, try again later",
+            not_tried,
+            not_tried,
+        ]
+    );
+    // The reply is the evidence of the messages not tried.
+    assert_eq!(deliveries[3].ending().reply().map(|r| r.code), Some(421));
+    assert_eq!(deliveries[3].ending().stage(), Some(Stage::RcptTo));
+    assert!(!deliveries[3].ending().warrants_next_mx());
 }
 
 #[tokio::test]

@@ -257,7 +257,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let messages = store.messages(&run_id)?;
             let wanted: Vec<String> = messages
                 .iter()
-                .filter(|m| m.verdict.is_none())
+                .filter(|m| m.awaits_verdict())
                 .map(|m| m.seed.clone())
                 .filter(|name| config.seeds.iter().any(|s| &s.name == name))
                 .collect();

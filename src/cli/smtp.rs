@@ -65,7 +65,9 @@ Exit codes (swaks's numbers):
   21  banner   22  EHLO   23  MAIL FROM   24  RCPT TO
   25  DATA     26  after the end of data (the server's verdict on the message)
   28  AUTH     29  TLS (STARTTLS, handshake or certificate)
-With --count, the code of the first message that failed.
+With --count, the code of the first message that failed; after a 421 or a lost
+connection the remaining messages are not sent (no reconnect), and the count of
+those is shown.
 
 Credentials are sent only over TLS with a verified certificate (--ca-file adds a
 trust anchor), unless the server is loopback (127.0.0.0/8, ::1, localhost) or
@@ -575,6 +577,22 @@ async fn converse(plan: Plan) -> u8 {
             "=== {accepted} of {} messages accepted",
             deliveries.len()
         ));
+        // After a 421 or a lost connection the rest are not sent: a server that said "not
+        // now" is not reconnected to at once.
+        if let Some(first) = deliveries.iter().find(|d| d.ending().is_not_tried()) {
+            let not_sent = deliveries
+                .iter()
+                .filter(|d| d.ending().is_not_tried())
+                .count();
+            let cause = match first.ending() {
+                Ending::NotTried { host, earlier } => earlier.cause(host),
+                other => other.to_string(),
+            };
+            say(&format!(
+                "=== {not_sent} of {} messages not sent: {cause}; not reconnecting",
+                deliveries.len()
+            ));
+        }
     }
     exit_code(&deliveries)
 }
@@ -611,6 +629,8 @@ fn exit_for(ending: &Ending) -> u8 {
     }
     let stage = match ending {
         Ending::Accepted { .. } => return code::OK,
+        // Only after an earlier message failed, whose code comes first anyway.
+        Ending::NotTried { earlier, .. } => return exit_for(earlier),
         Ending::Failed {
             stage,
             error: SessionError::ConnectionClosed { .. } | SessionError::Io { .. },

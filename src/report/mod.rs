@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::poll::HeaderEvidence;
 use crate::send::Stage;
-use crate::store::{MessageRecord, RunRecord};
+use crate::store::{MessageRecord, RunRecord, SendState};
 use crate::verdict::Verdict;
 
 /// A run and its messages, as stored.
@@ -73,7 +73,10 @@ pub struct JsonReport<'a> {
     pub sender: &'a str,
     /// The run's label (`--label`), if given.
     pub label: Option<&'a str>,
-    /// Messages per verdict (and `pending`).
+    /// Why probe could not do its job in this run (the relay refused its login), else null.
+    pub failure: Option<&'a str>,
+    /// Messages per verdict, `pending` (sent, no verdict yet), and per send state for those
+    /// without a verdict that are not simply sent (`not_sent`, `interrupted`, ...).
     pub counts: BTreeMap<&'static str, usize>,
     /// One entry per message.
     pub messages: Vec<JsonMessage<'a>>,
@@ -90,7 +93,13 @@ pub struct JsonMessage<'a> {
     pub address: &'a str,
     /// The message's token (X-Probe-Id).
     pub token: &'a str,
-    /// The verdict; null while pending.
+    /// Where it is in sending: `sent` (its SMTP transaction ended), `not_sent` (never handed
+    /// to a server), `queued` or `sending` (probe stopped before or during its transaction;
+    /// `probe poll` settles them), `interrupted` (stopped during its transaction and not found:
+    /// unknown whether the server took it).
+    pub state: &'static str,
+    /// The verdict; null while pending, and for a message not sent with none (the relay
+    /// refused probe).
     pub verdict: Option<&'static str>,
     /// Why.
     pub reason: Option<&'a str>,
@@ -141,9 +150,22 @@ impl RunReport {
         Placement::of(self.messages.iter().map(|m| m.verdict))
     }
 
-    /// Messages per verdict label, with `pending` for undecided ones (those that occur).
+    /// Messages per verdict label, with `pending` for undecided sent ones and the send state
+    /// (`not_sent`, `sending`, `interrupted`, ...) for the other undecided ones (those that
+    /// occur).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        self.placement().counts()
+        let unsent = |m: &&MessageRecord| m.verdict.is_none() && m.state != SendState::Sent;
+        let mut counts = Placement::of(
+            self.messages
+                .iter()
+                .filter(|m| !unsent(m))
+                .map(|m| m.verdict),
+        )
+        .counts();
+        for m in self.messages.iter().filter(unsent) {
+            *counts.entry(m.state.as_str()).or_default() += 1;
+        }
+        counts
     }
 
     /// The JSON document.
@@ -160,6 +182,7 @@ impl RunReport {
             transport: &self.run.transport,
             sender: &self.run.sender_from,
             label: self.run.label.as_deref(),
+            failure: self.run.failure.as_deref(),
             counts: self.counts(),
             messages: self
                 .messages
@@ -179,6 +202,7 @@ impl RunReport {
                         provider: &m.provider,
                         address: &m.address,
                         token: &m.token,
+                        state: m.state.as_str(),
                         verdict: m.verdict.map(Verdict::as_label),
                         reason: m.verdict_reason.as_deref(),
                         smtp: JsonSmtp {
@@ -231,7 +255,12 @@ impl RunReport {
                 [
                     m.seed.clone(),
                     m.provider.clone(),
-                    verdict_cell(m.verdict).to_owned(),
+                    match (m.verdict, m.state) {
+                        (None, SendState::Sent) | (Some(_), _) => {
+                            verdict_cell(m.verdict).to_owned()
+                        }
+                        (None, state) => state.as_str().to_owned(),
+                    },
                     smtp_summary(m),
                     folder,
                     latency,
@@ -261,6 +290,9 @@ impl RunReport {
             self.run.id,
             self.messages.len()
         );
+        if let Some(failure) = &self.run.failure {
+            let _ = writeln!(out, "{}", printable(&format!("probe failed: {failure}")));
+        }
         // Why each message did not make the inbox, untruncated: the reply the table cuts short,
         // or what the relay's next hop said.
         for m in &self.messages {
@@ -272,6 +304,10 @@ impl RunReport {
                 (None, _, Some(e)) => {
                     let line = format!("{}: not decided: {e}", m.seed);
                     let _ = writeln!(out, "{}", printable(&line));
+                }
+                // Not sent, without a verdict: why.
+                (None, Some(reason), None) => {
+                    let _ = writeln!(out, "{}", printable(&format!("{}: {reason}", m.seed)));
                 }
                 _ => {}
             }

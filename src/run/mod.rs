@@ -42,6 +42,17 @@ pub enum RunError {
     /// The message could not be composed.
     #[error(transparent)]
     Build(#[from] message::BuildError),
+    /// The relay refused probe itself (its AUTH, or its TLS): a problem of the user's own
+    /// relay, not an answer of any seed's provider. The run is stored with this failure and
+    /// its messages as not sent.
+    #[error(
+        "the relay refused probe: {failure}; nothing was sent and no seed was tested \
+         (check sender.relay: username, password, tls, ca_file)"
+    )]
+    Relay {
+        /// The relay's words, or what failed.
+        failure: String,
+    },
     /// A trust anchor could not be loaded.
     #[error("seed {seed}: {error}")]
     Tls {

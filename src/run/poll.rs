@@ -21,8 +21,12 @@ use crate::poll::{
     self, AccountPoll, ConnectionLimit, FolderRole, Lookup, PollEvent, PollSettings, Position,
     StartAt,
 };
-use crate::store::{MessageRecord, PositionRecord, RunRecord, Store};
+use crate::store::{MessageRecord, PositionRecord, RunRecord, SendState, Store};
 use crate::verdict::Evidence;
+
+/// Why a message interrupted in its transaction and not found has no verdict.
+const INTERRUPTED: &str = "probe was stopped during its SMTP transaction, and the message was \
+     not found by the timeout: whether the server took it is unknown";
 
 /// The name problems of the relay's log are filed under.
 const RELAY_LOG: &str = "(relay log)";
@@ -41,6 +45,8 @@ pub async fn poll(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<PollSummary, RunError> {
     let run = store.run(run_id)?;
+    // Messages still queued were never sent: the probe that was to send them is gone.
+    store.settle_unsent(run_id)?;
     let mut decider = Decider {
         store,
         run_id,
@@ -49,6 +55,7 @@ pub async fn poll(
         undecided: HashSet::new(),
         provisional: HashMap::new(),
         logged_in: HashSet::new(),
+        interrupted: HashSet::new(),
     };
     let polls = plan_polls(config, plan, store, &run, &mut decider)?;
     let mut summary = PollSummary {
@@ -110,6 +117,9 @@ impl Polls {
         job.tokens.push(token);
         job.deadline = job.deadline.max(deadline);
         decider.seed_by_token.insert(token, m.seed.clone());
+        if m.state == SendState::Sending {
+            decider.interrupted.insert(token);
+        }
         if decider.undecided.insert(token) {
             self.seeds.push(m.seed.clone());
         }
@@ -154,7 +164,7 @@ fn plan_polls(
     let pending: Vec<_> = store
         .messages(run_id)?
         .into_iter()
-        .filter(|m| m.verdict.is_none())
+        .filter(|m| m.awaits_verdict())
         .collect();
     let now_wall = SystemTime::now();
     let now = Instant::now();
@@ -341,6 +351,14 @@ async fn settle(
             continue;
         }
         for token in account.unfound {
+            // Probe was stopped during its transaction: not finding it does not make it
+            // `missing` (nothing says the server took it). It keeps no verdict, for good.
+            if decider.interrupted.contains(&token) && decider.undecided.remove(&token) {
+                decider
+                    .store
+                    .mark_interrupted(&token.to_string(), INTERRUPTED)?;
+                continue;
+            }
             // The ledger says what the deadline means: missing or deferred for a message with
             // no verdict, and final for one rejected on a failure report never seen since.
             let delayed = decider.delayed.get(&token).cloned();

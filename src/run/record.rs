@@ -22,6 +22,9 @@ pub(super) struct Decider<'a> {
     pub(super) provisional: HashMap<Token, Verdict>,
     /// Seed accounts (by their seeds) where a login succeeded.
     pub(super) logged_in: HashSet<Vec<String>>,
+    /// Messages whose transaction probe was stopped in: found, they are decided as any other;
+    /// not found by the deadline, whether the server took them is unknown.
+    pub(super) interrupted: HashSet<Token>,
 }
 
 impl Decider<'_> {

@@ -6,12 +6,13 @@ use super::{Plan, Progress, RunError};
 use crate::config::{Config, Seed};
 use crate::downstream::maillog::LogFollower;
 use crate::message::{self, Token};
-use crate::send::{self, Delivery, Envelope, Outgoing, Route};
-use crate::store::{AttemptRecord, NewRun, SendRecord, Store};
+use crate::send::{self, Delivery, Ending, Envelope, Outgoing, Route, Stage};
+use crate::store::{AttemptRecord, NewRun, SendRecord, SendState, Store};
 use crate::verdict::{Evidence, classify};
 
 /// Sends one tagged message to each seed and stores each outcome as soon as its transaction
-/// ends. Seeds behind the same server share one connection: in relay mode all of them, in
+/// ends. Every message is stored (`queued`) before anything is sent, and marked `sending`
+/// before its transaction begins (see [`SendState`]). Seeds behind the same server share one connection: in relay mode all of them, in
 /// direct mode those with the same `mx` override or the same recipient domain. Before
 /// sending, each mailbox's position is noted (`positions.rs`). Returns the new run's id.
 pub async fn send(
@@ -40,7 +41,8 @@ pub async fn send(
         maillog_offset,
         label: label.map(str::to_owned),
     })?;
-    super::positions::mark(config, plan, seeds, store, &run_id).await;
+    // Shared by the two callbacks below; every write is its own transaction.
+    let store: &Store = store;
 
     // Group by route, keeping config order within and between groups.
     let mut groups: Vec<(Route, Vec<&Seed>)> = Vec::new();
@@ -52,12 +54,16 @@ pub async fn send(
         }
     }
 
+    // Every seed's message is built and stored (`queued`, with its token) before anything is
+    // sent: a probe killed from here on leaves every seed of the run in the store.
+    let mut batches = Vec::with_capacity(groups.len());
     for (route, members) in groups {
         let mut messages = Vec::with_capacity(members.len());
         let mut items = Vec::with_capacity(members.len());
         for seed in &members {
             let token = Token::generate();
             let msg = message::build(sender, &config.message, &seed.address, &seed.name, token)?;
+            store.record_send(&queued_record(&run_id, seed, &msg))?;
             items.push(Outgoing {
                 envelope: Envelope {
                     mail_from: sender.from.email.to_string(),
@@ -69,9 +75,26 @@ pub async fn send(
             });
             messages.push(msg);
         }
-        let mut failure = None;
-        send::deliver_each(&route, &items, plan.send_settings(), &mut |i, delivery| {
-            if failure.is_some() {
+        batches.push((route, members, messages, items));
+    }
+    super::positions::mark(config, plan, seeds, store, &run_id).await;
+
+    for (route, members, messages, items) in batches {
+        let failure = std::cell::RefCell::new(None);
+        let mut relay_refused = None;
+        // Committed before the transaction begins, so before DATA: a message that may have
+        // reached the server is never lost, even to kill -9.
+        let mut on_start = |i: usize| {
+            if failure.borrow().is_some() {
+                return;
+            }
+            let token: &Token = &messages[i].token;
+            if let Err(e) = store.mark_sending(&token.to_string()) {
+                *failure.borrow_mut() = Some(e);
+            }
+        };
+        let mut on_done = |i: usize, delivery: &Delivery| {
+            if failure.borrow().is_some() {
                 return;
             }
             let (seed, msg) = (members[i], &messages[i]);
@@ -79,17 +102,90 @@ pub async fn send(
                 seed: &seed.name,
                 ending: delivery.ending(),
             });
-            if let Err(e) = store.record_send(&send_record(&run_id, seed, msg, delivery)) {
-                failure = Some(e);
+            let mut record = send_record(&run_id, seed, msg, delivery);
+            if plan.via_relay() && refuses_probe(delivery.ending()) {
+                // The user's relay refused probe's login or TLS: no provider said anything,
+                // so no verdict; the message is kept as not sent, with the relay's words.
+                let words = format!("{}: {}", route_host(&route), delivery.ending());
+                record.decision = None;
+                record.state = SendState::NotSent;
+                record.note = Some(format!("not sent: the relay refused probe ({words})"));
+                relay_refused.get_or_insert(words);
             }
-        })
+            if let Err(e) = store.record_send(&record) {
+                *failure.borrow_mut() = Some(e);
+            }
+        };
+        send::deliver_each_watched(
+            &route,
+            &items,
+            plan.send_settings(),
+            &mut on_start,
+            &mut on_done,
+        )
         .await;
-        if let Some(e) = failure {
+        if let Some(e) = failure.into_inner() {
             return Err(e.into());
+        }
+        if let Some(failure) = relay_refused {
+            store.record_run_failure(&run_id, &failure)?;
+            store.settle_unsent(&run_id)?;
+            store.finish_run_if_done(&run_id)?;
+            return Err(RunError::Relay { failure });
         }
     }
     store.finish_run_if_done(&run_id)?;
     Ok(run_id)
+}
+
+/// In relay mode, whether an ending is the relay refusing probe itself: AUTH refused or
+/// impossible, or TLS (verified, as credentials require) not to be had. That says nothing of
+/// any seed's provider.
+fn refuses_probe(ending: &Ending) -> bool {
+    matches!(
+        ending,
+        Ending::Refused {
+            stage: Stage::Auth | Stage::StartTls,
+            ..
+        } | Ending::Failed {
+            stage: Stage::Auth | Stage::StartTls,
+            ..
+        }
+    )
+}
+
+fn route_host(route: &Route) -> String {
+    match route {
+        Route::Fixed { host, port } => format!("{host}:{port}"),
+        Route::Mx { domain, .. } => domain.clone(),
+    }
+}
+
+/// A message's row before anything of it is sent.
+fn queued_record(run_id: &str, seed: &Seed, msg: &message::TestMessage) -> SendRecord {
+    SendRecord {
+        run_id: run_id.to_owned(),
+        token: msg.token.to_string(),
+        seed: seed.name.clone(),
+        provider: seed.provider_name().to_owned(),
+        address: seed.address.to_string(),
+        subject: msg.subject.clone(),
+        message_id: msg.message_id.clone(),
+        sent_at: SystemTime::now(),
+        smtp_host: None,
+        smtp_stage: None,
+        smtp_code: None,
+        smtp_enhanced: None,
+        smtp_text: None,
+        smtp_error: None,
+        smtp_error_kind: None,
+        tls_json: None,
+        queue_id: None,
+        decision: None,
+        state: SendState::Queued,
+        note: None,
+        attempts: Vec::new(),
+    }
 }
 
 fn send_record(
@@ -100,10 +196,8 @@ fn send_record(
 ) -> SendRecord {
     let ending = delivery.ending();
     let reply = ending.reply();
-    let error = match ending {
-        send::Ending::Failed { error, .. } => Some(error),
-        _ => None,
-    };
+    // A message not tried carries the earlier message's reply or error as its evidence.
+    let error = ending.error();
     let last = delivery.attempts.last();
     SendRecord {
         run_id: run_id.to_owned(),
@@ -129,6 +223,13 @@ fn send_record(
             .and_then(|r| r.queue_id())
             .map(str::to_owned),
         decision: classify(Evidence::Sent(ending)),
+        // Not tried after a 421: deferred, but never handed to a server.
+        state: if ending.is_not_tried() {
+            SendState::NotSent
+        } else {
+            SendState::Sent
+        },
+        note: None,
         attempts: delivery
             .attempts
             .iter()

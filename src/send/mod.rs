@@ -399,16 +399,35 @@ pub async fn deliver_many(
 /// Transactions are separated by RSET (RFC 5321 §4.1.1.5); a refusal of one
 /// message does not stop the next. With PIPELINING (RFC 2920) offered, RSET,
 /// MAIL, RCPT and DATA go out in one write and their replies are read in
-/// order. If the connection dies, the message in flight gets that failure
-/// and the rest go on over a new connection to the same host; each
-/// connection settles at least one message, so a batch of N never needs more
-/// than N. The MX rules of [`deliver`] apply per message.
+/// order. If the server ends the connection (421) or it is lost, the message
+/// in flight gets that ending and the rest are not tried in this call: each
+/// gets [`Ending::NotTried`], with that ending as its evidence, and no other
+/// host of the route is tried for them. The MX rules of [`deliver`] apply to
+/// the message in flight and to a connection that fails before its first
+/// transaction.
 pub async fn deliver_each<F>(
     route: &Route,
     items: &[Outgoing],
     settings: &SendSettings,
     on_done: &mut F,
 ) where
+    F: FnMut(usize, &Delivery),
+{
+    deliver_each_watched(route, items, settings, &mut |_| {}, on_done).await;
+}
+
+/// [`deliver_each`], and `on_start(index)` just before each transaction of
+/// an item begins (before MAIL FROM, so before any of its data is on the
+/// wire; again for each MX host it is tried at): a caller can record that the
+/// message is being sent, so that a crash from then on leaves a trace.
+pub async fn deliver_each_watched<S, F>(
+    route: &Route,
+    items: &[Outgoing],
+    settings: &SendSettings,
+    on_start: &mut S,
+    on_done: &mut F,
+) where
+    S: FnMut(usize),
     F: FnMut(usize, &Delivery),
 {
     let mut tally = Tally {
@@ -419,6 +438,7 @@ pub async fn deliver_each<F>(
             items.len()
         ],
         done: vec![false; items.len()],
+        on_start,
         on_done,
     };
     let (target, port) = match route {
@@ -463,14 +483,20 @@ pub async fn deliver_each<F>(
     }
 }
 
-/// The deliveries so far, and who to tell when one is final.
-struct Tally<'f, F> {
+/// The deliveries so far, and who to tell when one starts and when one is final.
+struct Tally<'f, S, F> {
     results: Vec<Delivery>,
     done: Vec<bool>,
+    on_start: &'f mut S,
     on_done: &'f mut F,
 }
 
-impl<F: FnMut(usize, &Delivery)> Tally<'_, F> {
+impl<S: FnMut(usize), F: FnMut(usize, &Delivery)> Tally<'_, S, F> {
+    /// A transaction of the item is about to begin.
+    fn start(&mut self, index: usize) {
+        (self.on_start)(index);
+    }
+
     /// Adds an attempt; `may_finish` says whether nothing else would be
     /// tried for this item if the ending warrants it.
     fn record(&mut self, index: usize, attempt: Attempt, may_finish: bool) {
@@ -626,11 +652,11 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     /// Tries each target in turn with the items that still warrant it.
-    async fn deliver<F: FnMut(usize, &Delivery)>(
+    async fn deliver<S: FnMut(usize), F: FnMut(usize, &Delivery)>(
         &self,
         targets: &[Target],
         mut pending: Vec<usize>,
-        tally: &mut Tally<'_, F>,
+        tally: &mut Tally<'_, S, F>,
     ) {
         for (n, target) in targets.iter().enumerate() {
             pending.retain(|&index| !tally.is_done(index));
@@ -676,34 +702,29 @@ impl Batch<'_> {
         }
     }
 
-    /// Sends the items to one host, reconnecting after a lost connection.
-    async fn to_host<F: FnMut(usize, &Delivery)>(
+    /// Sends the items to one host over one connection (a second one only to retry in the
+    /// clear after a failed TLS handshake).
+    async fn to_host<S: FnMut(usize), F: FnMut(usize, &Delivery)>(
         &self,
         host: &str,
         addrs: &[SocketAddr],
         transcript: Transcript,
         items: &[usize],
         last_target: bool,
-        tally: &mut Tally<'_, F>,
+        tally: &mut Tally<'_, S, F>,
     ) {
-        let mut queue: Vec<usize> = items.to_vec();
+        let queue: Vec<usize> = items.to_vec();
         let mut next_transcript = Some(transcript);
         let mut offer_starttls = true;
-        while !queue.is_empty() {
-            let transcript = next_transcript.take().unwrap_or_else(|| {
-                let mut transcript = self.settings.transcript();
-                transcript.info(format!(
-                    "Reconnecting to {host} for the {} remaining message(s) after the connection was lost",
-                    queue.len()
-                ));
-                transcript
-            });
+        while let Some(transcript) = next_transcript.take() {
             let jobs: Vec<(usize, &Outgoing)> = queue
                 .iter()
                 .map(|&index| (index, &self.items[index]))
                 .collect();
-            let mut sink =
-                |index: usize, attempt: Attempt| tally.record(index, attempt, last_target);
+            let mut sink = |index: usize, event: session::Event| match event {
+                session::Event::Starting => tally.start(index),
+                session::Event::Ended(attempt) => tally.record(index, *attempt, last_target),
+            };
             let outcome = session::run(
                 host,
                 addrs,
@@ -735,13 +756,28 @@ impl Batch<'_> {
                     ));
                     next_transcript = Some(transcript);
                 }
-                session::RunOutcome::Transactions { settled, unreached } => {
-                    // Every connection settles at least one item; without
-                    // that this loop could go on for ever.
-                    if settled == 0 {
-                        return;
+                session::RunOutcome::Transactions {
+                    unreached,
+                    lost_after,
+                } => {
+                    // A 421 or a lost connection: the host is not contacted again in this
+                    // run, neither at once nor later, as an MTA backs off from a host that
+                    // said "not now" (reconnecting at once is how a sending IP's
+                    // reputation gets worse). What was not reached is not tried.
+                    if let Some(earlier) = lost_after {
+                        let ending = Ending::NotTried {
+                            host: host.to_owned(),
+                            earlier: Box::new(earlier),
+                        };
+                        for index in unreached {
+                            let mut transcript = Transcript::default();
+                            transcript.info(ending.to_string());
+                            let attempt =
+                                Attempt::new(host, None, None, transcript, ending.clone());
+                            tally.record(index, attempt, true);
+                        }
                     }
-                    queue = unreached;
+                    return;
                 }
             }
         }
@@ -856,6 +892,7 @@ mod tests {
                 attempts: Vec::new(),
             }],
             done: vec![false],
+            on_start: &mut |_| {},
             on_done: &mut on_done,
         };
         let batch = Batch {

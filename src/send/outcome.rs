@@ -86,23 +86,51 @@ pub enum Ending {
         /// What went wrong.
         error: SessionError,
     },
+    /// Never attempted: an earlier message of the same batch had its connection ended by
+    /// `host` (a 421, or the connection lost), and a host that just said "not now" is not
+    /// contacted again in this run, as a real MTA backs off instead of reconnecting at once.
+    NotTried {
+        /// The host that ended the connection.
+        host: String,
+        /// How the earlier message's transaction ended there: the evidence.
+        earlier: Box<Ending>,
+    },
 }
 
 impl Ending {
     /// The stage at which the transaction stopped; `None` when accepted.
+    /// For a message not tried, the stage where the earlier message's transaction ended.
     pub fn stage(&self) -> Option<Stage> {
         match self {
             Ending::Accepted { .. } => None,
             Ending::Refused { stage, .. } | Ending::Failed { stage, .. } => Some(*stage),
+            Ending::NotTried { earlier, .. } => earlier.stage(),
         }
     }
 
-    /// The server's last relevant reply, if the ending has one.
+    /// The server's last relevant reply, if the ending has one; for a message not tried, the
+    /// reply that ended the connection before it (its evidence).
     pub fn reply(&self) -> Option<&Reply> {
         match self {
             Ending::Accepted { reply } | Ending::Refused { reply, .. } => Some(reply),
             Ending::Failed { .. } => None,
+            Ending::NotTried { earlier, .. } => earlier.reply(),
         }
+    }
+
+    /// The error when no reply ended the transaction; for a message not tried, the earlier
+    /// message's.
+    pub fn error(&self) -> Option<&SessionError> {
+        match self {
+            Ending::Failed { error, .. } => Some(error),
+            Ending::NotTried { earlier, .. } => earlier.error(),
+            Ending::Accepted { .. } | Ending::Refused { .. } => None,
+        }
+    }
+
+    /// True when the message was never attempted ([`Ending::NotTried`]).
+    pub fn is_not_tried(&self) -> bool {
+        matches!(self, Ending::NotTried { .. })
     }
 
     /// True when the server accepted the message.
@@ -118,9 +146,11 @@ impl Ending {
     /// second copy through another MX would blur where the probe landed.
     /// Bad local input, a source address that cannot be bound and a stop
     /// the caller asked for are no reason to bother another host either.
+    /// A message not tried is not tried elsewhere either: the route is left alone for the
+    /// rest of the run.
     pub fn warrants_next_mx(&self) -> bool {
         match self {
-            Ending::Accepted { .. } => false,
+            Ending::Accepted { .. } | Ending::NotTried { .. } => false,
             Ending::Refused { reply, .. } => reply.severity() == Severity::TransientNegative,
             Ending::Failed { stage, error } => {
                 *stage != Stage::DataEnd
@@ -148,12 +178,32 @@ impl Ending {
     }
 }
 
+impl Ending {
+    /// What ended a connection, for the messages not tried after it: the reply and who said
+    /// it (`421 4.7.0 Try later from mx.example`), or the error (which names the server).
+    pub fn cause(&self, host: &str) -> String {
+        match self {
+            Ending::NotTried { host, earlier } => earlier.cause(host),
+            _ => match (self.reply(), self.error()) {
+                (Some(reply), _) => format!("{reply} from {host}"),
+                (None, Some(error)) => error.to_string(),
+                (None, None) => format!("{host} ended the connection"),
+            },
+        }
+    }
+}
+
 impl fmt::Display for Ending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Ending::Accepted { reply } => write!(f, "accepted: {reply}"),
             Ending::Refused { stage, reply } => write!(f, "refused at {stage}: {reply}"),
             Ending::Failed { stage, error } => write!(f, "failed at {stage}: {error}"),
+            Ending::NotTried { host, earlier } => write!(
+                f,
+                "not tried: {} on an earlier message of this run",
+                earlier.cause(host)
+            ),
         }
     }
 }

@@ -37,6 +37,11 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE messages ADD COLUMN tab TEXT;",
     // 4: a run's label (`--label`).
     "ALTER TABLE runs ADD COLUMN label TEXT;",
+    // 5: what became of the sending itself: a message's send state (see `SendState`; every
+    // message of an older store was sent), and why a run stopped when probe could not do its
+    // job (the relay refused probe's login).
+    "ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT 'sent';
+     ALTER TABLE runs ADD COLUMN failure TEXT;",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -82,6 +87,55 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Where a message is in sending. Its row is written before anything is sent (`queued`) and
+/// marked before its transaction begins (`sending`), each committed at once, so a probe killed
+/// at any moment leaves every seed of the run in the store, and `probe poll` can tell a
+/// message that may have reached a server from one that never left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendState {
+    /// Planned; nothing of it has been sent yet.
+    Queued,
+    /// Its SMTP transaction began and has not ended as far as the store knows: in flight, or
+    /// probe was stopped during it (its data may have reached the server). Polled for like an
+    /// accepted message.
+    Sending,
+    /// Its SMTP transaction ended (accepted or not): the outcome is stored.
+    Sent,
+    /// Never handed to any server: probe was stopped before its turn, could not send it (the
+    /// relay refused probe's own login or TLS), or did not try it after a 421.
+    NotSent,
+    /// Probe was stopped during its transaction and polling did not find it by the timeout:
+    /// whether the server took it is unknown, so it has no verdict.
+    Interrupted,
+}
+
+impl SendState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendState::Queued => "queued",
+            SendState::Sending => "sending",
+            SendState::Sent => "sent",
+            SendState::NotSent => "not_sent",
+            SendState::Interrupted => "interrupted",
+        }
+    }
+
+    /// A stored name; an unknown one reads as `sent`, what every older row is.
+    fn from_stored(name: &str) -> SendState {
+        [
+            SendState::Queued,
+            SendState::Sending,
+            SendState::NotSent,
+            SendState::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .unwrap_or(SendState::Sent)
+    }
 }
 
 /// A run being started.
@@ -163,6 +217,10 @@ pub struct SendRecord {
     pub queue_id: Option<String>,
     /// Verdict decided at send time (deferred/rejected), if any.
     pub decision: Option<Decision>,
+    /// Where it is in sending.
+    pub state: SendState,
+    /// Why it has no verdict, for a message not sent without one (the relay's words).
+    pub note: Option<String>,
     /// Every host tried.
     pub attempts: Vec<AttemptRecord>,
 }
@@ -220,6 +278,8 @@ pub struct RunRecord {
     pub maillog_offset: Option<i64>,
     /// The run's label, if given.
     pub label: Option<String>,
+    /// Why probe could not do its job in this run (the relay refused its login), if so.
+    pub failure: Option<String>,
 }
 
 /// A message as stored: what reports show.
@@ -235,6 +295,8 @@ pub struct MessageRecord {
     pub address: String,
     /// When the SMTP transaction ended, Unix ms.
     pub sent_at: i64,
+    /// Where it is in sending.
+    pub state: SendState,
     /// How the SMTP transaction ended.
     pub smtp: SmtpOutcome,
     /// TLS details, JSON.
@@ -325,6 +387,12 @@ fn stage_of(name: &str) -> Option<Stage> {
 }
 
 impl MessageRecord {
+    /// Whether polling may still give it a verdict: sent (or maybe sent: interrupted in its
+    /// transaction), and none yet.
+    pub fn awaits_verdict(&self) -> bool {
+        self.verdict.is_none() && matches!(self.state, SendState::Sent | SendState::Sending)
+    }
+
     /// From sending to probe's sighting.
     pub fn latency(&self) -> Option<Duration> {
         let seen = self.seen_at?;
@@ -333,7 +401,7 @@ impl MessageRecord {
 }
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
-     timeout_ms, source_ip, maillog_offset, label";
+     timeout_ms, source_ip, maillog_offset, label, failure";
 
 fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -347,6 +415,7 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         source_ip: r.get(7)?,
         maillog_offset: r.get(8)?,
         label: r.get(9)?,
+        failure: r.get(10)?,
     })
 }
 
@@ -452,20 +521,26 @@ impl Store {
         Ok(())
     }
 
-    /// Records one message's send outcome and all its attempts, in one transaction.
-    pub fn record_send(&mut self, r: &SendRecord) -> Result<(), StoreError> {
+    /// Records one message's send outcome and all its attempts, in one transaction, in place
+    /// of what was recorded of it before (its `queued` row).
+    pub fn record_send(&self, r: &SendRecord) -> Result<(), StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        // Unchecked: the store is used from one thread, and nothing else is in a transaction.
+        let tx = self.conn.unchecked_transaction().map_err(sql)?;
         let now = unix_ms(SystemTime::now());
+        tx.execute("DELETE FROM smtp_attempts WHERE token = ?1", [&r.token])
+            .map_err(sql)?;
+        tx.execute("DELETE FROM messages WHERE token = ?1", [&r.token])
+            .map_err(sql)?;
         tx.execute(
             "INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
                  sent_at, smtp_host, smtp_stage, smtp_code, smtp_enhanced, smtp_text, smtp_error,
-                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             params![
                 r.token,
                 r.run_id,
@@ -484,9 +559,13 @@ impl Store {
                 r.smtp_error_kind,
                 r.tls_json,
                 r.decision.as_ref().map(|d| d.verdict.as_label()),
-                r.decision.as_ref().map(|d| d.reason.clone()),
+                r.decision
+                    .as_ref()
+                    .map(|d| d.reason.clone())
+                    .or_else(|| r.note.clone()),
                 r.decision.as_ref().map(|_| now),
                 r.queue_id,
+                r.state.as_str(),
             ],
         )
         .map_err(sql)?;
@@ -639,12 +718,65 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a message as being sent, just before its transaction begins: from now on it may
+    /// reach the server, whatever happens to probe.
+    pub fn mark_sending(&self, token: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE messages SET state = 'sending', sent_at = ?2 WHERE token = ?1",
+                params![token, unix_ms(SystemTime::now())],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Marks a run's messages still `queued` as `not_sent`: the probe that was to send them
+    /// stopped first (killed, interrupted). Returns how many there were.
+    pub fn settle_unsent(&self, run_id: &str) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE messages SET state = 'not_sent',
+                     verdict_reason = 'not sent: probe was stopped before sending it'
+                 WHERE run_id = ?1 AND state = 'queued'",
+                [run_id],
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Marks a message whose transaction was interrupted, and that polling did not find by
+    /// the timeout, as `interrupted`, with why it has no verdict.
+    pub fn mark_interrupted(&self, token: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE messages SET state = 'interrupted', verdict_reason = ?2
+                 WHERE token = ?1 AND verdict IS NULL",
+                params![token, reason],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Records why probe could not do its job in a run (the relay refused its login).
+    pub fn record_run_failure(&self, run_id: &str, failure: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET failure = ?2 WHERE id = ?1",
+                params![run_id, failure],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
     /// Marks a run finished when none of its messages awaits a verdict; returns whether it is.
+    /// A message not sent, or interrupted and not found, awaits none; one `queued` or `sending`
+    /// is in an unknown state, and keeps the run open.
     pub fn finish_run_if_done(&self, run_id: &str) -> Result<bool, StoreError> {
         let pending: i64 = self
             .conn
             .query_row(
-                "SELECT COUNT(*) FROM messages WHERE run_id = ?1 AND verdict IS NULL",
+                "SELECT COUNT(*) FROM messages
+                 WHERE run_id = ?1 AND verdict IS NULL
+                   AND state NOT IN ('not_sent', 'interrupted')",
                 [run_id],
                 |r| r.get(0),
             )
@@ -747,7 +879,8 @@ impl Store {
             .prepare(
                 "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
                         smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
-                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab
+                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab,
+                        state
                  FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
             )
             .map_err(|e| self.sql(e))?;
@@ -755,12 +888,14 @@ impl Store {
             .query_map([run_id], |r| {
                 let verdict: Option<String> = r.get(12)?;
                 let stage: Option<String> = r.get(6)?;
+                let state: String = r.get(21)?;
                 Ok(MessageRecord {
                     token: r.get(0)?,
                     seed: r.get(1)?,
                     provider: r.get(2)?,
                     address: r.get(3)?,
                     sent_at: r.get(4)?,
+                    state: SendState::from_stored(&state),
                     smtp: SmtpOutcome {
                         host: r.get(5)?,
                         stage: stage.as_deref().and_then(stage_of),
@@ -815,13 +950,19 @@ mod tests {
             conn.execute_batch(
                 "PRAGMA user_version = 1;
                  INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms)
-                 VALUES ('OLD', 1, 'c.yaml', 'direct', 'a@b', 'h', 1000);",
+                 VALUES ('OLD', 1, 'c.yaml', 'direct', 'a@b', 'h', 1000);
+                 INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
+                                       sent_at, verdict)
+                 VALUES ('T', 'OLD', 'gmail', 'gmail', 'a@b', 's', '<m@b>', 2, 'inbox');",
             )
             .unwrap();
         }
         let s = Store::open(&path).unwrap();
         let run = s.run("OLD").unwrap();
         assert_eq!((run.transport.as_str(), run.source_ip), ("direct", None));
+        assert_eq!(run.failure, None);
+        // Every message of an older store was sent.
+        assert_eq!(s.messages("OLD").unwrap()[0].state, SendState::Sent);
         let version: i64 = s
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -890,7 +1031,7 @@ mod tests {
     fn a_decision_replaces_the_one_before_it() {
         // The ledger may re-decide (a sighting after a failure report); the store obeys.
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
         s.create_run(&test_run("R1")).unwrap();
         s.record_send(&SendRecord {
             run_id: "R1".into(),
@@ -911,6 +1052,8 @@ mod tests {
             tls_json: None,
             queue_id: None,
             decision: None,
+            state: SendState::Sent,
+            note: None,
             attempts: Vec::new(),
         })
         .unwrap();
@@ -934,6 +1077,73 @@ mod tests {
         assert_eq!(m.folder.as_deref(), Some("INBOX"));
         assert_eq!(m.smtp.stage, Some(Stage::DataEnd));
         assert!(s.finish_run_if_done("R1").unwrap());
+    }
+
+    fn queued(run_id: &str, token: &str) -> SendRecord {
+        SendRecord {
+            run_id: run_id.into(),
+            token: token.into(),
+            seed: format!("seed-{token}"),
+            provider: "gmail".into(),
+            address: "a@b".into(),
+            subject: "s".into(),
+            message_id: "<m@b>".into(),
+            sent_at: SystemTime::now(),
+            smtp_host: None,
+            smtp_stage: None,
+            smtp_code: None,
+            smtp_enhanced: None,
+            smtp_text: None,
+            smtp_error: None,
+            smtp_error_kind: None,
+            tls_json: None,
+            queue_id: None,
+            decision: None,
+            state: SendState::Queued,
+            note: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_is_not_finished_while_a_message_is_in_an_unknown_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        s.create_run(&test_run("R1")).unwrap();
+        for token in ["T1", "T2", "T3"] {
+            s.record_send(&queued("R1", token)).unwrap();
+        }
+        assert!(!s.finish_run_if_done("R1").unwrap(), "queued");
+        s.mark_sending("T1").unwrap();
+        s.mark_sending("T3").unwrap();
+        // T3's outcome replaces its row.
+        let mut sent = queued("R1", "T3");
+        sent.state = SendState::Sent;
+        sent.smtp_code = Some(250);
+        s.record_send(&sent).unwrap();
+        assert_eq!(s.settle_unsent("R1").unwrap(), 1, "T2 was never sent");
+        let state = |s: &Store, token: &str| {
+            let m = s.messages("R1").unwrap();
+            let m = m.iter().find(|m| m.token == token).unwrap().clone();
+            (m.state, m.awaits_verdict())
+        };
+        assert_eq!(state(&s, "T1"), (SendState::Sending, true));
+        assert_eq!(state(&s, "T2"), (SendState::NotSent, false));
+        assert_eq!(state(&s, "T3"), (SendState::Sent, true));
+        s.record_decision(
+            "T3",
+            &Decision {
+                verdict: Verdict::Missing,
+                reason: "x".into(),
+            },
+            None,
+        )
+        .unwrap();
+        assert!(!s.finish_run_if_done("R1").unwrap(), "T1 is in flight");
+        s.mark_interrupted("T1", "stopped").unwrap();
+        assert_eq!(state(&s, "T1"), (SendState::Interrupted, false));
+        assert!(s.finish_run_if_done("R1").unwrap());
+        assert_eq!(s.messages("R1").unwrap().len(), 3);
     }
 
     #[test]

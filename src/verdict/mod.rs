@@ -198,6 +198,11 @@ fn reading(evidence: Evidence<'_>) -> Option<Decision> {
             };
             decide(verdict, format!("{} at {stage}", error.kind()))
         }
+        // Never handed over: deferred, as the MTA that backs off from the host would have it,
+        // with what the host said on the earlier message as the reason.
+        Evidence::Sent(ending @ Ending::NotTried { .. }) => {
+            decide(Verdict::Deferred, ending.to_string())
+        }
         Evidence::Found {
             role: FolderRole::Junk,
             folder,
@@ -354,11 +359,26 @@ mod tests {
                 },
                 Some(Verdict::Deferred),
             ),
+            (
+                Ending::NotTried {
+                    host: "mx.example".into(),
+                    earlier: Box::new(Ending::Refused {
+                        stage: Stage::RcptTo,
+                        reply: reply("421 4.7.0 Try again later"),
+                    }),
+                },
+                Some(Verdict::Deferred),
+            ),
         ];
-        for (ending, want) in rows {
-            let got = classify(Evidence::Sent(&ending)).map(|d| d.verdict);
-            assert_eq!(got, want, "ending: {ending}");
+        for (ending, want) in &rows {
+            let got = classify(Evidence::Sent(ending)).map(|d| d.verdict);
+            assert_eq!(got, *want, "ending: {ending}");
         }
+        let not_tried = classify(Evidence::Sent(&rows[rows.len() - 1].0)).unwrap();
+        assert_eq!(
+            not_tried.reason,
+            "not tried: 421 4.7.0 Try again later from mx.example on an earlier message of this run"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn an_interrupted_run_is_finished_by_poll() {
                 &store,
                 "SELECT COUNT(*) FROM observations WHERE kind = 'junk_folder'",
             ) > 0
-                && count(&store, "SELECT COUNT(*) FROM messages") >= 6)
+                && count(&store, "SELECT COUNT(*) FROM messages WHERE state = 'sent'") >= 6)
                 .then_some(())
         },
     );

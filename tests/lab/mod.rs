@@ -1,6 +1,7 @@
 //! Tests against the real lab (`docker/lab/lab.sh`): root the first time, to install and start
 //! it. `--skip lab::` leaves them out.
 
+mod backoff;
 mod compare;
 mod direct;
 mod faults;
@@ -9,6 +10,7 @@ mod history;
 mod html;
 mod interrupt;
 mod judging;
+mod killed_send;
 mod mailbox_untouched;
 mod oauth2_dovecot;
 mod polling;

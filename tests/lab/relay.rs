@@ -106,3 +106,96 @@ fn relay_with_both_dsns_and_the_log() {
     // Whichever speaks first decides; the verdicts are the same either way.
     run_relay(true, true, "8s");
 }
+
+/// The lab relay (submission, STARTTLS, AUTH) with the password from `PROBE_TEST_RELAY_PW`
+/// and this trust anchor, and two seeds behind it.
+fn relay_seeds(ca_file: &std::path::Path) -> Seeds {
+    Seeds::lab("5s")
+        .lab_sender()
+        .sender("transport", "relay")
+        .sender(
+            "relay",
+            &format!(
+                "{{ host: 127.0.0.1, port: 2587, tls: starttls, username: probe@sender.lab.test, \
+                 password: {{ env: PROBE_TEST_RELAY_PW }}, ca_file: {} }}",
+                ca_file.display()
+            ),
+        )
+        .seeds(["inbox", "reject"].map(|l| Seed::new(l, &format!("{l}@{l}.lab.test")).lab_imap(l)))
+}
+
+#[test]
+fn a_relay_whose_certificate_does_not_verify_is_a_probe_failure_not_a_verdict() {
+    // A trust anchor that did not sign the relay's certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = crate::support::tls::write_test_ca(dir.path());
+    let ran = Probe::new()
+        .lab()
+        .args(["send", "--all"])
+        .config(&relay_seeds(&other_ca))
+        .env("PROBE_TEST_RELAY_PW", password("probe"))
+        .expect_exit(3)
+        .stderr_has("the relay refused probe")
+        .output_lacks(&password("probe"))
+        .run();
+    let report = Probe::in_dir(ran.dir())
+        .args(["report", "--format", "json"])
+        .run()
+        .json();
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({ "not_sent": 2 }),
+        "{report:#}"
+    );
+    assert!(
+        report["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("starttls")),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_relay_that_refuses_probes_login_is_a_probe_failure_not_a_verdict() {
+    // The lab relay's submission port with a wrong password: 535 at AUTH.
+    let wrong = "not-the-relay-password-7e1";
+    let seeds = relay_seeds(&crate::support::lab::lab_ca());
+    let ran = Probe::new()
+        .lab()
+        .args(["run", "--all", "--json"])
+        .config(&seeds)
+        .env("PROBE_TEST_RELAY_PW", wrong)
+        .expect_exit(3)
+        .stderr_has("the relay refused probe")
+        .stderr_has("535")
+        .output_lacks(wrong)
+        .run();
+    // Stored as a failed run whose messages were not sent: no provider verdict at all.
+    let report = Probe::in_dir(ran.dir())
+        .args(["report", "--format", "json"])
+        .expect_exit(0)
+        .output_lacks(wrong)
+        .run()
+        .json();
+    assert!(
+        report["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("535")),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["counts"],
+        serde_json::json!({ "not_sent": 2 }),
+        "{report:#}"
+    );
+    for seed in ["inbox", "reject"] {
+        let m = message_for(&report, seed);
+        assert_eq!(m["state"], "not_sent", "{m:#}");
+        assert_eq!(m["verdict"], serde_json::Value::Null, "{m:#}");
+        let reason = m["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("relay refused probe") && reason.contains("535"),
+            "{m:#}"
+        );
+    }
+}

@@ -49,18 +49,28 @@ pub(crate) enum RunOutcome {
         attempt: Box<Attempt>,
         handshake_failed: bool,
     },
-    /// Transactions ran: `settled` messages got their attempt (through the
-    /// sink, as each ended; at least one); `unreached` were not tried
-    /// because the connection was lost.
+    /// Transactions ran: messages got their attempt through the sink, as
+    /// each ended (at least one); `unreached` were not tried because the
+    /// connection was lost, and `lost_after` is how the last settled
+    /// transaction ended (a 421, a drop) when that happened.
     Transactions {
-        settled: usize,
         unreached: Vec<usize>,
+        lost_after: Option<Ending>,
     },
 }
 
+/// What the sink of [`run`] hears about a job.
+pub(crate) enum Event {
+    /// Its transaction is about to begin: nothing of it is on the wire yet.
+    Starting,
+    /// Its transaction ended, so did this attempt.
+    Ended(Box<Attempt>),
+}
+
 /// Runs one connection: connect, set up, one transaction per job, say
-/// goodbye. Each transaction's attempt goes to `sink` as soon as it ends.
-pub(crate) async fn run<S: FnMut(usize, Attempt)>(
+/// goodbye. `sink` hears of each transaction just before it begins, and
+/// gets its attempt as soon as it ends.
+pub(crate) async fn run<S: FnMut(usize, Event)>(
     host: &str,
     addrs: &[SocketAddr],
     mut transcript: Transcript,
@@ -117,6 +127,7 @@ pub(crate) async fn run<S: FnMut(usize, Attempt)>(
             ));
             session.transcript = transcript;
         }
+        sink(index, Event::Starting);
         let ending = match session.transaction(item, n > 0, settings).await {
             Ok(reply) => Ending::Accepted { reply },
             Err(ending) => ending,
@@ -127,18 +138,19 @@ pub(crate) async fn run<S: FnMut(usize, Attempt)>(
             session.close(&ending).await;
         }
         tracing::debug!(server = %session.server, %ending, "SMTP transaction ended");
-        sink(index, session.attempt(ending));
-        if !usable {
+        let lost_after = (!usable).then(|| ending.clone());
+        sink(index, Event::Ended(Box::new(session.attempt(ending))));
+        if lost_after.is_some() {
             let unreached = jobs[n + 1..].iter().map(|&(index, _)| index).collect();
             return RunOutcome::Transactions {
-                settled: n + 1,
                 unreached,
+                lost_after,
             };
         }
     }
     RunOutcome::Transactions {
-        settled: jobs.len(),
         unreached: Vec::new(),
+        lost_after: None,
     }
 }
 
@@ -345,6 +357,7 @@ impl Session<'_> {
             Ending::Accepted { .. } => true,
             Ending::Refused { reply, .. } => reply.code != 421,
             Ending::Failed { error, .. } => matches!(error, SessionError::Stopped { .. }),
+            Ending::NotTried { .. } => false,
         }
     }
 
