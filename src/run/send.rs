@@ -57,7 +57,14 @@ pub async fn send(
         let mut items = Vec::with_capacity(members.len());
         for seed in &members {
             let token = Token::generate();
-            let msg = message::build(sender, &config.message, &seed.address, &seed.name, token)?;
+            let msg = message::build(
+                sender,
+                &config.message,
+                &seed.address,
+                &seed.name,
+                token,
+                plan.dkim(),
+            )?;
             items.push(Outgoing {
                 envelope: Envelope {
                     mail_from: sender.from.email.to_string(),
