@@ -14,13 +14,13 @@ use crate::support::smtp::Holder;
 use crate::support::{Probe, Seed, Seeds};
 
 /// The test-only keys (tests/fixtures/dkim/README.md).
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/dkim")
         .join(name)
 }
 
-fn txt_record(name: &str) -> String {
+pub(crate) fn txt_record(name: &str) -> String {
     std::fs::read_to_string(fixture(name))
         .unwrap()
         .trim()
@@ -29,7 +29,7 @@ fn txt_record(name: &str) -> String {
 
 /// A body a signature must survive: non-ASCII text, a line over 76 characters, and lines that
 /// are a lone dot or start with one (which SMTP dot-stuffs after signing), as YAML.
-const BODY_YAML: &str = "\"Grüße aus Köln: ünïcödé, 日本語.\\n.\\n..two dots\\n.leading dot\\n\
+pub(crate) const BODY_YAML: &str = "\"Grüße aus Köln: ünïcödé, 日本語.\\n.\\n..two dots\\n.leading dot\\n\
     a long line: Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.\\n\
     {token}\\n\"";
 
@@ -46,7 +46,11 @@ fn unstuff(data: &[u8]) -> Vec<u8> {
 /// dkimpy's verification of `message`, with `record` as the only TXT record DNS has (for
 /// `selector._domainkey.example.org`). `None` when no python3 with dkimpy (and PyNaCl, for
 /// Ed25519) is installed.
-fn dkimpy_verify(message: &[u8], selector: &str, record: &str) -> Option<Result<(), String>> {
+pub(crate) fn dkimpy_verify(
+    message: &[u8],
+    selector: &str,
+    record: &str,
+) -> Option<Result<(), String>> {
     const SCRIPT: &str = r#"
 import sys, dkim
 name, record = sys.argv[1].encode(), sys.argv[2].encode()

@@ -3,6 +3,7 @@
 
 mod compare;
 mod direct;
+mod dkim;
 mod faults;
 mod folders;
 mod history;
