@@ -16,7 +16,8 @@ use clap::{Args, ValueEnum};
 use lettre::message::header::{ContentType, Date, HeaderName, HeaderValue, Headers};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
-use crate::config::{host_port, is_loopback};
+use crate::config::{DkimAlgorithm, host_port, is_loopback};
+use crate::message::DkimSigner;
 use crate::secrets::{Credential, SecretSource};
 use crate::send::{
     Auth, AuthMechanism, Delivery, Ending, Envelope, Observed, Outgoing, QuitAfter, Route,
@@ -184,6 +185,26 @@ pub struct SmtpArgs {
     /// Show the size of the message instead of its lines.
     #[arg(long)]
     pub suppress_data: bool,
+    /// DKIM-sign each message for this domain (d=); needs --dkim-selector and --dkim-key.
+    #[arg(long, value_name = "DOMAIN", requires_all = ["dkim_selector", "dkim_key"])]
+    pub dkim_domain: Option<String>,
+    /// The DKIM selector (s=): the public key is the TXT record SELECTOR._domainkey.DOMAIN.
+    #[arg(long, value_name = "SELECTOR", requires_all = ["dkim_domain", "dkim_key"])]
+    pub dkim_selector: Option<String>,
+    /// The DKIM private key: PEM (PKCS#8 RSA or Ed25519, PKCS#1 RSA).
+    #[arg(long, value_name = "FILE", requires_all = ["dkim_domain", "dkim_selector"])]
+    pub dkim_key: Option<PathBuf>,
+    /// The DKIM algorithm, rsa-sha256 or ed25519-sha256 [default: the key's own].
+    #[arg(long, value_name = "ALGORITHM", requires = "dkim_key", value_parser = parse_dkim_algorithm)]
+    pub dkim_algorithm: Option<DkimAlgorithm>,
+}
+
+fn parse_dkim_algorithm(text: &str) -> Result<DkimAlgorithm, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "rsa-sha256" => Ok(DkimAlgorithm::RsaSha256),
+        "ed25519-sha256" => Ok(DkimAlgorithm::Ed25519Sha256),
+        _ => Err("rsa-sha256 or ed25519-sha256".into()),
+    }
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -338,9 +359,13 @@ fn plan(args: &SmtpArgs) -> anyhow::Result<Plan> {
         .iter()
         .map(|path| read_attachment(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let dkim = dkim_from(args)?;
     let mut items = Vec::with_capacity(args.count as usize);
     for n in 1..=args.count {
-        let message = compose(&from, &to, &headers, &body, &attachments, n, args.count)?;
+        let mut message = compose(&from, &to, &headers, &body, &attachments, n, args.count)?;
+        if let Some(signer) = &dkim {
+            message = signer.sign(&message)?;
+        }
         items.push(Outgoing {
             envelope: Envelope {
                 mail_from: from.to_string(),
@@ -404,6 +429,42 @@ fn auth_from(args: &SmtpArgs, loopback: bool) -> anyhow::Result<Auth> {
         mechanisms,
         args.auth_plaintext || loopback,
     )?)
+}
+
+/// The signer `--dkim-domain`, `--dkim-selector` and `--dkim-key` describe (clap sees that
+/// they come together), or none.
+fn dkim_from(args: &SmtpArgs) -> anyhow::Result<Option<DkimSigner>> {
+    let (Some(domain), Some(selector), Some(key)) =
+        (&args.dkim_domain, &args.dkim_selector, &args.dkim_key)
+    else {
+        return Ok(None);
+    };
+    let dns_name = |flag: &str, value: &str| {
+        let value = value.trim().trim_end_matches('.').to_ascii_lowercase();
+        let usable = !value.is_empty()
+            && value.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if usable {
+            Ok(value)
+        } else {
+            Err(anyhow::anyhow!("{flag} {value:?} is not a DNS name"))
+        }
+    };
+    let domain = dns_name("--dkim-domain", domain)?;
+    let selector = dns_name("--dkim-selector", selector)?;
+    let signer = DkimSigner::from_source(
+        &domain,
+        &selector,
+        args.dkim_algorithm,
+        &SecretSource::File(key.clone()),
+        Path::new("."),
+    )
+    .map_err(|e| anyhow::anyhow!("--dkim-key {}: {e}", key.display()))?;
+    Ok(Some(signer))
 }
 
 fn parse_header(text: &str) -> anyhow::Result<HeaderValue> {

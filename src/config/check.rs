@@ -383,6 +383,66 @@ fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, Con
         relay,
         bounces,
         maillog: s.maillog.clone(),
+        dkim: match &s.dkim {
+            Some(d) => Some(check_dkim(check, d, transport)?),
+            None => None,
+        },
+    })
+}
+
+/// `sender.dkim`: the signing domain and selector are DNS names, the key comes from a file, a
+/// variable or a command, and only direct mode signs.
+fn check_dkim(
+    check: &Checker,
+    raw: &Spanned<super::raw::RawDkim>,
+    transport: Transport,
+) -> Result<super::Dkim, ConfigError> {
+    let d = &raw.value;
+    if transport == Transport::Relay {
+        // Refused rather than ignored: the relay signs what it relays, as it signs the user's
+        // real mail, so a probe signature would be a second one the real mail does not carry;
+        // and a warning scrolls by in a cron job while the user believes probe signs.
+        return Err(check.invalid(
+            raw,
+            "sender.dkim",
+            "transport: relay leaves DKIM signing to the relay, as for your real mail; \
+             remove sender.dkim (probe signs only with transport: direct)",
+        ));
+    }
+    let name = |field: &Spanned<String>, what: &str, example: &str| {
+        let value = field
+            .value
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if is_hostname(&value) {
+            Ok(value)
+        } else {
+            Err(check.invalid(
+                field,
+                format!("sender.dkim.{what}"),
+                format!("{:?} is not a DNS name; write e.g. {example}", field.value),
+            ))
+        }
+    };
+    let domain = name(&d.domain, "domain", "example.org")?;
+    let selector = name(&d.selector, "selector", "s2026")?;
+    if let super::SecretSource::Oauth2(_) = d.private_key.value {
+        return Err(check.invalid(
+            &d.private_key,
+            "sender.dkim.private_key",
+            "an OAuth 2.0 grant gives a token, not a key; use { file: PATH }, { env: VAR } or { command: \"...\" }",
+        ));
+    }
+    Ok(super::Dkim {
+        domain,
+        selector,
+        algorithm: d.algorithm,
+        private_key: d.private_key.value.clone(),
+        private_key_at: (
+            d.private_key.referenced.line(),
+            d.private_key.referenced.column(),
+        ),
     })
 }
 

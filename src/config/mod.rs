@@ -69,6 +69,55 @@ pub struct Sender {
     pub bounces: Option<Imap>,
     /// The relay's Postfix log, when probe runs on that host.
     pub maillog: Option<PathBuf>,
+    /// DKIM signing of every message, in direct mode (in relay mode the relay signs).
+    pub dkim: Option<Dkim>,
+}
+
+/// `sender.dkim`: how probe signs its messages in direct mode, as the user's MTA signs theirs.
+#[derive(Debug, Clone)]
+pub struct Dkim {
+    /// The signing domain (`d=`); DMARC wants it aligned with the `From:` domain.
+    pub domain: String,
+    /// The selector (`s=`): the public key is the TXT record `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// The algorithm; `None`: the key's own (an RSA key signs rsa-sha256, Ed25519 ed25519-sha256).
+    pub algorithm: Option<DkimAlgorithm>,
+    /// Where the private key (PEM) comes from: a file, a variable or a command.
+    pub private_key: SecretSource,
+    /// Where the private key field is, for errors found when reading the key.
+    private_key_at: (u64, u64),
+}
+
+impl Dkim {
+    /// Where its private key source is written.
+    pub fn private_key_field(&self) -> SecretField {
+        SecretField {
+            at: self.private_key_at,
+            field: "sender.dkim.private_key".to_owned(),
+        }
+    }
+}
+
+/// A DKIM signing algorithm (RFC 6376, RFC 8463).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DkimAlgorithm {
+    /// RSA with SHA-256: what every verifier knows.
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+    /// Ed25519 with SHA-256: short keys; not every verifier knows it yet, so it is usually
+    /// added next to an RSA signature.
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
+}
+
+impl DkimAlgorithm {
+    /// The name in `a=` and in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::RsaSha256 => "rsa-sha256",
+            DkimAlgorithm::Ed25519Sha256 => "ed25519-sha256",
+        }
+    }
 }
 
 /// Transport security towards the relay.

@@ -41,6 +41,17 @@ pub(super) struct RawSender {
     pub(super) relay: Option<Spanned<RawRelay>>,
     pub(super) bounces: Option<Spanned<RawBounces>>,
     pub(super) maillog: Option<PathBuf>,
+    pub(super) dkim: Option<Spanned<RawDkim>>,
+}
+
+/// `sender.dkim:`, direct mode's DKIM signature.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDkim {
+    pub(super) domain: Spanned<String>,
+    pub(super) selector: Spanned<String>,
+    pub(super) private_key: Spanned<SecretSource>,
+    pub(super) algorithm: Option<super::DkimAlgorithm>,
 }
 
 /// `sender.relay:`, for `transport: relay`.

@@ -1,6 +1,6 @@
-use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue, MIME_VERSION_1_0};
 
-use super::Token;
+use super::{DkimSignError, DkimSigner, Token};
 use crate::config::{MessageTemplate, Sender};
 
 /// The header that confirms a search hit is ours.
@@ -32,22 +32,29 @@ pub struct TestMessage {
     pub subject: String,
     /// The `Message-ID`, with angle brackets.
     pub message_id: String,
-    /// RFC 5322 bytes with CRLF line ends.
+    /// RFC 5322 bytes with CRLF line ends, DKIM-signed when a signer was given.
     pub bytes: Vec<u8>,
 }
 
 /// The message could not be composed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot compose the test message: {0}")]
-pub struct BuildError(#[from] lettre::error::Error);
+pub enum BuildError {
+    /// The builder refused it.
+    #[error("cannot compose the test message: {0}")]
+    Compose(#[from] lettre::error::Error),
+    /// The DKIM key refused to sign.
+    #[error("cannot sign the test message: {0}")]
+    Sign(#[from] DkimSignError),
+}
 
-/// Composes the test message for one seed.
+/// Composes the test message for one seed, signed with `dkim` when given.
 pub fn build(
     sender: &Sender,
     template: &MessageTemplate,
     to: &lettre::Address,
     seed_name: &str,
     token: Token,
+    dkim: Option<&DkimSigner>,
 ) -> Result<TestMessage, BuildError> {
     let fill = |s: &str| {
         s.replace("{token}", &token.to_string())
@@ -63,11 +70,20 @@ pub fn build(
         .header(XProbeId(token.to_string()))
         .user_agent(format!("seedprobe/{}", env!("CARGO_PKG_VERSION")))
         .date_now()
+        // Real mail says how to read its body: without these, a non-ASCII body sent as
+        // quoted-printable would be read as US-ASCII, and filters score the missing headers.
+        .header(MIME_VERSION_1_0)
+        .header(ContentType::TEXT_PLAIN)
         .body(fill(&template.body))?;
+    let bytes = message.formatted();
+    let bytes = match dkim {
+        Some(signer) => signer.sign(&bytes)?,
+        None => bytes,
+    };
     Ok(TestMessage {
         token,
         subject,
         message_id,
-        bytes: message.formatted(),
+        bytes,
     })
 }

@@ -17,6 +17,7 @@ use super::{BOUNCES, RunError};
 use crate::config::{
     self, Config, ConfigError, Imap, ImapTls, RelayTls, SecretField, Seed, Transport,
 };
+use crate::message::DkimSigner;
 use crate::poll::{AccountPoll, Lookup};
 use crate::secrets::{Credential, SecretSource};
 use crate::send::{Auth, AuthMechanism, Route, SendSettings, Timeouts, TlsPolicy};
@@ -70,6 +71,8 @@ pub struct Plan {
     smtp_port: u16,
     /// SMTP client settings, AUTH and trust included.
     send: SendSettings,
+    /// Signs every message, in direct mode with `sender.dkim`.
+    dkim: Option<DkimSigner>,
 }
 
 impl Plan {
@@ -84,6 +87,19 @@ impl Plan {
             Transport::Direct => None,
         };
         // Every secret first, in config order, so the first unreadable one is the one named.
+        let dkim = match (sender.transport, &sender.dkim) {
+            (Transport::Direct, Some(d)) => Some(
+                DkimSigner::from_source(
+                    &d.domain,
+                    &d.selector,
+                    d.algorithm,
+                    &d.private_key,
+                    config.base_dir(),
+                )
+                .map_err(|e| config.secret_error(&d.private_key_field(), e.to_string()))?,
+            ),
+            _ => None,
+        };
         let mut credentials = Vec::with_capacity(seeds.len());
         for seed in seeds {
             let field = seed.imap.password_field();
@@ -164,6 +180,7 @@ impl Plan {
             relay: relay.map(|r| (r.host.clone(), r.port)),
             smtp_port: sender.smtp_port,
             send,
+            dkim,
         })
     }
 
@@ -177,6 +194,7 @@ impl Plan {
             relay: None,
             smtp_port: config.sender.smtp_port,
             send: base_settings(config),
+            dkim: None,
         }
     }
 
@@ -222,6 +240,12 @@ impl Plan {
     /// SMTP client settings for the run.
     pub fn send_settings(&self) -> &SendSettings {
         &self.send
+    }
+
+    /// What signs each message: in direct mode with `sender.dkim`, else nothing (the relay
+    /// signs).
+    pub fn dkim(&self) -> Option<&DkimSigner> {
+        self.dkim.as_ref()
     }
 }
 

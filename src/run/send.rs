@@ -62,7 +62,14 @@ pub async fn send(
         let mut items = Vec::with_capacity(members.len());
         for seed in &members {
             let token = Token::generate();
-            let msg = message::build(sender, &config.message, &seed.address, &seed.name, token)?;
+            let msg = message::build(
+                sender,
+                &config.message,
+                &seed.address,
+                &seed.name,
+                token,
+                plan.dkim(),
+            )?;
             store.record_send(&queued_record(&run_id, seed, &msg))?;
             items.push(Outgoing {
                 envelope: Envelope {

@@ -4,6 +4,7 @@
 mod backoff;
 mod compare;
 mod direct;
+mod dkim;
 mod faults;
 mod folders;
 mod history;

@@ -18,6 +18,8 @@ pub struct Seeds {
     sender: Vec<(String, String)>,
     /// `timing:` keys; no section when empty.
     timing: Vec<(String, String)>,
+    /// `message:` keys; no section when empty.
+    message: Vec<(String, String)>,
     seeds: Vec<Seed>,
 }
 
@@ -29,6 +31,7 @@ impl Seeds {
             ehlo: None,
             sender: Vec::new(),
             timing: Vec::new(),
+            message: Vec::new(),
             seeds: Vec::new(),
         }
     }
@@ -115,6 +118,12 @@ impl Seeds {
         self
     }
 
+    /// A `message:` key (`subject`, `body`), value as YAML.
+    pub fn message(mut self, key: &str, value: &str) -> Seeds {
+        self.message.push((key.into(), value.into()));
+        self
+    }
+
     pub fn seed(mut self, seed: Seed) -> Seeds {
         self.seeds.push(seed);
         self
@@ -135,6 +144,12 @@ impl Seeds {
         if !self.timing.is_empty() {
             y.push_str("timing:\n");
             for (k, v) in &self.timing {
+                y.push_str(&format!("  {k}: {v}\n"));
+            }
+        }
+        if !self.message.is_empty() {
+            y.push_str("message:\n");
+            for (k, v) in &self.message {
                 y.push_str(&format!("  {k}: {v}\n"));
             }
         }
