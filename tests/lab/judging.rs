@@ -169,3 +169,73 @@ fn dmarc_reject_is_refused_at_end_of_data_with_5_7_26() {
     );
     assert_eq!(m["folder"], Value::Null, "{m:#}");
 }
+
+/// The same three judged seeds from 127.0.0.3 (outside the sender's SPF), signed with the
+/// lab's DKIM key (selector `sel`) when given.
+fn judged_run_signed(selector: Option<&str>) -> Value {
+    let mut seeds = Seeds::lab("10s")
+        .lab_sender()
+        .sender("source_ip", "127.0.0.3");
+    if let Some(sel) = selector {
+        let key = crate::support::lab::lab_dir().join(format!("dkim/sender.lab.test/{sel}.key"));
+        seeds = seeds.sender(
+            "dkim",
+            &format!(
+                "{{ domain: sender.lab.test, selector: {sel}, private_key: {{ file: {} }} }}",
+                key.display()
+            ),
+        );
+    }
+    let seeds = seeds.seeds(["judged", "authjunk", "dmarc"].iter().map(|l| {
+        Seed::new(l, &format!("{l}@{l}.lab.test"))
+            .lab_imap(l)
+            .mx(JUDGE_MX)
+    }));
+    let out = Probe::new()
+        .lab()
+        .args(["run", "--all", "--json"])
+        .config(&seeds)
+        .run();
+    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.show());
+    out.json()
+}
+
+/// Issue 10: what signing changes at a provider that judges. From an address the sender's
+/// SPF does not cover, an unsigned message fails DMARC and is refused by the `p=reject`
+/// domain; the same message signed by probe with the lab's key (RSA and Ed25519) passes DKIM
+/// and, aligned, DMARC, and is accepted. (SPF still fails, so rspamd's score stays high and
+/// the domain that files on any SPF failure still files it as junk: signing is not a cure
+/// for a sending IP outside SPF.)
+#[test]
+fn a_signed_message_passes_dkim_and_dmarc_where_an_unsigned_one_fails() {
+    let unsigned = judged_run_signed(None);
+    let m = message_for(&unsigned, "dmarc");
+    assert_eq!(m["verdict"], "rejected", "{m:#}");
+    assert_eq!(m["smtp"]["enhanced"], "5.7.26", "{m:#}");
+    let m = message_for(&unsigned, "judged");
+    assert_eq!(auth(m, "dkim")["result"], "none", "{m:#}");
+    assert_eq!(auth(m, "dmarc")["result"], "fail", "{m:#}");
+
+    for selector in ["lab", "ed"] {
+        let signed = judged_run_signed(Some(selector));
+        for seed in ["judged", "authjunk", "dmarc"] {
+            let m = message_for(&signed, seed);
+            assert_eq!(auth(m, "spf")["result"], "fail", "{selector} {seed}: {m:#}");
+            assert_eq!(
+                auth(m, "dkim")["result"],
+                "pass",
+                "{selector} {seed}: {m:#}"
+            );
+            assert_eq!(
+                auth(m, "dmarc")["result"],
+                "pass",
+                "{selector} {seed}: {m:#}"
+            );
+        }
+        let m = message_for(&signed, "dmarc");
+        assert_eq!(m["smtp"]["code"], 250, "{selector}: {m:#}");
+        assert_eq!(m["folder"], "INBOX", "{selector}: {m:#}");
+        let spamd = kept_field(message_for(&signed, "judged"), "X-Spamd-Result");
+        assert!(spamd.contains("R_DKIM_ALLOW"), "{selector}: {spamd}");
+    }
+}
