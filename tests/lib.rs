@@ -10,6 +10,7 @@
 mod support;
 
 mod config_errors;
+mod imap_faults;
 mod kit;
 mod lab;
 mod metrics_format;

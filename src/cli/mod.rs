@@ -342,7 +342,11 @@ fn finish(
         print!("{}", report.to_table());
     }
     if summary.accounts > 0 && summary.logged_in == 0 {
-        eprintln!("probe: error: no seed mailbox could be polled (every login failed)");
+        // Say what happened to each mailbox: a refused login, a reset, a stall after login.
+        eprintln!("probe: error: no seed mailbox could be polled:");
+        for problem in &summary.unpolled {
+            eprintln!("  {problem}");
+        }
         return Ok(Exit::ProbeFailure);
     }
     Ok(if report.placement().all_inbox() {

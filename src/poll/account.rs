@@ -349,17 +349,14 @@ async fn idle(
         Ok(Ok(())) => {}
         Ok(Err(async_imap::error::Error::Io(_))) => return Err((closed("IDLE"), false)),
         Ok(Err(e)) => {
-            let e = PollError::Command {
-                server: server(imap),
-                step: "IDLE",
-                reply: e.to_string(),
-            };
+            let e = super::command_error(imap, "IDLE", &e);
             return Err((e, true));
         }
         Err(_) => {
             let e = PollError::Timeout {
                 server: server(imap),
                 step: "IDLE",
+                after_login: true,
             };
             return Err((e, true));
         }
@@ -400,6 +397,7 @@ async fn idle(
             let e = PollError::Timeout {
                 server: server(imap),
                 step: "DONE",
+                after_login: true,
             };
             return Err((e, false));
         }

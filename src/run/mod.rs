@@ -92,12 +92,15 @@ pub enum Progress<'a> {
 }
 
 /// How polling went, for the exit code.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PollSummary {
     /// Seed accounts that had messages to look for.
     pub accounts: usize,
     /// Of those, accounts where a login succeeded.
     pub logged_in: usize,
+    /// The last problem of each account that was never polled, as shown to people: what
+    /// really happened (a refused login, a reset, a stall after login), not a guess.
+    pub unpolled: Vec<String>,
 }
 
 /// The name polling problems of the bounces mailbox are filed under.

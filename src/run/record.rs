@@ -22,6 +22,8 @@ pub(super) struct Decider<'a> {
     pub(super) provisional: HashMap<Token, Verdict>,
     /// Seed accounts (by their seeds) where a login succeeded.
     pub(super) logged_in: HashSet<Vec<String>>,
+    /// The last problem of each seed account, by its seeds.
+    pub(super) last_problem: HashMap<Vec<String>, String>,
 }
 
 impl Decider<'_> {
@@ -183,6 +185,9 @@ impl Decider<'_> {
     ) -> Result<(), RunError> {
         let (store, run_id) = (self.store, self.run_id);
         let text = error.to_string();
+        if seeds.iter().all(|s| s != BOUNCES) {
+            self.last_problem.insert(seeds.to_vec(), text.clone());
+        }
         for seed in seeds {
             store.record_observation(
                 run_id,
