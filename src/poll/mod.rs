@@ -24,7 +24,7 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-pub use account::poll_account;
+pub use account::{Backoff, poll_account};
 pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
 pub use limit::ConnectionLimit;
 pub use positions::{Position, SearchScope, StartAt, mark_positions};
@@ -491,6 +491,15 @@ async fn open(
     job: &AccountPoll,
     timeout: Duration,
 ) -> Result<(Session, Vec<ListedMailbox>), PollError> {
+    open_noting(job, timeout, None).await
+}
+
+/// [`open`], setting `logged_in` as soon as the login succeeded.
+async fn open_noting(
+    job: &AccountPoll,
+    timeout: Duration,
+    logged_in: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(Session, Vec<ListedMailbox>), PollError> {
     let imap = &job.imap;
     let stream = stream::connect(imap, job.tls.clone(), timeout).await?;
     let starttls_done = imap.tls == crate::config::ImapTls::Starttls;
@@ -601,6 +610,9 @@ async fn open(
             lost => lost,
         },
     })?;
+    if let Some(flag) = logged_in {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let listed: Vec<ListedMailbox> = step(imap, "LIST", timeout, async {
         let names: Vec<_> = session
             .list(Some(""), Some("*"))

@@ -42,6 +42,9 @@ pub enum RunError {
     /// The message could not be composed.
     #[error(transparent)]
     Build(#[from] message::BuildError),
+    /// No chosen seed's mailbox could be read before sending, so nothing was sent.
+    #[error("no seed mailbox can be read, so nothing was sent:{}", unreadable_list(.0))]
+    Unreadable(Vec<crate::store::NotTested>),
     /// A trust anchor could not be loaded.
     #[error("seed {seed}: {error}")]
     Tls {
@@ -50,6 +53,18 @@ pub enum RunError {
         /// What failed.
         error: crate::tls::TlsError,
     },
+}
+
+/// One line per seed (and its hint): what its mailbox check met.
+fn unreadable_list(seeds: &[crate::store::NotTested]) -> String {
+    let mut out = String::new();
+    for n in seeds {
+        out.push_str(&format!("\n  {}: {}", n.seed, n.problem));
+        if let Some(hint) = &n.hint {
+            out.push_str(&format!("\n    hint: {hint}"));
+        }
+    }
+    out
 }
 
 /// Things worth telling the user while a run goes on (the CLI prints them to stderr).

@@ -13,7 +13,9 @@ use crate::verdict::{Evidence, classify};
 /// Sends one tagged message to each seed and stores each outcome as soon as its transaction
 /// ends. Seeds behind the same server share one connection: in relay mode all of them, in
 /// direct mode those with the same `mx` override or the same recipient domain. Before
-/// sending, each mailbox's position is noted (`positions.rs`). Returns the new run's id.
+/// sending, each mailbox is checked and its position noted (`positions.rs`): seeds whose
+/// mailbox cannot be read are not sent to ([`RunError::Unreadable`] when that is every seed).
+/// Returns the new run's id.
 pub async fn send(
     config: &Config,
     plan: &Plan,
@@ -27,6 +29,17 @@ pub async fn send(
         (true, Some(path)) => Some(LogFollower::at_end(&config.base_dir().join(path)).offset()),
         _ => None,
     };
+    // Every mailbox is checked before the first message: a seed that cannot be read is not
+    // sent to, and when none can, nothing is sent and no run is stored.
+    let checked = super::positions::check(config, plan, seeds).await;
+    let seeds: Vec<&Seed> = seeds
+        .iter()
+        .filter(|s| !checked.is_not_tested(&s.name))
+        .copied()
+        .collect();
+    if seeds.is_empty() {
+        return Err(RunError::Unreadable(checked.not_tested));
+    }
     let run_id = ulid::Ulid::new().to_string();
     store.create_run(&NewRun {
         id: run_id.clone(),
@@ -40,11 +53,11 @@ pub async fn send(
         maillog_offset,
         label: label.map(str::to_owned),
     })?;
-    super::positions::mark(config, plan, seeds, store, &run_id).await;
+    checked.record(store, &run_id)?;
 
     // Group by route, keeping config order within and between groups.
     let mut groups: Vec<(Route, Vec<&Seed>)> = Vec::new();
-    for seed in seeds {
+    for seed in &seeds {
         let route = plan.route(seed);
         match groups.iter_mut().find(|(r, _)| *r == route) {
             Some((_, members)) => members.push(seed),

@@ -220,6 +220,25 @@ pub struct RunRecord {
     pub maillog_offset: Option<i64>,
     /// The run's label, if given.
     pub label: Option<String>,
+    /// Seeds left out because their mailbox could not be read before sending.
+    pub not_tested: Vec<NotTested>,
+}
+
+/// A seed that was not sent to: its mailbox could not be read before sending, so no verdict
+/// could have been given. Stored as a `not_tested` observation of the run (no message row: a
+/// message that was never sent has nothing to poll or decide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NotTested {
+    /// Seed name.
+    pub seed: String,
+    /// Provider label.
+    pub provider: String,
+    /// Recipient address.
+    pub address: String,
+    /// What the mailbox check met, in the server's words.
+    pub problem: String,
+    /// What usually helps.
+    pub hint: Option<String>,
 }
 
 /// A message as stored: what reports show.
@@ -333,7 +352,9 @@ impl MessageRecord {
 }
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
-     timeout_ms, source_ip, maillog_offset, label";
+     timeout_ms, source_ip, maillog_offset, label, \
+     (SELECT json_group_array(json(o.detail)) FROM observations o \
+      WHERE o.run_id = runs.id AND o.kind = 'not_tested')";
 
 fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -347,6 +368,10 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         source_ip: r.get(7)?,
         maillog_offset: r.get(8)?,
         label: r.get(9)?,
+        not_tested: r
+            .get::<_, Option<String>>(10)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -533,6 +558,12 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
+    }
+
+    /// Records a seed left out of a run because its mailbox could not be read.
+    pub fn record_not_tested(&self, run_id: &str, n: &NotTested) -> Result<(), StoreError> {
+        let detail = serde_json::to_value(n).unwrap_or_default();
+        self.record_observation(run_id, None, Some(&n.seed), "not_tested", &detail)
     }
 
     /// Notes a polling problem on every undecided message of these seeds.

@@ -9,6 +9,7 @@ mod history;
 mod html;
 mod interrupt;
 mod mailbox_untouched;
+mod not_tested;
 mod oauth2_dovecot;
 mod polling;
 mod precedence;
