@@ -17,6 +17,7 @@ mod metrics_format;
 mod oauth2;
 mod polling;
 mod properties;
+mod secret_command;
 mod smtp_cli;
 mod smtp_ehlo;
 mod smtp_faults;
