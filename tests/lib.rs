@@ -11,12 +11,14 @@ mod support;
 
 mod config_errors;
 mod dkim;
+mod imap_faults;
 mod kit;
 mod lab;
 mod metrics_format;
 mod oauth2;
 mod polling;
 mod properties;
+mod secret_command;
 mod smtp_cli;
 mod smtp_ehlo;
 mod smtp_faults;

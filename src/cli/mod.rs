@@ -224,10 +224,19 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             } else {
                 println!("{run_id}");
             }
+            // Not-tested seeds are shown by the JSON; the run id alone says nothing of them.
+            if !args.json {
+                eprint!("{}", report.not_tested_lines());
+            }
             let placement = report.placement();
             let refused =
                 placement.count(Verdict::Deferred) + placement.count(Verdict::Rejected) > 0;
-            Ok(if refused { Exit::NotAllInbox } else { Exit::Ok })
+            let untested = !report.run.not_tested.is_empty();
+            Ok(if refused || untested {
+                Exit::NotAllInbox
+            } else {
+                Exit::Ok
+            })
         }
         Command::Run(args) => {
             let (config, plan, mut store) = prepare(cli, args).await?;
@@ -342,14 +351,21 @@ fn finish(
         print!("{}", report.to_table());
     }
     if summary.accounts > 0 && summary.logged_in == 0 {
-        eprintln!("probe: error: no seed mailbox could be polled (every login failed)");
+        // Say what happened to each mailbox: a refused login, a reset, a stall after login.
+        eprintln!("probe: error: no seed mailbox could be polled:");
+        for problem in &summary.unpolled {
+            eprintln!("  {problem}");
+        }
         return Ok(Exit::ProbeFailure);
     }
-    Ok(if report.placement().all_inbox() {
-        Exit::Ok
-    } else {
-        Exit::NotAllInbox
-    })
+    // A seed that was not tested did not reach the inbox either.
+    Ok(
+        if report.placement().all_inbox() && report.run.not_tested.is_empty() {
+            Exit::Ok
+        } else {
+            Exit::NotAllInbox
+        },
+    )
 }
 
 fn print_json(report: &RunReport) -> anyhow::Result<()> {

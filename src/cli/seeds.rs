@@ -79,7 +79,7 @@ fn describe(
         Ok(i) => i,
         Err(e) => {
             let _ = writeln!(out, "  problem: {e}");
-            if let Some(hint) = hint(seed, e) {
+            if let Some(hint) = e.hint(seed.provider_name()) {
                 let _ = writeln!(out, "  hint: {hint}");
             }
             return (out, false);
@@ -135,26 +135,4 @@ fn describe(
         return (out, false);
     }
     (out, true)
-}
-
-/// What usually causes a failure at this provider.
-fn hint(seed: &Seed, error: &PollError) -> Option<&'static str> {
-    let login = matches!(error, PollError::Login { .. });
-    match (seed.provider_name(), login) {
-        ("gmail", true) => {
-            Some("Gmail takes only an app password (with 2-step verification) or OAuth2")
-        }
-        ("outlook", true) => Some(
-            "Outlook.com and Office 365 no longer accept passwords over IMAP; OAuth2 is needed",
-        ),
-        ("gmx" | "webde", true) => {
-            Some("IMAP must first be switched on in the web settings (POP3 & IMAP)")
-        }
-        ("tonline", true) => {
-            Some("T-Online needs its separate E-Mail-Passwort, not the login password")
-        }
-        ("yahoo" | "aol", true) => Some("use an app password"),
-        (_, true) => Some("check the username and the password source"),
-        _ => None,
-    }
 }

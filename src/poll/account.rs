@@ -81,26 +81,30 @@ async fn connect(
 }
 
 /// Pauses between reconnect attempts: 0.5 s, doubling, capped.
-struct Backoff {
+#[derive(Debug)]
+pub struct Backoff {
     next: Duration,
     max: Duration,
 }
 
 impl Backoff {
-    fn new(interval: Duration) -> Backoff {
+    /// Starts at 0.5 s; never pauses longer than 8 s or `interval`, whichever is shorter.
+    pub fn new(interval: Duration) -> Backoff {
         Backoff {
             next: BACKOFF_FIRST,
             max: interval.clamp(BACKOFF_FIRST, BACKOFF_MAX),
         }
     }
 
-    fn take(&mut self) -> Duration {
+    /// The next pause (and doubles the one after).
+    pub fn take(&mut self) -> Duration {
         let pause = self.next;
         self.next = (self.next * 2).min(self.max);
         pause
     }
 
-    fn reset(&mut self) {
+    /// Back to the first pause, after a success.
+    pub fn reset(&mut self) {
         self.next = BACKOFF_FIRST;
     }
 }
@@ -349,17 +353,14 @@ async fn idle(
         Ok(Ok(())) => {}
         Ok(Err(async_imap::error::Error::Io(_))) => return Err((closed("IDLE"), false)),
         Ok(Err(e)) => {
-            let e = PollError::Command {
-                server: server(imap),
-                step: "IDLE",
-                reply: e.to_string(),
-            };
+            let e = super::command_error(imap, "IDLE", &e);
             return Err((e, true));
         }
         Err(_) => {
             let e = PollError::Timeout {
                 server: server(imap),
                 step: "IDLE",
+                after_login: true,
             };
             return Err((e, true));
         }
@@ -400,6 +401,7 @@ async fn idle(
             let e = PollError::Timeout {
                 server: server(imap),
                 step: "DONE",
+                after_login: true,
             };
             return Err((e, false));
         }

@@ -13,6 +13,7 @@ mod account;
 mod folders;
 mod limit;
 mod positions;
+mod reply;
 mod stream;
 pub mod utf7;
 
@@ -22,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use futures::TryStreamExt;
 use tokio::time::Instant;
 
-pub use account::poll_account;
+pub use account::{Backoff, poll_account};
 pub use folders::{JunkFolder, JunkSource, ListedMailbox, find_junk};
 pub use limit::ConnectionLimit;
 pub use positions::{Position, SearchScope, StartAt, mark_positions};
@@ -57,7 +58,8 @@ pub struct Sighting {
     pub seen_at: SystemTime,
 }
 
-/// A polling failure, naming the server. Never carries a password.
+/// A polling failure, naming the server. Never carries a password; what the server said is
+/// shown in its own words (see `reply.rs`), never as Rust debug output.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     /// TCP connect failed.
@@ -77,12 +79,14 @@ pub enum PollError {
         reason: String,
     },
     /// A step took longer than `timing.imap_timeout`.
-    #[error("{server}: no answer to {step} within the IMAP timeout")]
+    #[error("{server}: no answer to {step} within the IMAP timeout{}", if *after_login { " (after login)" } else { "" })]
     Timeout {
         /// host:port
         server: String,
         /// The command or step.
         step: &'static str,
+        /// The login had succeeded: the mailbox is readable, the server stalled later.
+        after_login: bool,
     },
     /// The server refused the login.
     #[error("{server}: login as {username} refused: {reply}")]
@@ -94,6 +98,15 @@ pub enum PollError {
         /// The server's answer.
         reply: String,
     },
+    /// The server advertises LOGINDISABLED on a connection without TLS (RFC 3501 §6.2.3):
+    /// a LOGIN would be refused, and would send the password in clear, so none is tried.
+    #[error(
+        "{server}: the server refuses LOGIN without TLS (it advertises LOGINDISABLED); no login was tried"
+    )]
+    LoginDisabled {
+        /// host:port
+        server: String,
+    },
     /// The connection ended (the server said BYE, or closed it) during a step.
     #[error("{server}: connection closed during {step}")]
     Closed {
@@ -101,6 +114,16 @@ pub enum PollError {
         server: String,
         /// The command or step.
         step: &'static str,
+    },
+    /// The connection broke (reset, closed, BYE) at a step: worth another try.
+    #[error("{server}: {reason} at {step}")]
+    Lost {
+        /// host:port
+        server: String,
+        /// The command or step.
+        step: &'static str,
+        /// What happened to the connection, or the server's BYE.
+        reason: String,
     },
     /// The server answered a command with NO/BAD or something unparsable.
     #[error("{server}: {step} failed: {reply}")]
@@ -114,10 +137,73 @@ pub enum PollError {
     },
 }
 
+/// The steps of a connection before the login has succeeded; every other step happens on a
+/// logged-in connection.
+const BEFORE_LOGIN: &[&str] = &[
+    "connect",
+    "greeting",
+    "STARTTLS",
+    "TLS handshake",
+    "CAPABILITY before login",
+    "LOGIN",
+    "AUTHENTICATE",
+];
+
 impl PollError {
-    /// True when retrying cannot help (wrong password): polling that account stops.
+    /// True when retrying cannot help (wrong password, certificate refused, LOGIN disabled):
+    /// polling that account stops.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, PollError::Login { .. } | PollError::Tls { .. })
+        matches!(
+            self,
+            PollError::Login { .. } | PollError::Tls { .. } | PollError::LoginDisabled { .. }
+        )
+    }
+
+    /// True when the failure came after a successful login: the mailbox can be read, the
+    /// server failed later (a stall at LIST is not a refused login).
+    pub fn after_login(&self) -> bool {
+        match self {
+            PollError::Timeout { after_login, .. } => *after_login,
+            PollError::Closed { step, .. }
+            | PollError::Lost { step, .. }
+            | PollError::Command { step, .. } => !BEFORE_LOGIN.contains(step),
+            PollError::Connect { .. }
+            | PollError::Tls { .. }
+            | PollError::Login { .. }
+            | PollError::LoginDisabled { .. } => false,
+        }
+    }
+
+    /// What usually causes this failure at `provider` (a provider profile's name, or any
+    /// other label), for people.
+    pub fn hint(&self, provider: &str) -> Option<&'static str> {
+        match self {
+            PollError::LoginDisabled { .. } => Some(
+                "the server takes a password only over TLS: set `tls: starttls` (port 143) or `tls: implicit` (port 993)",
+            ),
+            PollError::Tls { .. } => Some(
+                "check imap.tls and the port; for a server with a private CA, set imap.ca_file",
+            ),
+            PollError::Connect { .. } => {
+                Some("check imap.host and imap.port, and that IMAP is reachable from here")
+            }
+            PollError::Login { .. } => Some(match provider {
+                "gmail" => "Gmail takes only an app password (with 2-step verification) or OAuth2",
+                "outlook" => {
+                    "Outlook.com and Office 365 no longer accept passwords over IMAP; OAuth2 is needed"
+                }
+                "gmx" | "webde" => {
+                    "IMAP must first be switched on in the web settings (POP3 & IMAP)"
+                }
+                "tonline" => "T-Online needs its separate E-Mail-Passwort, not the login password",
+                "yahoo" | "aol" => "use an app password",
+                _ => "check the username and the password source",
+            }),
+            PollError::Timeout { .. }
+            | PollError::Closed { .. }
+            | PollError::Lost { .. }
+            | PollError::Command { .. } => None,
+        }
     }
 }
 
@@ -229,23 +315,37 @@ fn server(imap: &Imap) -> String {
     format!("{}:{}", imap.host, imap.port)
 }
 
-async fn step<T, E: std::fmt::Display>(
+async fn step<T>(
     imap: &Imap,
     what: &'static str,
     timeout: Duration,
-    fut: impl Future<Output = Result<T, E>>,
+    fut: impl Future<Output = async_imap::error::Result<T>>,
 ) -> Result<T, PollError> {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(PollError::Timeout {
             server: server(imap),
             step: what,
+            after_login: !BEFORE_LOGIN.contains(&what),
         }),
-        Ok(Err(e)) => Err(PollError::Command {
+        Ok(Err(e)) => Err(command_error(imap, what, &e)),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// An async-imap error at `what`, in the server's words: a broken connection is
+/// [`PollError::Lost`] (worth another try), anything else [`PollError::Command`].
+fn command_error(imap: &Imap, what: &'static str, e: &async_imap::error::Error) -> PollError {
+    match reply::failure(e) {
+        reply::Failure::Connection(reason) => PollError::Lost {
             server: server(imap),
             step: what,
-            reply: e.to_string(),
-        }),
-        Ok(Ok(v)) => Ok(v),
+            reason,
+        },
+        other => PollError::Command {
+            server: server(imap),
+            step: what,
+            reply: other.text().to_owned(),
+        },
     }
 }
 
@@ -303,50 +403,128 @@ async fn open(
     job: &AccountPoll,
     timeout: Duration,
 ) -> Result<(Session, Vec<ListedMailbox>), PollError> {
+    open_noting(job, timeout, None).await
+}
+
+/// [`open`], setting `logged_in` as soon as the login succeeded.
+async fn open_noting(
+    job: &AccountPoll,
+    timeout: Duration,
+    logged_in: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(Session, Vec<ListedMailbox>), PollError> {
     let imap = &job.imap;
     let stream = stream::connect(imap, job.tls.clone(), timeout).await?;
     let starttls_done = imap.tls == crate::config::ImapTls::Starttls;
     let mut client = async_imap::Client::new(stream);
+    // Capabilities seen before login: from the greeting's `[CAPABILITY ...]`, else asked for.
+    let mut early_caps: Option<Vec<String>> = None;
     if !starttls_done {
-        let greeting = step(imap, "greeting", timeout, async {
-            client
-                .read_response()
-                .await
-                .and_then(|r| r.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into()))
-        })
-        .await?;
-        if let async_imap::imap_proto::Response::Data { status, .. } = greeting.parsed()
-            && *status != async_imap::imap_proto::Status::Ok
-        {
-            return Err(PollError::Command {
-                server: server(imap),
-                step: "greeting",
-                reply: format!("{status:?}"),
-            });
+        let greeting = match tokio::time::timeout(timeout, client.read_response()).await {
+            Err(_) => {
+                return Err(PollError::Timeout {
+                    server: server(imap),
+                    step: "greeting",
+                    after_login: false,
+                });
+            }
+            Ok(Err(io)) => return Err(greeting_error(imap, reply::io_failure(&io))),
+            Ok(Ok(None)) => {
+                return Err(PollError::Lost {
+                    server: server(imap),
+                    step: "greeting",
+                    reason: "connection closed by the server".into(),
+                });
+            }
+            Ok(Ok(Some(greeting))) => greeting,
+        };
+        use async_imap::imap_proto::{Response, ResponseCode, Status};
+        match greeting.parsed() {
+            Response::Data {
+                status: Status::Ok,
+                outcome,
+            } => {
+                if let Some(ResponseCode::Capabilities(caps)) = &outcome.code {
+                    early_caps = Some(caps.iter().map(capability_name).collect());
+                }
+            }
+            Response::Data { status, outcome } => {
+                let status = match status {
+                    Status::Bye => "BYE",
+                    Status::No => "NO",
+                    Status::Bad => "BAD",
+                    Status::PreAuth => "PREAUTH",
+                    Status::Ok => "OK",
+                };
+                let text = outcome.information.as_deref().unwrap_or("");
+                return Err(PollError::Command {
+                    server: server(imap),
+                    step: "greeting",
+                    reply: format!("{status} {}", reply::printable(text.as_bytes()))
+                        .trim()
+                        .to_owned(),
+                });
+            }
+            _ => {
+                return Err(PollError::Command {
+                    server: server(imap),
+                    step: "greeting",
+                    reply: "the server's first line is not an IMAP greeting".into(),
+                });
+            }
         }
     }
     // A password goes in a LOGIN, an OAuth 2.0 access token in a SASL exchange.
-    let login = match job
+    let bearer = job
         .credential
-        .bearer_response(&imap.username, &imap.host, imap.port)
-    {
-        None => {
-            let password = job.credential.secret().expose();
-            tokio::time::timeout(timeout, client.login(&imap.username, password)).await
-        }
-        Some((name, payload)) => {
-            tokio::time::timeout(timeout, client.authenticate(name, Bearer(Some(payload)))).await
+        .bearer_response(&imap.username, &imap.host, imap.port);
+    // RFC 3501 §6.2.3: a server that says LOGINDISABLED refuses LOGIN on this connection.
+    // Only a connection without TLS can say it meaningfully, so only there is it asked.
+    if bearer.is_none() && imap.tls == crate::config::ImapTls::None {
+        let caps = match early_caps {
+            Some(caps) => caps,
+            None => pre_login_capabilities(&mut client, imap, timeout).await?,
+        };
+        if caps.iter().any(|c| c.eq_ignore_ascii_case("LOGINDISABLED")) {
+            return Err(PollError::LoginDisabled {
+                server: server(imap),
+            });
         }
     }
-    .map_err(|_| PollError::Timeout {
+    let (what, login) = match bearer {
+        None => {
+            let password = job.credential.secret().expose();
+            let login = client.login(&imap.username, password);
+            ("LOGIN", tokio::time::timeout(timeout, login).await)
+        }
+        Some((name, payload)) => {
+            let auth = client.authenticate(name, Bearer(Some(payload)));
+            ("AUTHENTICATE", tokio::time::timeout(timeout, auth).await)
+        }
+    };
+    let login = login.map_err(|_| PollError::Timeout {
         server: server(imap),
-        step: "LOGIN",
+        step: what,
+        after_login: false,
     })?;
-    let mut session = login.map_err(|(e, _)| PollError::Login {
-        server: server(imap),
-        username: imap.username.clone(),
-        reply: e.to_string(),
+    // Only a NO or BAD is a refused login; a connection that broke meanwhile is not.
+    let mut session = login.map_err(|(e, _)| match reply::failure(&e) {
+        reply::Failure::Refused(reply) => PollError::Login {
+            server: server(imap),
+            username: imap.username.clone(),
+            reply,
+        },
+        other => match command_error(imap, what, &e) {
+            PollError::Command { .. } => PollError::Command {
+                server: server(imap),
+                step: what,
+                reply: other.text().to_owned(),
+            },
+            lost => lost,
+        },
     })?;
+    if let Some(flag) = logged_in {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let listed: Vec<ListedMailbox> = step(imap, "LIST", timeout, async {
         let names: Vec<_> = session
             .list(Some(""), Some("*"))
@@ -379,6 +557,87 @@ async fn open(
         None => listed,
     };
     Ok((session, listed))
+}
+
+/// A capability as the server wrote it.
+fn capability_name(c: &async_imap::imap_proto::Capability<'_>) -> String {
+    use async_imap::imap_proto::Capability as C;
+    match c {
+        C::Imap4rev1 => "IMAP4rev1".to_owned(),
+        C::Auth(a) => format!("AUTH={a}"),
+        C::Atom(a) => a.to_string(),
+    }
+}
+
+/// `CAPABILITY` before login. async-imap offers it only on a logged-in session (a client's
+/// untagged answers are dropped), so the command is written to the stream directly and the
+/// answers read back through the client, which has nothing buffered at this point.
+async fn pre_login_capabilities(
+    client: &mut async_imap::Client<ImapStream>,
+    imap: &Imap,
+    timeout: Duration,
+) -> Result<Vec<String>, PollError> {
+    use async_imap::imap_proto::{Response, Status};
+    use tokio::io::AsyncWriteExt;
+    const WHAT: &str = "CAPABILITY before login";
+    let lost = |io: std::io::Error| match reply::io_failure(&io) {
+        reply::Failure::Connection(reason) => PollError::Lost {
+            server: server(imap),
+            step: WHAT,
+            reason,
+        },
+        other => PollError::Command {
+            server: server(imap),
+            step: WHAT,
+            reply: other.text().to_owned(),
+        },
+    };
+    let exchange = async {
+        let stream = client.get_mut();
+        stream.write_all(b"p0 CAPABILITY\r\n").await.map_err(lost)?;
+        stream.flush().await.map_err(lost)?;
+        let mut caps = Vec::new();
+        loop {
+            let Some(response) = client.read_response().await.map_err(lost)? else {
+                return Err(lost(std::io::ErrorKind::UnexpectedEof.into()));
+            };
+            match response.parsed() {
+                Response::Capabilities(list) => caps.extend(list.iter().map(capability_name)),
+                Response::Done { tag, status, .. } if tag.0 == "p0" => {
+                    // A server that refuses CAPABILITY says nothing against LOGIN.
+                    if *status != Status::Ok {
+                        caps.clear();
+                    }
+                    return Ok(caps);
+                }
+                _ => {}
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(PollError::Timeout {
+            server: server(imap),
+            step: WHAT,
+            after_login: false,
+        }),
+    }
+}
+
+/// A greeting that could not be read.
+fn greeting_error(imap: &Imap, failure: reply::Failure) -> PollError {
+    match failure {
+        reply::Failure::Connection(reason) => PollError::Lost {
+            server: server(imap),
+            step: "greeting",
+            reason,
+        },
+        other => PollError::Command {
+            server: server(imap),
+            step: "greeting",
+            reply: other.text().to_owned(),
+        },
+    }
 }
 
 /// The folders again with `LIST "" "*" RETURN (SPECIAL-USE)` (RFC 6154 §5.1), when the plain
@@ -427,6 +686,7 @@ async fn special_use_list(
         Err(_) => Err(PollError::Timeout {
             server: server(imap),
             step: "LIST RETURN (SPECIAL-USE)",
+            after_login: true,
         }),
         // A server that advertises the extension but refuses the form: the plain list stands.
         Ok(Err(e)) => {

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{AccountPoll, FolderRole, PollError, find_junk, open, step};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{AccountPoll, FolderRole, PollError, find_junk, open_noting, step};
 
 /// A folder's UIDVALIDITY and UIDNEXT, taken before sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +111,17 @@ fn imap_date(t: SystemTime) -> String {
 }
 
 /// Logs in, notes UIDVALIDITY and UIDNEXT of the inbox and the spam folder with `STATUS`, and
-/// logs out. Reads nothing and changes nothing.
+/// logs out. Reads nothing and changes nothing. `logged_in` is set the moment the login
+/// succeeds: whoever waits on this with a time limit learns whether the mailbox can be read
+/// even when a later step is still going.
 pub async fn mark_positions(
     job: &AccountPoll,
     timeout: Duration,
+    logged_in: &AtomicBool,
 ) -> Result<Vec<Position>, PollError> {
     let imap = &job.imap;
-    let (mut session, listed) = open(job, timeout).await?;
+    let (mut session, listed) = open_noting(job, timeout, Some(logged_in)).await?;
+    logged_in.store(true, Ordering::SeqCst);
     let junk = find_junk(
         &listed,
         imap.spam_folder.as_deref(),

@@ -77,6 +77,7 @@ pub async fn connect(
         .map_err(|_| PollError::Timeout {
             server: server.clone(),
             step: "connect",
+            after_login: false,
         })?
         .map_err(|source| PollError::Connect {
             server: server.clone(),
@@ -112,10 +113,24 @@ async fn upgrade(
         .map_err(|_| PollError::Timeout {
             server: server.clone(),
             step: "TLS handshake",
+            after_login: false,
         })?
-        .map_err(|e| PollError::Tls {
-            server,
-            reason: e.to_string(),
+        .map_err(|e| match super::reply::io_failure(&e) {
+            // A connection reset or closed during the handshake is the network's doing, not
+            // a certificate's: worth another try. Everything else is the TLS verdict.
+            super::reply::Failure::Connection(reason)
+                if e.get_ref().is_none_or(|inner| !inner.is::<rustls::Error>()) =>
+            {
+                PollError::Lost {
+                    server: server.clone(),
+                    step: "TLS handshake",
+                    reason,
+                }
+            }
+            _ => PollError::Tls {
+                server,
+                reason: e.to_string(),
+            },
         })?;
     Ok(ImapStream::Tls(Box::new(stream)))
 }
@@ -126,9 +141,17 @@ async fn starttls(tcp: TcpStream, server: &str, timeout: Duration) -> Result<Tcp
     let step = async {
         let mut reader = BufReader::new(tcp);
         let mut line = String::new();
-        reader.read_line(&mut line).await?;
+        if reader.read_line(&mut line).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
         if !line.starts_with("* OK") {
-            return Ok(Err(format!("unexpected greeting {:?}", line.trim_end())));
+            return Ok(Err(format!(
+                "unexpected greeting: {}",
+                super::reply::printable(line.as_bytes())
+            )));
         }
         reader.get_mut().write_all(b"s1 STARTTLS\r\n").await?;
         loop {
@@ -143,7 +166,10 @@ async fn starttls(tcp: TcpStream, server: &str, timeout: Duration) -> Result<Tcp
                 break;
             }
             if line.starts_with("s1 ") {
-                return Ok(Err(format!("STARTTLS refused: {}", line.trim_end())));
+                return Ok(Err(format!(
+                    "STARTTLS refused: {}",
+                    super::reply::printable(line.as_bytes())
+                )));
             }
         }
         if !reader.buffer().is_empty() {
@@ -155,10 +181,13 @@ async fn starttls(tcp: TcpStream, server: &str, timeout: Duration) -> Result<Tcp
         Err(_) => Err(PollError::Timeout {
             server: server.to_owned(),
             step: "STARTTLS",
+            after_login: false,
         }),
-        Ok(Err(source)) => Err(PollError::Connect {
+        // The connection is up: what broke it happened at the greeting or STARTTLS.
+        Ok(Err(source)) => Err(PollError::Lost {
             server: server.to_owned(),
-            source,
+            step: "STARTTLS",
+            reason: super::reply::io_failure(&source).text().to_owned(),
         }),
         Ok(Ok(Err(reason))) => Err(PollError::Tls {
             server: server.to_owned(),

@@ -162,6 +162,7 @@ impl RunReport {
             all.total(),
             summary_line(&all)
         );
+        out.push_str(&self.not_tested_lines());
         out
     }
 

@@ -80,6 +80,9 @@ pub struct JsonReport<'a> {
     pub counts: BTreeMap<&'static str, usize>,
     /// One entry per message.
     pub messages: Vec<JsonMessage<'a>>,
+    /// Seeds not sent to because their mailbox could not be read before sending: `seed`,
+    /// `provider`, `address`, `problem` (the server's words), `hint`.
+    pub not_tested: &'a [crate::store::NotTested],
 }
 
 /// One message in the JSON report.
@@ -234,7 +237,21 @@ impl RunReport {
                     }
                 })
                 .collect(),
+            not_tested: &self.run.not_tested,
         }
+    }
+
+    /// Lines for the seeds that were not tested (nothing when every seed was).
+    pub fn not_tested_lines(&self) -> String {
+        let mut out = String::new();
+        for n in &self.run.not_tested {
+            let line = format!("{}: not tested: {}", n.seed, n.problem);
+            let _ = writeln!(out, "{}", printable(&line));
+            if let Some(hint) = &n.hint {
+                let _ = writeln!(out, "  hint: {}", printable(hint));
+            }
+        }
+        out
     }
 
     /// The terminal table: one row per seed, then the counts and any polling problems.
@@ -312,6 +329,7 @@ impl RunReport {
                 _ => {}
             }
         }
+        out.push_str(&self.not_tested_lines());
         out
     }
 }

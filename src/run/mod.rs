@@ -53,6 +53,9 @@ pub enum RunError {
         /// The relay's words, or what failed.
         failure: String,
     },
+    /// No chosen seed's mailbox could be read before sending, so nothing was sent.
+    #[error("no seed mailbox can be read, so nothing was sent:{}", unreadable_list(.0))]
+    Unreadable(Vec<crate::store::NotTested>),
     /// A trust anchor could not be loaded.
     #[error("seed {seed}: {error}")]
     Tls {
@@ -61,6 +64,18 @@ pub enum RunError {
         /// What failed.
         error: crate::tls::TlsError,
     },
+}
+
+/// One line per seed (and its hint): what its mailbox check met.
+fn unreadable_list(seeds: &[crate::store::NotTested]) -> String {
+    let mut out = String::new();
+    for n in seeds {
+        out.push_str(&format!("\n  {}: {}", n.seed, n.problem));
+        if let Some(hint) = &n.hint {
+            out.push_str(&format!("\n    hint: {hint}"));
+        }
+    }
+    out
 }
 
 /// Things worth telling the user while a run goes on (the CLI prints them to stderr).
@@ -103,12 +118,15 @@ pub enum Progress<'a> {
 }
 
 /// How polling went, for the exit code.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PollSummary {
     /// Seed accounts that had messages to look for.
     pub accounts: usize,
     /// Of those, accounts where a login succeeded.
     pub logged_in: usize,
+    /// The last problem of each account that was never polled, as shown to people: what
+    /// really happened (a refused login, a reset, a stall after login), not a guess.
+    pub unpolled: Vec<String>,
 }
 
 /// The name polling problems of the bounces mailbox are filed under.

@@ -56,6 +56,7 @@ pub async fn poll(
         provisional: HashMap::new(),
         logged_in: HashSet::new(),
         interrupted: HashSet::new(),
+        last_problem: HashMap::new(),
     };
     let polls = plan_polls(config, plan, store, &run, &mut decider)?;
     let mut summary = PollSummary {
@@ -79,6 +80,13 @@ pub async fn poll(
     settle(tasks, &mut decider, progress).await?;
     // Counted from events: a task aborted because every message was decided has no summary.
     summary.logged_in = decider.logged_in.len();
+    summary.unpolled = decider
+        .last_problem
+        .iter()
+        .filter(|(seeds, _)| !decider.logged_in.contains(*seeds))
+        .map(|(_, problem)| problem.clone())
+        .collect();
+    summary.unpolled.sort();
     store.finish_run_if_done(run_id)?;
     Ok(summary)
 }

@@ -25,6 +25,8 @@ pub(super) struct Decider<'a> {
     /// Messages whose transaction probe was stopped in: found, they are decided as any other;
     /// not found by the deadline, whether the server took them is unknown.
     pub(super) interrupted: HashSet<Token>,
+    /// The last problem of each seed account, by its seeds.
+    pub(super) last_problem: HashMap<Vec<String>, String>,
 }
 
 impl Decider<'_> {
@@ -186,6 +188,9 @@ impl Decider<'_> {
     ) -> Result<(), RunError> {
         let (store, run_id) = (self.store, self.run_id);
         let text = error.to_string();
+        if seeds.iter().all(|s| s != BOUNCES) {
+            self.last_problem.insert(seeds.to_vec(), text.clone());
+        }
         for seed in seeds {
             store.record_observation(
                 run_id,

@@ -14,7 +14,9 @@ use crate::verdict::{Evidence, classify};
 /// ends. Every message is stored (`queued`) before anything is sent, and marked `sending`
 /// before its transaction begins (see [`SendState`]). Seeds behind the same server share one connection: in relay mode all of them, in
 /// direct mode those with the same `mx` override or the same recipient domain. Before
-/// sending, each mailbox's position is noted (`positions.rs`). Returns the new run's id.
+/// sending, each mailbox is checked and its position noted (`positions.rs`): seeds whose
+/// mailbox cannot be read are not sent to ([`RunError::Unreadable`] when that is every seed).
+/// Returns the new run's id.
 pub async fn send(
     config: &Config,
     plan: &Plan,
@@ -28,6 +30,17 @@ pub async fn send(
         (true, Some(path)) => Some(LogFollower::at_end(&config.base_dir().join(path)).offset()),
         _ => None,
     };
+    // Every mailbox is checked before the first message: a seed that cannot be read is not
+    // sent to, and when none can, nothing is sent and no run is stored.
+    let checked = super::positions::check(config, plan, seeds).await;
+    let seeds: Vec<&Seed> = seeds
+        .iter()
+        .filter(|s| !checked.is_not_tested(&s.name))
+        .copied()
+        .collect();
+    if seeds.is_empty() {
+        return Err(RunError::Unreadable(checked.not_tested));
+    }
     let run_id = ulid::Ulid::new().to_string();
     store.create_run(&NewRun {
         id: run_id.clone(),
@@ -41,12 +54,13 @@ pub async fn send(
         maillog_offset,
         label: label.map(str::to_owned),
     })?;
+    checked.record(store, &run_id)?;
     // Shared by the two callbacks below; every write is its own transaction.
     let store: &Store = store;
 
     // Group by route, keeping config order within and between groups.
     let mut groups: Vec<(Route, Vec<&Seed>)> = Vec::new();
-    for seed in seeds {
+    for seed in &seeds {
         let route = plan.route(seed);
         match groups.iter_mut().find(|(r, _)| *r == route) {
             Some((_, members)) => members.push(seed),
@@ -84,7 +98,6 @@ pub async fn send(
         }
         batches.push((route, members, messages, items));
     }
-    super::positions::mark(config, plan, seeds, store, &run_id).await;
 
     for (route, members, messages, items) in batches {
         let failure = std::cell::RefCell::new(None);

@@ -58,7 +58,8 @@ pub enum Credential {
 
 impl Credential {
     /// Reads a source into a credential: a password, or for an OAuth 2.0 grant, an access
-    /// token from its token endpoint (`timeout` bounds that exchange). `base` is the
+    /// token from its token endpoint. `timeout` (the IMAP timeout) bounds that exchange and a
+    /// password command, which is stopped when it runs longer. `base` is the
     /// directory relative paths are resolved against (the config's).
     pub async fn resolve(
         source: &SecretSource,
@@ -67,13 +68,13 @@ impl Credential {
     ) -> Result<Credential, SecretError> {
         match source {
             SecretSource::Oauth2(grant) => {
-                let grant = oauth2::grant(grant, base)?;
+                let grant = oauth2::grant(grant, base, timeout).await?;
                 Ok(Credential::Bearer {
                     token: oauth2::refresh(&grant, timeout).await?,
                     mechanism: grant.mechanism,
                 })
             }
-            other => Ok(Credential::Password(other.resolve(base)?)),
+            other => Ok(Credential::Password(other.read(base, timeout).await?)),
         }
     }
 

@@ -78,7 +78,11 @@ struct TokenReply {
 
 /// Reads the secrets a grant names (relative to `base`) into a [`Grant`]. Errors name the
 /// part of the grant that failed.
-pub fn grant(source: &OAuth2Source, base: &Path) -> Result<Grant, SecretError> {
+pub async fn grant(
+    source: &OAuth2Source,
+    base: &Path,
+    timeout: Duration,
+) -> Result<Grant, SecretError> {
     let part = |part: &'static str| {
         move |e: SecretError| SecretError::GrantPart {
             part,
@@ -90,12 +94,13 @@ pub fn grant(source: &OAuth2Source, base: &Path) -> Result<Grant, SecretError> {
         token_url: source.token_url.clone(),
         client_id: source.client_id.clone(),
         client_secret: match &source.client_secret {
-            Some(s) => Some(s.resolve(base).map_err(part("client_secret"))?),
+            Some(s) => Some(s.read(base, timeout).await.map_err(part("client_secret"))?),
             None => None,
         },
         refresh_token: source
             .refresh_token
-            .resolve(base)
+            .read(base, timeout)
+            .await
             .map_err(part("refresh_token"))?,
         trust,
         mechanism: source.mechanism,

@@ -5,7 +5,7 @@
 //! types; reading them happens here, without any knowledge of the config.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -102,9 +102,10 @@ pub enum SecretError {
 }
 
 impl SecretSource {
-    /// Reads the secret, for every source but an OAuth 2.0 grant (which needs the network:
-    /// [`super::Credential::resolve`]). `base` is the directory of the config file, for
-    /// relative paths.
+    /// Reads an environment variable or a file source. A command or an OAuth 2.0 grant needs
+    /// the async runtime ([`SecretSource::read`], [`super::Credential::resolve`]): a command
+    /// may hang, and only there can it be stopped. `base` is the directory of the config
+    /// file, for relative paths.
     pub fn resolve(&self, base: &Path) -> Result<SecretString, SecretError> {
         match self {
             SecretSource::Env(var) => match std::env::var(var) {
@@ -125,30 +126,88 @@ impl SecretSource {
                 Ok(SecretString::new(value.to_owned()))
             }
             SecretSource::Oauth2(_) => Err(SecretError::NeedsExchange),
-            SecretSource::Command(command) => {
-                let fail = |reason: String| SecretError::Command {
-                    command: command.clone(),
-                    reason,
-                };
-                let output = Command::new("sh")
-                    .arg("-c")
-                    .arg(command)
-                    .current_dir(base)
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::inherit())
-                    .output()
-                    .map_err(|e| fail(e.to_string()))?;
-                if !output.status.success() {
-                    return Err(fail(output.status.to_string()));
-                }
-                let text = String::from_utf8(output.stdout)
-                    .map_err(|_| fail("output is not UTF-8".into()))?;
-                let value = text.lines().next().unwrap_or("").to_owned();
-                if value.is_empty() {
-                    return Err(fail("printed nothing".into()));
-                }
-                Ok(SecretString::new(value))
-            }
+            SecretSource::Command(command) => Err(SecretError::Command {
+                command: command.clone(),
+                reason: "a password command is run only where it can be stopped".into(),
+            }),
+        }
+    }
+
+    /// Reads the secret, for every source but an OAuth 2.0 grant. A command that has not
+    /// finished within `timeout` is stopped (with everything it started) and is an error; so
+    /// is dropping this future (Ctrl-C), which stops it the same way.
+    pub async fn read(&self, base: &Path, timeout: Duration) -> Result<SecretString, SecretError> {
+        match self {
+            SecretSource::Command(command) => run_command(command, base, timeout).await,
+            other => other.resolve(base),
+        }
+    }
+}
+
+/// Runs `sh -c command` in its own process group and returns the first line it prints.
+async fn run_command(
+    command: &str,
+    base: &Path,
+    timeout: Duration,
+) -> Result<SecretString, SecretError> {
+    let fail = |reason: String| SecretError::Command {
+        command: command.to_owned(),
+        reason,
+    };
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .current_dir(base)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    // Its own group: what the shell starts (`sleep`, `gpg`) is stopped with it, and a Ctrl-C
+    // at the terminal reaches probe, which decides, rather than the command alone.
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    let group = KillGroup(child.id());
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            return Err(fail(format!(
+                "did not finish within {} (timing.imap_timeout); it was stopped",
+                humantime::format_duration(timeout)
+            )));
+        }
+        Ok(output) => output.map_err(|e| fail(e.to_string()))?,
+    };
+    group.disarm();
+    if !output.status.success() {
+        return Err(fail(output.status.to_string()));
+    }
+    let text = String::from_utf8(output.stdout).map_err(|_| fail("output is not UTF-8".into()))?;
+    let value = text.lines().next().unwrap_or("").to_owned();
+    if value.is_empty() {
+        return Err(fail("printed nothing".into()));
+    }
+    Ok(SecretString::new(value))
+}
+
+/// Kills a command's process group when dropped, unless it ended on its own: a timeout, or
+/// the run being dropped on Ctrl-C, leaves nothing of it running.
+struct KillGroup(Option<u32>);
+
+impl KillGroup {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // No signal API in std: the shell's `kill` takes a negative id as a group.
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("kill -KILL -{pgid} 2>/dev/null"))
+                .stdin(std::process::Stdio::null())
+                .status();
         }
     }
 }
@@ -157,15 +216,29 @@ impl SecretSource {
 mod tests {
     use super::*;
 
-    #[test]
-    fn command_first_line_and_failure() {
+    #[tokio::test]
+    async fn command_first_line_failure_and_timeout() {
         let base = Path::new("/");
-        let ok = SecretSource::Command("printf 'abc\\nrest'".into()).resolve(base);
+        let limit = Duration::from_secs(5);
+        let ok = SecretSource::Command("printf 'abc\\nrest'".into())
+            .read(base, limit)
+            .await;
         assert_eq!(ok.unwrap().expose(), "abc");
         let err = SecretSource::Command("exit 3".into())
-            .resolve(base)
+            .read(base, limit)
+            .await
             .unwrap_err();
         assert!(err.to_string().contains("exit status: 3"), "{err}");
+        let started = std::time::Instant::now();
+        let err = SecretSource::Command("sleep 30".into())
+            .read(base, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            err.to_string().contains("did not finish within 200ms"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -280,6 +280,25 @@ pub struct RunRecord {
     pub label: Option<String>,
     /// Why probe could not do its job in this run (the relay refused its login), if so.
     pub failure: Option<String>,
+    /// Seeds left out because their mailbox could not be read before sending.
+    pub not_tested: Vec<NotTested>,
+}
+
+/// A seed that was not sent to: its mailbox could not be read before sending, so no verdict
+/// could have been given. Stored as a `not_tested` observation of the run (no message row: a
+/// message that was never sent has nothing to poll or decide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NotTested {
+    /// Seed name.
+    pub seed: String,
+    /// Provider label.
+    pub provider: String,
+    /// Recipient address.
+    pub address: String,
+    /// What the mailbox check met, in the server's words.
+    pub problem: String,
+    /// What usually helps.
+    pub hint: Option<String>,
 }
 
 /// A message as stored: what reports show.
@@ -401,7 +420,9 @@ impl MessageRecord {
 }
 
 const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
-     timeout_ms, source_ip, maillog_offset, label, failure";
+     timeout_ms, source_ip, maillog_offset, label, failure, \
+     (SELECT json_group_array(json(o.detail)) FROM observations o \
+      WHERE o.run_id = runs.id AND o.kind = 'not_tested')";
 
 fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -416,6 +437,10 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         maillog_offset: r.get(8)?,
         label: r.get(9)?,
         failure: r.get(10)?,
+        not_tested: r
+            .get::<_, Option<String>>(11)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -612,6 +637,12 @@ impl Store {
             )
             .map_err(|e| self.sql(e))?;
         Ok(())
+    }
+
+    /// Records a seed left out of a run because its mailbox could not be read.
+    pub fn record_not_tested(&self, run_id: &str, n: &NotTested) -> Result<(), StoreError> {
+        let detail = serde_json::to_value(n).unwrap_or_default();
+        self.record_observation(run_id, None, Some(&n.seed), "not_tested", &detail)
     }
 
     /// Notes a polling problem on every undecided message of these seeds.

@@ -39,10 +39,16 @@ fn mx_lookup_fallback_implicit_and_null_mx() {
             1,
         ),
     ];
-    let seeds = via_lab_dns("10s").seeds(
-        rows.iter()
-            .map(|(name, addr, pw, _, _)| Seed::new(name, addr).lab_imap(pw)),
-    );
+    // Every seed's mailbox must be readable, or it is not sent to: those with no mailbox of
+    // their own (null MX, no such domain) are read through the inbox seed's.
+    let seeds = via_lab_dns("10s").seeds(rows.iter().map(|(name, addr, pw, _, _)| {
+        let seed = Seed::new(name, addr).lab_imap(pw);
+        if addr.starts_with(&format!("{pw}@")) || *pw == "multi" {
+            seed
+        } else {
+            seed.imap_key("username", "inbox@inbox.lab.test")
+        }
+    }));
     let out = probe_with(&seeds, &["run", "--all", "--json"])
         .expect_exit(1)
         .run();
@@ -160,8 +166,10 @@ fn require_tls_defers_instead_of_sending_in_clear() {
     crate::support::lab::ensure_lab();
     let sink = Sink::start();
     let mx = format!("127.0.0.1:{}", sink.1);
+    // Read through the inbox mailbox: a seed whose mailbox cannot be read is not sent to.
     let sink_seed = Seed::new("sink", "x@sink.lab.test")
         .lab_imap("inbox")
+        .imap_key("username", "inbox@inbox.lab.test")
         .mx(&mx);
     let seeds = Seeds::lab("5s").lab_sender().seed(sink_seed);
     // Opportunistic: no STARTTLS on offer, so the message goes in clear and is accepted.

@@ -13,6 +13,7 @@ mod interrupt;
 mod judging;
 mod killed_send;
 mod mailbox_untouched;
+mod not_tested;
 mod oauth2_dovecot;
 mod polling;
 mod precedence;
