@@ -9,6 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::support::imap::{FakeImap, RunningImap};
 use crate::support::net::{Sentinel, closed_port};
 use crate::support::smtp::Holder;
 use crate::support::{Probe, Seed, Seeds};
@@ -129,13 +130,24 @@ fn check_received(data: &[u8], selector: &str, record: &str) {
     }
 }
 
-/// A seed that sends to `mx` and whose mailbox is a closed port: `probe send` notes no
-/// position and sends anyway.
-fn seed(mx: &str) -> Seed {
+/// A seed that sends to `mx`, with its mailbox on `imap_port` (plaintext, on loopback).
+fn seed_on(mx: &str, imap_port: u16) -> Seed {
     Seed::new("a", "a@example.com")
         .mx(mx)
-        .imap_server("127.0.0.1", closed_port())
+        .imap_server("127.0.0.1", imap_port)
         .tls("none")
+}
+
+/// A seed that sends to `mx` and whose mailbox is a closed port (for config errors, found
+/// before any mailbox is contacted).
+fn seed(mx: &str) -> Seed {
+    seed_on(mx, closed_port())
+}
+
+/// A mailbox that takes the login and says OK to the rest: probe sends only to seeds whose
+/// mailbox it can read, and this test is about what is sent.
+fn readable_mailbox() -> RunningImap {
+    FakeImap::new("* OK ready").otherwise_ok().start()
 }
 
 #[test]
@@ -158,6 +170,7 @@ fn probe_send_signs_what_dkimpy_verifies_after_the_wire() {
     ];
     for (selector, key, algorithm, record) in cases {
         let holder = Holder::start();
+        let mailbox = readable_mailbox();
         let seeds = Seeds::new()
             .from("\"Probe Test <probe@example.org>\"")
             .ehlo("probe.example.org")
@@ -169,7 +182,7 @@ fn probe_send_signs_what_dkimpy_verifies_after_the_wire() {
             )
             .message("body", BODY_YAML)
             .timing("imap_timeout", "2s")
-            .seed(seed(&holder.mx()));
+            .seed(seed_on(&holder.mx(), mailbox.port));
         Probe::new()
             .env("SEEDPROBE_TEST_PW", "pw")
             .env("SEEDPROBE_TEST_DKIM_KEY", &ed25519_pem)

@@ -13,7 +13,7 @@ use crate::support::{Probe, Seed, Seeds};
 /// A seed read from `port` on loopback without TLS, sending to `mx`.
 fn seeds(port: u16, mx: &str) -> Seeds {
     Seeds::new()
-        .timing("poll_interval", "300ms")
+        .timing("poll_interval", "1s")
         .timing("timeout", "2s")
         .timing("imap_timeout", "1s")
         .seed(

@@ -456,14 +456,8 @@ fn dkim_from(args: &SmtpArgs) -> anyhow::Result<Option<DkimSigner>> {
     };
     let domain = dns_name("--dkim-domain", domain)?;
     let selector = dns_name("--dkim-selector", selector)?;
-    let signer = DkimSigner::from_source(
-        &domain,
-        &selector,
-        args.dkim_algorithm,
-        &SecretSource::File(key.clone()),
-        Path::new("."),
-    )
-    .map_err(|e| anyhow::anyhow!("--dkim-key {}: {e}", key.display()))?;
+    let signer = DkimSigner::from_file(&domain, &selector, args.dkim_algorithm, key)
+        .map_err(|e| anyhow::anyhow!("--dkim-key {}: {e}", key.display()))?;
     Ok(Some(signer))
 }
 

@@ -112,30 +112,48 @@ impl fmt::Debug for DkimSigner {
     }
 }
 
+/// A key that could not be read, in words about a key (the secrets module words its errors
+/// for passwords).
+fn read_error(e: SecretError) -> DkimKeyError {
+    DkimKeyError::Read(match e {
+        SecretError::File { path, source } => {
+            format!("cannot read key file {}: {source}", path.display())
+        }
+        SecretError::FileEmpty(path) => format!("key file {} is empty", path.display()),
+        other => other.to_string(),
+    })
+}
+
 impl DkimSigner {
-    /// Reads the key from its source (relative paths against `base`) and loads it.
-    pub fn from_source(
+    /// Reads the key from its source, relative paths against `base` (a command is stopped
+    /// after `timeout`, or when this future is dropped on Ctrl-C), and loads it.
+    pub async fn from_source(
         domain: &str,
         selector: &str,
         algorithm: Option<DkimAlgorithm>,
         source: &SecretSource,
         base: &Path,
+        timeout: std::time::Duration,
     ) -> Result<DkimSigner, DkimKeyError> {
-        let key = source.resolve(base).map_err(|e| {
-            DkimKeyError::Read(match e {
-                // The secrets module words these for passwords.
-                SecretError::File { path, source } => {
-                    format!("cannot read key file {}: {source}", path.display())
-                }
-                SecretError::FileEmpty(path) => format!("key file {} is empty", path.display()),
-                other => other.to_string(),
-            })
-        })?;
+        let key = source.read(base, timeout).await.map_err(read_error)?;
         if matches!(source, SecretSource::Command(_))
             && key.expose().trim_start().starts_with("-----BEGIN")
         {
             return Err(DkimKeyError::FirstLineOnly);
         }
+        DkimSigner::new(domain, selector, algorithm, &key)
+    }
+
+    /// Reads the key from a file and loads it (`probe smtp --dkim-key FILE`).
+    pub fn from_file(
+        domain: &str,
+        selector: &str,
+        algorithm: Option<DkimAlgorithm>,
+        path: &Path,
+    ) -> Result<DkimSigner, DkimKeyError> {
+        let key = SecretSource::File(path.to_owned())
+            .resolve(Path::new("."))
+            .map_err(read_error)?;
         DkimSigner::new(domain, selector, algorithm, &key)
     }
 
@@ -442,19 +460,26 @@ mod tests {
         assert!(format!("{signer:?}").starts_with("DkimSigner { domain: \"example.org\""));
     }
 
-    #[test]
-    fn a_command_that_prints_pem_is_told_what_to_do() {
+    #[tokio::test]
+    async fn a_command_that_prints_pem_is_told_what_to_do() {
+        const SECOND: std::time::Duration = std::time::Duration::from_secs(5);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("k.pem"), RSA_PEM).unwrap();
         let source = SecretSource::Command("cat k.pem".into());
-        let err = DkimSigner::from_source("example.org", "s", None, &source, dir.path())
+        let err = DkimSigner::from_source("example.org", "s", None, &source, dir.path(), SECOND)
+            .await
             .unwrap_err()
             .to_string();
         assert!(err.contains("one line of base64 DER"), "{err}");
         let file = SecretSource::File("k.pem".into());
-        assert!(DkimSigner::from_source("example.org", "s", None, &file, dir.path()).is_ok());
+        assert!(
+            DkimSigner::from_source("example.org", "s", None, &file, dir.path(), SECOND)
+                .await
+                .is_ok()
+        );
         let missing = SecretSource::File("nope.pem".into());
-        let err = DkimSigner::from_source("example.org", "s", None, &missing, dir.path())
+        let err = DkimSigner::from_source("example.org", "s", None, &missing, dir.path(), SECOND)
+            .await
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("cannot read key file "), "{err}");

@@ -95,7 +95,9 @@ impl Plan {
                     d.algorithm,
                     &d.private_key,
                     config.base_dir(),
+                    config.timing.imap_timeout,
                 )
+                .await
                 .map_err(|e| config.secret_error(&d.private_key_field(), e.to_string()))?,
             ),
             _ => None,
