@@ -110,7 +110,7 @@ impl Dns {
             TokioResolver::builder_with_config(config.clone(), TokioRuntimeProvider::default())
                 .with_options(opts.clone())
                 .build()
-            .map_err(|e| format!("cannot set up the resolver {label}: {e}"))?;
+                .map_err(|e| format!("cannot set up the resolver {label}: {e}"))?;
         Ok(Dns {
             resolver,
             config,
@@ -142,7 +142,10 @@ impl Dns {
         let (v4, v6) = futures::join!(self.ipv4(name), self.ipv6(name));
         let mut all: Vec<IpAddr> = Vec::new();
         let mut nx = false;
-        for answer in [v4.map(|a| map(a, IpAddr::V4)), v6.map(|a| map(a, IpAddr::V6))] {
+        for answer in [
+            v4.map(|a| map(a, IpAddr::V4)),
+            v6.map(|a| map(a, IpAddr::V6)),
+        ] {
             match answer {
                 Ok(Answer::Found(ips)) => all.extend(ips),
                 Ok(Answer::NxDomain) => nx = true,
@@ -194,12 +197,14 @@ impl Dns {
 
     /// PTR names of `ip`, without the trailing dot.
     pub async fn ptr(&self, ip: IpAddr) -> Result<Answer<String>, DnsFailure> {
-        self.query(&reverse_name(ip, "in-addr.arpa", "ip6.arpa"), RecordType::PTR, |d| {
-            match d {
+        self.query(
+            &reverse_name(ip, "in-addr.arpa", "ip6.arpa"),
+            RecordType::PTR,
+            |d| match d {
                 RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_owned()),
                 _ => None,
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -244,7 +249,11 @@ impl Dns {
                 name: shown,
             }),
             Ok(Ok(lookup)) => {
-                let records: Vec<T> = lookup.answers().iter().filter_map(|r| pick(&r.data)).collect();
+                let records: Vec<T> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| pick(&r.data))
+                    .collect();
                 Ok(if records.is_empty() {
                     Answer::NoData
                 } else {

@@ -360,11 +360,14 @@ mod tests {
     fn every_code_line_is_in_the_table() {
         let set = ListSet::builtin();
         for code in &set.codes {
-            let row = TABLE
-                .iter()
-                .find(|(codes, answer, _)| *codes == code.codes && code.matches(answer.parse().unwrap()));
+            let row = TABLE.iter().find(|(codes, answer, _)| {
+                *codes == code.codes && code.matches(answer.parse().unwrap())
+            });
             let (_, _, expected) = row.unwrap_or_else(|| {
-                panic!("lists.tsv code {} {} has no row in TABLE", code.codes, code.answer)
+                panic!(
+                    "lists.tsv code {} {} has no row in TABLE",
+                    code.codes, code.answer
+                )
             });
             let wanted = match code.outcome {
                 Outcome::Listed => "listed",
@@ -390,7 +393,10 @@ mod tests {
         ] {
             let list = list_with(&set, codes);
             assert!(
-                matches!(set.read(&list, answer.parse().unwrap()), Reading::Refused(_)),
+                matches!(
+                    set.read(&list, answer.parse().unwrap()),
+                    Reading::Refused(_)
+                ),
                 "{codes} {answer}"
             );
         }
@@ -426,7 +432,10 @@ mod tests {
             set.read(&zen, "127.0.0.99".parse().unwrap()),
             Reading::Listed("unknown code".into())
         );
-        assert_eq!(set.read(&zen, "198.51.100.7".parse().unwrap()), Reading::NotAnAnswer);
+        assert_eq!(
+            set.read(&zen, "198.51.100.7".parse().unwrap()),
+            Reading::NotAnAnswer
+        );
         let wl = list_with(&set, "dnswl");
         assert_eq!(
             set.read(&wl, "127.0.15.3".parse().unwrap()),

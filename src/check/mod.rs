@@ -135,7 +135,12 @@ pub async fn run(target: &Target, dns: &Dns, lists: &ListSet) -> Report {
     }
 }
 
-fn result(check: &'static str, subject: impl Into<String>, status: Status, detail: impl Into<String>) -> CheckResult {
+fn result(
+    check: &'static str,
+    subject: impl Into<String>,
+    status: Status,
+    detail: impl Into<String>,
+) -> CheckResult {
     CheckResult {
         check,
         subject: subject.into(),
@@ -147,7 +152,11 @@ fn result(check: &'static str, subject: impl Into<String>, status: Status, detai
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
-    items.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn ptr_and_fcrdns(dns: &Dns, ip: IpAddr) -> Vec<CheckResult> {
@@ -156,7 +165,12 @@ async fn ptr_and_fcrdns(dns: &Dns, ip: IpAddr) -> Vec<CheckResult> {
         Err(e) => {
             return vec![
                 result("ptr", &subject, Status::Error, e.to_string()),
-                result("fcrdns", &subject, Status::Error, "no PTR name to check: the PTR lookup failed"),
+                result(
+                    "fcrdns",
+                    &subject,
+                    Status::Error,
+                    "no PTR name to check: the PTR lookup failed",
+                ),
             ];
         }
         Ok(Answer::Found(names)) => names,
@@ -166,13 +180,25 @@ async fn ptr_and_fcrdns(dns: &Dns, ip: IpAddr) -> Vec<CheckResult> {
                     "ptr",
                     &subject,
                     Status::Fail,
-                    format!("{ip} has no PTR record: Gmail, Microsoft and most large receivers refuse or junk mail from it; whoever runs the IP (the hosting provider) sets it"),
+                    format!(
+                        "{ip} has no PTR record: Gmail, Microsoft and most large receivers refuse or junk mail from it; whoever runs the IP (the hosting provider) sets it"
+                    ),
                 ),
-                result("fcrdns", &subject, Status::Fail, "no PTR name to resolve back"),
+                result(
+                    "fcrdns",
+                    &subject,
+                    Status::Fail,
+                    "no PTR name to resolve back",
+                ),
             ];
         }
     };
-    let ptr = result("ptr", &subject, Status::Pass, format!("{ip} -> {}", join(&names)));
+    let ptr = result(
+        "ptr",
+        &subject,
+        Status::Pass,
+        format!("{ip} -> {}", join(&names)),
+    );
     let forward = futures::future::join_all(names.iter().map(|n| dns.addresses(n))).await;
     let mut problems = Vec::new();
     let mut error = None;
@@ -181,10 +207,17 @@ async fn ptr_and_fcrdns(dns: &Dns, ip: IpAddr) -> Vec<CheckResult> {
             Ok(Answer::Found(ips)) if ips.contains(&ip) => {
                 return vec![
                     ptr,
-                    result("fcrdns", &subject, Status::Pass, format!("{name} resolves back to {ip}")),
+                    result(
+                        "fcrdns",
+                        &subject,
+                        Status::Pass,
+                        format!("{name} resolves back to {ip}"),
+                    ),
                 ];
             }
-            Ok(Answer::Found(ips)) => problems.push(format!("{name} resolves to {}, not {ip}", join(&ips))),
+            Ok(Answer::Found(ips)) => {
+                problems.push(format!("{name} resolves to {}, not {ip}", join(&ips)))
+            }
             Ok(_) => problems.push(format!("{name} has no address record")),
             Err(e) => error = Some(e.to_string()),
         }
@@ -195,7 +228,10 @@ async fn ptr_and_fcrdns(dns: &Dns, ip: IpAddr) -> Vec<CheckResult> {
             "fcrdns",
             &subject,
             Status::Fail,
-            format!("{}: the PTR name must resolve back to the IP (forward-confirmed reverse DNS)", problems.join("; ")),
+            format!(
+                "{}: the PTR name must resolve back to the IP (forward-confirmed reverse DNS)",
+                problems.join("; ")
+            ),
         ),
     };
     vec![ptr, fcrdns]
@@ -205,13 +241,40 @@ async fn ehlo(dns: &Dns, target: &Target) -> CheckResult {
     let name = target.ehlo.as_str();
     let ip = target.ip;
     if name.parse::<IpAddr>().is_ok() || !name.contains('.') {
-        return result("ehlo", name, Status::Fail, format!("\"{name}\" is no fully qualified host name (RFC 5321 §4.1.1.1); receivers distrust it"));
+        return result(
+            "ehlo",
+            name,
+            Status::Fail,
+            format!(
+                "\"{name}\" is no fully qualified host name (RFC 5321 §4.1.1.1); receivers distrust it"
+            ),
+        );
     }
     match dns.addresses(name).await {
         Err(e) => result("ehlo", name, Status::Error, e.to_string()),
-        Ok(Answer::Found(ips)) if ips.contains(&ip) => result("ehlo", name, Status::Pass, format!("{name} resolves to {ip}")),
-        Ok(Answer::Found(ips)) => result("ehlo", name, Status::Warn, format!("{name} resolves to {}, not {ip}: some receivers score a mismatch", join(&ips))),
-        Ok(_) => result("ehlo", name, Status::Fail, format!("{name} does not resolve: receivers reject or score an EHLO name without an address")),
+        Ok(Answer::Found(ips)) if ips.contains(&ip) => result(
+            "ehlo",
+            name,
+            Status::Pass,
+            format!("{name} resolves to {ip}"),
+        ),
+        Ok(Answer::Found(ips)) => result(
+            "ehlo",
+            name,
+            Status::Warn,
+            format!(
+                "{name} resolves to {}, not {ip}: some receivers score a mismatch",
+                join(&ips)
+            ),
+        ),
+        Ok(_) => result(
+            "ehlo",
+            name,
+            Status::Fail,
+            format!(
+                "{name} does not resolve: receivers reject or score an EHLO name without an address"
+            ),
+        ),
     }
 }
 
@@ -228,7 +291,8 @@ async fn spf(dns: &Dns, target: &Target) -> CheckResult {
         Ok(a) => a,
         Err(e) => return result("spf", &domain, Status::Error, e),
     };
-    let params = SpfParameters::verify_mail_from(ip, &target.ehlo, "probe.invalid", &target.mail_from);
+    let params =
+        SpfParameters::verify_mail_from(ip, &target.ehlo, "probe.invalid", &target.mail_from);
     // An SPF evaluation takes up to 10 lookups (RFC 7208 §4.6.4), each bounded by the resolver.
     let limit = dns.limit() * 3;
     let (output, record) = futures::join!(
@@ -246,16 +310,51 @@ async fn spf(dns: &Dns, target: &Target) -> CheckResult {
         Err(e) => return result("spf", &domain, Status::Fail, e.clone()),
     };
     let Ok(output) = output else {
-        return result("spf", &domain, Status::Error, format!("SPF evaluation for {domain} took longer than {}", humantime::format_duration(limit)));
+        return result(
+            "spf",
+            &domain,
+            Status::Error,
+            format!(
+                "SPF evaluation for {domain} took longer than {}",
+                humantime::format_duration(limit)
+            ),
+        );
     };
     let (status, says) = match output.result() {
         SpfResult::Pass => (Status::Pass, format!("pass: {ip} may send for {domain}")),
-        SpfResult::Fail => (Status::Fail, format!("fail: {domain} does not allow {ip} to send; add it to the record")),
-        SpfResult::SoftFail => (Status::Fail, format!("softfail: {ip} is not in {domain}'s SPF record (~all); receivers junk or refuse it")),
-        SpfResult::Neutral => (Status::Warn, format!("neutral: {domain}'s record says nothing about {ip} (?all)")),
-        SpfResult::None => (Status::Warn, format!("none: {domain} publishes no SPF record; Gmail requires SPF or DKIM of every sender")),
-        SpfResult::PermError => (Status::Fail, format!("permerror: {domain}'s SPF record is broken (syntax, too many lookups, a missing include)")),
-        SpfResult::TempError => (Status::Error, format!("temperror: a DNS lookup for {domain}'s SPF record failed through {}", dns.server())),
+        SpfResult::Fail => (
+            Status::Fail,
+            format!("fail: {domain} does not allow {ip} to send; add it to the record"),
+        ),
+        SpfResult::SoftFail => (
+            Status::Fail,
+            format!(
+                "softfail: {ip} is not in {domain}'s SPF record (~all); receivers junk or refuse it"
+            ),
+        ),
+        SpfResult::Neutral => (
+            Status::Warn,
+            format!("neutral: {domain}'s record says nothing about {ip} (?all)"),
+        ),
+        SpfResult::None => (
+            Status::Warn,
+            format!(
+                "none: {domain} publishes no SPF record; Gmail requires SPF or DKIM of every sender"
+            ),
+        ),
+        SpfResult::PermError => (
+            Status::Fail,
+            format!(
+                "permerror: {domain}'s SPF record is broken (syntax, too many lookups, a missing include)"
+            ),
+        ),
+        SpfResult::TempError => (
+            Status::Error,
+            format!(
+                "temperror: a DNS lookup for {domain}'s SPF record failed through {}",
+                dns.server()
+            ),
+        ),
     };
     result("spf", &domain, status, format!("{says}{shown}"))
 }
@@ -266,11 +365,39 @@ async fn dkim(dns: &Dns, target: &Target) -> Option<CheckResult> {
     Some(match dns.txt(&name).await {
         Err(e) => result("dkim", &name, Status::Error, e.to_string()),
         Ok(Answer::Found(txt)) => match records::dkim_key(&txt.concat()) {
-            Err(e) => result("dkim", &name, Status::Fail, format!("the key record at {name} {e}")),
-            Ok(key) if key.public_key.is_empty() => result("dkim", &name, Status::Fail, format!("the key at {name} is revoked (empty p=): signatures with selector {selector} fail")),
-            Ok(key) => result("dkim", &name, Status::Pass, format!("{} public key published at {name} ({} base64 characters)", key.key_type, key.public_key.len())),
+            Err(e) => result(
+                "dkim",
+                &name,
+                Status::Fail,
+                format!("the key record at {name} {e}"),
+            ),
+            Ok(key) if key.public_key.is_empty() => result(
+                "dkim",
+                &name,
+                Status::Fail,
+                format!(
+                    "the key at {name} is revoked (empty p=): signatures with selector {selector} fail"
+                ),
+            ),
+            Ok(key) => result(
+                "dkim",
+                &name,
+                Status::Pass,
+                format!(
+                    "{} public key published at {name} ({} base64 characters)",
+                    key.key_type,
+                    key.public_key.len()
+                ),
+            ),
         },
-        Ok(_) => result("dkim", &name, Status::Fail, format!("no key record at {name}: signatures with selector {selector} fail (dkim=permerror)")),
+        Ok(_) => result(
+            "dkim",
+            &name,
+            Status::Fail,
+            format!(
+                "no key record at {name}: signatures with selector {selector} fail (dkim=permerror)"
+            ),
+        ),
     })
 }
 
@@ -288,20 +415,60 @@ async fn dmarc(dns: &Dns, target: &Target) -> CheckResult {
         Err(e) => return result("dmarc", domain, Status::Error, e.to_string()),
         Ok(a) => a.records().to_vec(),
     };
-    let found: Vec<&String> = txt.iter().filter(|t| t.trim_start().starts_with("v=DMARC1")).collect();
+    let found: Vec<&String> = txt
+        .iter()
+        .filter(|t| t.trim_start().starts_with("v=DMARC1"))
+        .collect();
     let record = match found[..] {
-        [] => return result("dmarc", domain, Status::Warn, format!("no DMARC record at _dmarc.{domain}: Gmail and Yahoo require one of bulk senders (p=none at least)")),
+        [] => {
+            return result(
+                "dmarc",
+                domain,
+                Status::Warn,
+                format!(
+                    "no DMARC record at _dmarc.{domain}: Gmail and Yahoo require one of bulk senders (p=none at least)"
+                ),
+            );
+        }
         [one] => one,
-        _ => return result("dmarc", domain, Status::Fail, format!("{} DMARC records at {at}: receivers ignore them all", found.len())),
+        _ => {
+            return result(
+                "dmarc",
+                domain,
+                Status::Fail,
+                format!(
+                    "{} DMARC records at {at}: receivers ignore them all",
+                    found.len()
+                ),
+            );
+        }
     };
     let d = match records::dmarc(record) {
         Ok(d) => d,
-        Err(e) => return result("dmarc", domain, Status::Fail, format!("the record at {at} {e}: receivers ignore it ({record})")),
+        Err(e) => {
+            return result(
+                "dmarc",
+                domain,
+                Status::Fail,
+                format!("the record at {at} {e}: receivers ignore it ({record})"),
+            );
+        }
     };
-    let mode = |a: records::Alignment| if a == records::Alignment::Strict { "strict" } else { "relaxed" };
+    let mode = |a: records::Alignment| {
+        if a == records::Alignment::Strict {
+            "strict"
+        } else {
+            "relaxed"
+        }
+    };
     let envelope = domain_of(&target.mail_from);
     let spf_aligned = records::aligned(envelope, domain, d.aspf);
-    let dkim_aligned = target.dkim.as_ref().map(|(d_domain, _)| (d_domain.clone(), records::aligned(d_domain, domain, d.adkim)));
+    let dkim_aligned = target.dkim.as_ref().map(|(d_domain, _)| {
+        (
+            d_domain.clone(),
+            records::aligned(d_domain, domain, d.adkim),
+        )
+    });
     let mut said = vec![format!("p={}", d.policy)];
     if let Some(sp) = &d.subdomain_policy {
         said.push(format!("sp={sp}"));
@@ -309,10 +476,25 @@ async fn dmarc(dns: &Dns, target: &Target) -> CheckResult {
     if d.pct != 100 {
         said.push(format!("pct={}", d.pct));
     }
-    said.push(format!("SPF alignment {} (MAIL FROM {envelope}: {})", mode(d.aspf), if spf_aligned { "aligned" } else { "not aligned" }));
+    said.push(format!(
+        "SPF alignment {} (MAIL FROM {envelope}: {})",
+        mode(d.aspf),
+        if spf_aligned {
+            "aligned"
+        } else {
+            "not aligned"
+        }
+    ));
     match &dkim_aligned {
-        Some((d_domain, ok)) => said.push(format!("DKIM alignment {} (d={d_domain}: {})", mode(d.adkim), if *ok { "aligned" } else { "not aligned" })),
-        None => said.push(format!("DKIM alignment {} (no DKIM selector given)", mode(d.adkim))),
+        Some((d_domain, ok)) => said.push(format!(
+            "DKIM alignment {} (d={d_domain}: {})",
+            mode(d.adkim),
+            if *ok { "aligned" } else { "not aligned" }
+        )),
+        None => said.push(format!(
+            "DKIM alignment {} (no DKIM selector given)",
+            mode(d.adkim)
+        )),
     }
     if d.rua.is_none() {
         said.push("no rua= (no aggregate reports)".into());
@@ -320,25 +502,66 @@ async fn dmarc(dns: &Dns, target: &Target) -> CheckResult {
     let detail = format!("{}; {}", at, said.join(", "));
     let any_aligned = spf_aligned || dkim_aligned.as_ref().is_some_and(|(_, ok)| *ok);
     if !any_aligned {
-        return result("dmarc", domain, Status::Fail, format!("{detail}: neither SPF nor DKIM aligns with From {domain}, so DMARC fails for every message"));
+        return result(
+            "dmarc",
+            domain,
+            Status::Fail,
+            format!(
+                "{detail}: neither SPF nor DKIM aligns with From {domain}, so DMARC fails for every message"
+            ),
+        );
     }
-    let status = if d.policy == "none" { Status::Warn } else { Status::Pass };
-    let detail = if status == Status::Warn { format!("{detail}: p=none only monitors") } else { detail };
+    let status = if d.policy == "none" {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let detail = if status == Status::Warn {
+        format!("{detail}: p=none only monitors")
+    } else {
+        detail
+    };
     result("dmarc", domain, status, detail)
 }
 
 async fn mx(dns: &Dns, domain: &str) -> CheckResult {
     match dns.mx(domain).await {
         Err(e) => result("mx", domain, Status::Error, e.to_string()),
-        Ok(Answer::NxDomain) => result("mx", domain, Status::Fail, format!("{domain} does not exist: receivers refuse mail from a domain that does not exist")),
-        Ok(Answer::NoData) => result("mx", domain, Status::Warn, format!("{domain} has no MX record: replies and bounces go to its address record, if any (RFC 5321 §5.1)")),
+        Ok(Answer::NxDomain) => result(
+            "mx",
+            domain,
+            Status::Fail,
+            format!(
+                "{domain} does not exist: receivers refuse mail from a domain that does not exist"
+            ),
+        ),
+        Ok(Answer::NoData) => result(
+            "mx",
+            domain,
+            Status::Warn,
+            format!(
+                "{domain} has no MX record: replies and bounces go to its address record, if any (RFC 5321 §5.1)"
+            ),
+        ),
         Ok(Answer::Found(mut records)) => {
             records.sort();
             if records.iter().all(|(_, host)| host.is_empty()) {
-                return result("mx", domain, Status::Warn, format!("{domain} has a null MX (RFC 7505): it takes no mail, so replies and bounces are lost; some receivers refuse such senders"));
+                return result(
+                    "mx",
+                    domain,
+                    Status::Warn,
+                    format!(
+                        "{domain} has a null MX (RFC 7505): it takes no mail, so replies and bounces are lost; some receivers refuse such senders"
+                    ),
+                );
             }
             let list: Vec<String> = records.iter().map(|(p, h)| format!("{p} {h}")).collect();
-            result("mx", domain, Status::Pass, format!("MX {}", list.join(", ")))
+            result(
+                "mx",
+                domain,
+                Status::Pass,
+                format!("MX {}", list.join(", ")),
+            )
         }
     }
 }
@@ -348,24 +571,63 @@ async fn mta_sts(dns: &Dns, domain: &str) -> CheckResult {
     match dns.txt(&at).await {
         Err(e) => result("mta-sts", domain, Status::Error, e.to_string()),
         Ok(Answer::Found(txt)) => {
-            let sts: Vec<&String> = txt.iter().filter(|t| t.trim_start().starts_with("v=STSv1")).collect();
+            let sts: Vec<&String> = txt
+                .iter()
+                .filter(|t| t.trim_start().starts_with("v=STSv1"))
+                .collect();
             match sts[..] {
-                [] => result("mta-sts", domain, Status::Pass, format!("no MTA-STS record at {at} (optional: it protects mail to {domain})")),
+                [] => result(
+                    "mta-sts",
+                    domain,
+                    Status::Pass,
+                    format!("no MTA-STS record at {at} (optional: it protects mail to {domain})"),
+                ),
                 [one] => match records::mta_sts_id(one) {
-                    Some(id) => result("mta-sts", domain, Status::Pass, format!("{at}: id={id}; the policy is at https://mta-sts.{domain}/.well-known/mta-sts.txt (not fetched)")),
-                    None => result("mta-sts", domain, Status::Warn, format!("{at} is malformed ({one}): senders ignore the policy")),
+                    Some(id) => result(
+                        "mta-sts",
+                        domain,
+                        Status::Pass,
+                        format!(
+                            "{at}: id={id}; the policy is at https://mta-sts.{domain}/.well-known/mta-sts.txt (not fetched)"
+                        ),
+                    ),
+                    None => result(
+                        "mta-sts",
+                        domain,
+                        Status::Warn,
+                        format!("{at} is malformed ({one}): senders ignore the policy"),
+                    ),
                 },
-                _ => result("mta-sts", domain, Status::Warn, format!("{} MTA-STS records at {at}: senders ignore the policy", sts.len())),
+                _ => result(
+                    "mta-sts",
+                    domain,
+                    Status::Warn,
+                    format!(
+                        "{} MTA-STS records at {at}: senders ignore the policy",
+                        sts.len()
+                    ),
+                ),
             }
         }
-        Ok(_) => result("mta-sts", domain, Status::Pass, format!("no MTA-STS record at {at} (optional: it protects mail to {domain})")),
+        Ok(_) => result(
+            "mta-sts",
+            domain,
+            Status::Pass,
+            format!("no MTA-STS record at {at} (optional: it protects mail to {domain})"),
+        ),
     }
 }
 
 async fn list(dns: &Dns, set: &ListSet, list: &List, target: &Target) -> CheckResult {
     let (subject, name) = match list.kind {
-        Kind::Ip => (target.ip.to_string(), dns::reverse_name(target.ip, &list.zone, &list.zone)),
-        Kind::Domain => (target.domain.clone(), format!("{}.{}", target.domain, list.zone)),
+        Kind::Ip => (
+            target.ip.to_string(),
+            dns::reverse_name(target.ip, &list.zone, &list.zone),
+        ),
+        Kind::Domain => (
+            target.domain.clone(),
+            format!("{}.{}", target.domain, list.zone),
+        ),
     };
     let check = match list.role {
         Role::Block => "dnsbl",
@@ -387,7 +649,10 @@ async fn list(dns: &Dns, set: &ListSet, list: &List, target: &Target) -> CheckRe
                 Status::Pass,
                 match list.role {
                     Role::Block => format!("not listed on {}", list.name),
-                    Role::Allow => format!("not on {} (most senders are not; an allow list only adds trust)", list.name),
+                    Role::Allow => format!(
+                        "not on {} (most senders are not; an allow list only adds trust)",
+                        list.name
+                    ),
                 },
                 None,
             );
@@ -395,7 +660,9 @@ async fn list(dns: &Dns, set: &ListSet, list: &List, target: &Target) -> CheckRe
     };
     let code = Some(join(&answers));
     let readings: Vec<Reading> = answers.iter().map(|a| set.read(list, *a)).collect();
-    if let Some(Reading::Listed(meaning)) = readings.iter().find(|r| matches!(r, Reading::Listed(_))) {
+    if let Some(Reading::Listed(meaning)) =
+        readings.iter().find(|r| matches!(r, Reading::Listed(_)))
+    {
         if list.role == Role::Allow {
             return done(Status::Pass, format!("on {}: {meaning}", list.name), code);
         }
@@ -404,21 +671,41 @@ async fn list(dns: &Dns, set: &ListSet, list: &List, target: &Target) -> CheckRe
             Ok(Answer::Found(txt)) => format!(" (the list says: {})", txt.join(" ")),
             _ => String::new(),
         };
-        return done(Status::Fail, format!("{subject} is listed on {} ({}): {meaning}{why}", list.name, list.zone), code);
-    }
-    if let Some(Reading::Refused(meaning)) = readings.iter().find(|r| matches!(r, Reading::Refused(_))) {
         return done(
-            Status::Error,
-            format!("{} refused the query through {}: {meaning}; nothing is known about the listing. Ask through your own recursive resolver (sender.resolver)", list.name, dns.server()),
+            Status::Fail,
+            format!(
+                "{subject} is listed on {} ({}): {meaning}{why}",
+                list.name, list.zone
+            ),
             code,
         );
     }
-    if let Some(Reading::Allowed(meaning)) = readings.iter().find(|r| matches!(r, Reading::Allowed(_))) {
+    if let Some(Reading::Refused(meaning)) =
+        readings.iter().find(|r| matches!(r, Reading::Refused(_)))
+    {
+        return done(
+            Status::Error,
+            format!(
+                "{} refused the query through {}: {meaning}; nothing is known about the listing. Ask through your own recursive resolver (sender.resolver)",
+                list.name,
+                dns.server()
+            ),
+            code,
+        );
+    }
+    if let Some(Reading::Allowed(meaning)) =
+        readings.iter().find(|r| matches!(r, Reading::Allowed(_)))
+    {
         return done(Status::Pass, format!("on {}: {meaning}", list.name), code);
     }
     done(
         Status::Error,
-        format!("{} answered {} for {name}, which is no list answer (lists answer in 127.0.0.0/8): the resolver {} rewrites unknown names", list.name, join(&answers), dns.server()),
+        format!(
+            "{} answered {} for {name}, which is no list answer (lists answer in 127.0.0.0/8): the resolver {} rewrites unknown names",
+            list.name,
+            join(&answers),
+            dns.server()
+        ),
         code,
     )
 }
@@ -427,7 +714,9 @@ async fn list(dns: &Dns, set: &ListSet, list: &List, target: &Target) -> CheckRe
 fn failure_hint(e: &DnsFailure) -> String {
     match e {
         DnsFailure::Code { code, .. } if code.contains("Refused") || code.contains("REFUSED") => {
-            format!("{e}: the resolver does not answer for this list; use a recursive resolver of your own (sender.resolver)")
+            format!(
+                "{e}: the resolver does not answer for this list; use a recursive resolver of your own (sender.resolver)"
+            )
         }
         _ => e.to_string(),
     }

@@ -68,7 +68,11 @@ pub fn dmarc(record: &str) -> Result<Dmarc, String> {
         Some((k, v)) if k == "v" && v == "DMARC1" => {}
         _ => return Err("does not start with v=DMARC1".into()),
     }
-    let tag = |name: &str| tags.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let tag = |name: &str| {
+        tags.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let policy_of = |name: &str| -> Result<Option<String>, String> {
         match tag(name).map(str::to_ascii_lowercase) {
             None => Ok(None),
@@ -133,10 +137,17 @@ pub struct DkimKey {
 pub fn dkim_key(record: &str) -> Result<DkimKey, String> {
     let mut key_type = "rsa".to_owned();
     let mut public_key = None;
-    for (i, tag) in record.split(';').map(str::trim).filter(|t| !t.is_empty()).enumerate() {
+    for (i, tag) in record
+        .split(';')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .enumerate()
+    {
         let (k, v) = tag.split_once('=').unwrap_or((tag, ""));
         match k.trim() {
-            "v" if i == 0 && v.trim() != "DKIM1" => return Err(format!("v={}: not DKIM1", v.trim())),
+            "v" if i == 0 && v.trim() != "DKIM1" => {
+                return Err(format!("v={}: not DKIM1", v.trim()));
+            }
             "k" => key_type = v.trim().to_ascii_lowercase(),
             "p" => public_key = Some(v.split_whitespace().collect::<String>()),
             _ => {}
@@ -187,19 +198,46 @@ mod tests {
         assert_eq!(d.pct, 100);
         assert_eq!(d.rua.as_deref(), Some("mailto:d@example.org"));
         let d = dmarc("v=DMARC1;p=Quarantine;sp=none;pct=25").unwrap();
-        assert_eq!((d.policy.as_str(), d.subdomain_policy.as_deref()), ("quarantine", Some("none")));
+        assert_eq!(
+            (d.policy.as_str(), d.subdomain_policy.as_deref()),
+            ("quarantine", Some("none"))
+        );
         assert_eq!(d.pct, 25);
-        assert!(dmarc("p=reject; v=DMARC1").unwrap_err().contains("v=DMARC1"));
-        assert!(dmarc("v=DMARC1; rua=mailto:x@y").unwrap_err().contains("p="));
+        assert!(
+            dmarc("p=reject; v=DMARC1")
+                .unwrap_err()
+                .contains("v=DMARC1")
+        );
+        assert!(
+            dmarc("v=DMARC1; rua=mailto:x@y")
+                .unwrap_err()
+                .contains("p=")
+        );
         assert!(dmarc("v=DMARC1; p=block").unwrap_err().contains("p=block"));
-        assert!(dmarc("v=DMARC1; p=none; pct=150").unwrap_err().contains("pct"));
-        assert!(dmarc("v=DMARC1; p=none; adkim=x").unwrap_err().contains("adkim"));
+        assert!(
+            dmarc("v=DMARC1; p=none; pct=150")
+                .unwrap_err()
+                .contains("pct")
+        );
+        assert!(
+            dmarc("v=DMARC1; p=none; adkim=x")
+                .unwrap_err()
+                .contains("adkim")
+        );
     }
 
     #[test]
     fn alignment_modes() {
-        assert!(aligned("mail.example.org", "example.org", Alignment::Relaxed));
-        assert!(!aligned("mail.example.org", "example.org", Alignment::Strict));
+        assert!(aligned(
+            "mail.example.org",
+            "example.org",
+            Alignment::Relaxed
+        ));
+        assert!(!aligned(
+            "mail.example.org",
+            "example.org",
+            Alignment::Strict
+        ));
         assert!(aligned("Example.org.", "example.org", Alignment::Strict));
         assert!(!aligned("example.net", "example.org", Alignment::Relaxed));
     }
@@ -207,11 +245,17 @@ mod tests {
     #[test]
     fn dkim_and_mta_sts_records() {
         let k = dkim_key("v=DKIM1; k=ed25519; p=Hagx oTPg=").unwrap();
-        assert_eq!((k.key_type.as_str(), k.public_key.as_str()), ("ed25519", "HagxoTPg="));
+        assert_eq!(
+            (k.key_type.as_str(), k.public_key.as_str()),
+            ("ed25519", "HagxoTPg=")
+        );
         assert_eq!(dkim_key("p=").unwrap().public_key, "");
         assert_eq!(dkim_key("v=DKIM1; p=MIIB").unwrap().key_type, "rsa");
         assert!(dkim_key("v=DKIM1; k=rsa").is_err());
-        assert_eq!(mta_sts_id("v=STSv1; id=20260101T0000;"), Some("20260101T0000".into()));
+        assert_eq!(
+            mta_sts_id("v=STSv1; id=20260101T0000;"),
+            Some("20260101T0000".into())
+        );
         assert_eq!(mta_sts_id("v=STSv1;"), None);
         assert_eq!(mta_sts_id("v=spf1 -all"), None);
     }

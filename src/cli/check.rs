@@ -115,6 +115,14 @@ pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     } else {
         print_table(&report);
     }
+    let errors = report.count(check::Status::Error);
+    if errors > 0 {
+        // Errors do not set the exit code (nothing is known to be wrong), so say it here.
+        eprintln!(
+            "probe: {errors} of {} checks could not be made (status error): a DNS timeout or a refused query; see each detail",
+            report.results.len()
+        );
+    }
     Ok(if report.failed() {
         Exit::NotAllInbox
     } else {
@@ -124,7 +132,12 @@ pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
 
 fn is_private(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]),
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+        }
         IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }

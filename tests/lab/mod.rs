@@ -1,6 +1,7 @@
 //! Tests against the real lab (`docker/lab/lab.sh`): root the first time, to install and start
 //! it. `--skip lab::` leaves them out.
 
+mod check;
 mod compare;
 mod direct;
 mod faults;
