@@ -8,9 +8,9 @@ use clap::Args;
 
 use super::Exit;
 use crate::check::dns::Dns;
-use crate::check::lists::ListSet;
+use crate::check::lists::{Kind, List, ListSet, Role};
 use crate::check::{self, Report, Target};
-use crate::config::{Config, Transport};
+use crate::config::{Config, ListKind, ListRole, Transport};
 use crate::report::printable;
 
 /// Arguments of `probe check`.
@@ -49,6 +49,36 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 /// Runs `probe check`.
 pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
     let mut lists = ListSet::builtin();
+    // The config's checks.lists replace the built-in set; --lists replaces both.
+    if let (Some(configured), None) = (&config.check_lists, &args.lists) {
+        let file = ListSet {
+            lists: configured
+                .iter()
+                .map(|l| List {
+                    name: l.name.clone(),
+                    zone: l.zone.clone(),
+                    kind: match l.kind {
+                        ListKind::Ip => Kind::Ip,
+                        ListKind::Domain => Kind::Domain,
+                    },
+                    role: match l.role {
+                        ListRole::Block => Role::Block,
+                        ListRole::Allow => Role::Allow,
+                    },
+                    codes: l.codes.clone(),
+                })
+                .collect(),
+            codes: Vec::new(),
+        };
+        let origin = format!("{} (checks.lists)", config.path.display());
+        match lists.replace_lists(file, &origin) {
+            Ok(set) => lists = set,
+            Err(e) => {
+                eprintln!("probe: error: {e}");
+                return Ok(Exit::Usage);
+            }
+        }
+    }
     if let Some(path) = &args.lists {
         let origin = path.display().to_string();
         let text = match std::fs::read_to_string(path) {

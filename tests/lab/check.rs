@@ -378,3 +378,49 @@ fn the_table_and_bad_input() {
         .expect_exit(2)
         .run();
 }
+
+#[test]
+fn the_config_can_replace_the_lists() {
+    let seeds = lab_seeds();
+    let yaml = format!(
+        "{}checks:\n  lists:\n    - zone: zen.lab.test\n      kind: ip\n      name: Lab ZEN\n      codes: spamhaus-zen\n    - zone: wl.lab.test\n      kind: ip\n      role: allow\n      codes: dnswl\n",
+        seeds.yaml()
+    );
+    let out = Probe::new()
+        .lab()
+        .args(["check", "--json", "--source-ip", "192.0.2.9"])
+        .config_text(yaml)
+        .expect_exit(1)
+        .run();
+    let json = out.json();
+    let lists: Vec<&str> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["list"].as_str())
+        .collect();
+    assert_eq!(lists, ["zen.lab.test", "wl.lab.test"], "{json:#}");
+    expect(&json, "dnsbl", Some("zen.lab.test"), "fail", "SBL");
+
+    // A zone that is no DNS name, and a code set nobody defines: exit 2, the field named.
+    let bad_zone = format!(
+        "{}checks:\n  lists:\n    - zone: \"not a zone\"\n      kind: ip\n",
+        seeds.yaml()
+    );
+    Probe::new()
+        .args(["check", "--source-ip", "192.0.2.2"])
+        .config_text(bad_zone)
+        .expect_exit(2)
+        .stderr_has("checks.lists[0].zone")
+        .run();
+    let bad_codes = format!(
+        "{}checks:\n  lists:\n    - zone: zen.lab.test\n      kind: ip\n      codes: spamhaus-zne\n",
+        seeds.yaml()
+    );
+    Probe::new()
+        .args(["check", "--source-ip", "192.0.2.2"])
+        .config_text(bad_codes)
+        .expect_exit(2)
+        .stderr_has("spamhaus-zne")
+        .run();
+}
