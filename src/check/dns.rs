@@ -195,7 +195,9 @@ impl Dns {
         .await
     }
 
-    /// PTR names of `ip`, without the trailing dot.
+    /// PTR names of `ip`, without the trailing dot. hickory answers for 127.0.0.0/8 and ::1
+    /// itself with `localhost` (RFC 6761 §6.3) and never asks the server: a loopback address
+    /// always shows `localhost`, which is why the lab's checked hosts are in 192.0.2.0/24.
     pub async fn ptr(&self, ip: IpAddr) -> Result<Answer<String>, DnsFailure> {
         self.query(
             &reverse_name(ip, "in-addr.arpa", "ip6.arpa"),

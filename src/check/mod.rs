@@ -4,6 +4,7 @@
 //! ([`lists`], data in `lists.tsv`). Every lookup goes through one resolver ([`dns::Dns`]),
 //! bounded by a timeout, all of them at once.
 
+pub mod dkim;
 pub mod dns;
 pub mod lists;
 pub mod records;
@@ -94,6 +95,8 @@ pub struct Target {
     pub ehlo: String,
     /// The DKIM signing domain and selector, when known.
     pub dkim: Option<(String, String)>,
+    /// The DKIM private key's public half, to compare with the selector's record.
+    pub dkim_key: Option<dkim::LocalKey>,
 }
 
 /// The address this host would send from to reach the internet: the kernel's choice of source
@@ -379,16 +382,36 @@ async fn dkim(dns: &Dns, target: &Target) -> Option<CheckResult> {
                     "the key at {name} is revoked (empty p=): signatures with selector {selector} fail"
                 ),
             ),
-            Ok(key) => result(
-                "dkim",
-                &name,
-                Status::Pass,
-                format!(
-                    "{} public key published at {name} ({} base64 characters)",
-                    key.key_type,
-                    key.public_key.len()
+            Ok(key) => match &target.dkim_key {
+                Some(local) if !dkim::publishes(&key.key_type, &key.public_key, local) => result(
+                    "dkim",
+                    &name,
+                    Status::Fail,
+                    format!(
+                        "the {} key published at {name} is not the public half of the given {} private key: every signature fails",
+                        key.key_type, local.key_type
+                    ),
                 ),
-            ),
+                Some(_) => result(
+                    "dkim",
+                    &name,
+                    Status::Pass,
+                    format!(
+                        "{} public key published at {name}, and it matches the private key",
+                        key.key_type
+                    ),
+                ),
+                None => result(
+                    "dkim",
+                    &name,
+                    Status::Pass,
+                    format!(
+                        "{} public key published at {name} ({} base64 characters)",
+                        key.key_type,
+                        key.public_key.len()
+                    ),
+                ),
+            },
         },
         Ok(_) => result(
             "dkim",

@@ -33,6 +33,10 @@ pub struct CheckArgs {
     /// The DKIM signing domain (d=) [default: the From domain].
     #[arg(long, value_name = "DOMAIN", requires = "dkim_selector")]
     pub dkim_domain: Option<String>,
+    /// The DKIM private key (PEM, PKCS#8 or PKCS#1) whose public half the selector's record
+    /// must publish.
+    #[arg(long, value_name = "FILE", requires = "dkim_selector")]
+    pub dkim_key: Option<PathBuf>,
     /// The bound on each DNS lookup.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
@@ -124,6 +128,21 @@ pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
             }
         },
     };
+    let dkim_key = match &args.dkim_key {
+        None => None,
+        Some(path) => {
+            let read = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| check::dkim::local_key(&pem));
+            match read {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    eprintln!("probe: error: the DKIM key {}: {e}", path.display());
+                    return Ok(Exit::Usage);
+                }
+            }
+        }
+    };
     let domain = sender.from.email.domain().to_ascii_lowercase();
     let target = Target {
         ip,
@@ -134,6 +153,7 @@ pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
             let d = args.dkim_domain.clone().unwrap_or_else(|| domain.clone());
             (d.to_ascii_lowercase(), selector.clone())
         }),
+        dkim_key,
     };
     let dns = match Dns::new(sender.resolver, args.timeout) {
         Ok(dns) => dns,

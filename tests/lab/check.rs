@@ -424,3 +424,59 @@ fn the_config_can_replace_the_lists() {
         .stderr_has("spamhaus-zne")
         .run();
 }
+
+#[test]
+fn the_dkim_record_is_compared_with_the_private_key() {
+    let keys = crate::support::lab::lab_dir().join("dkim/sender.lab.test");
+    let seeds = lab_seeds();
+    let key = |selector: &str, file: &str| {
+        let path = keys.join(file);
+        let args = [
+            "--dkim-selector",
+            selector,
+            "--dkim-key",
+            path.to_str().unwrap(),
+        ];
+        check(&seeds, "192.0.2.2", &args).json()
+    };
+    expect(
+        &key("lab", "lab.key"),
+        "dkim",
+        None,
+        "pass",
+        "matches the private key",
+    );
+    expect(
+        &key("ed", "ed.key"),
+        "dkim",
+        None,
+        "pass",
+        "matches the private key",
+    );
+    expect(
+        &key("lab", "ed.key"),
+        "dkim",
+        None,
+        "fail",
+        "not the public half",
+    );
+    // A file that is no key: exit 2, and nothing of it is echoed.
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.pem");
+    std::fs::write(&bogus, "secret-looking-content-Q9").unwrap();
+    Probe::new()
+        .args([
+            "check",
+            "--source-ip",
+            "192.0.2.2",
+            "--dkim-selector",
+            "lab",
+            "--dkim-key",
+        ])
+        .arg(&bogus)
+        .config(&seeds)
+        .expect_exit(2)
+        .stderr_has("holds no PEM private key")
+        .output_lacks("secret-looking-content-Q9")
+        .run();
+}
