@@ -100,15 +100,16 @@ pub struct Target {
 }
 
 /// The address this host would send from to reach the internet: the kernel's choice of source
-/// address for a UDP "connection" to a public address. `connect` on UDP only picks a route;
-/// no packet is sent.
+/// address for a UDP "connection" to a public address (Google's resolver, as a well-known
+/// address reached by the default route; a documentation range could be on-link, as on some
+/// lab hosts). `connect` on UDP only picks a route: no packet is sent.
 pub fn discover_source_ip() -> std::io::Result<IpAddr> {
     let try_from = |bind: &str, to: &str| -> std::io::Result<IpAddr> {
         let socket = UdpSocket::bind(bind)?;
         socket.connect(to)?;
         Ok(socket.local_addr()?.ip())
     };
-    try_from("0.0.0.0:0", "192.0.2.1:9").or_else(|_| try_from("[::]:0", "[2001:db8::1]:9"))
+    try_from("0.0.0.0:0", "8.8.8.8:53").or_else(|_| try_from("[::]:0", "[2001:4860:4860::8888]:53"))
 }
 
 /// Runs every check at once and returns them in order.
