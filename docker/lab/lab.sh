@@ -796,9 +796,27 @@ create_provider_folders() {
     done
 }
 
+# refresh_dns: a lab that is already running still gets DNS records added to
+# dns/dnsmasq.conf since it started (a test of new records must not need a
+# lab restart): only dnsmasq is re-rendered, and restarted when its file
+# changed; the other daemons, and the tests using them, are left alone.
+refresh_dns() {
+    [[ $EUID -eq 0 && -e $DNS_CONF ]] || return 0
+    lock
+    CHANGED=()
+    read_seeds
+    render_dns
+    if changed "$DNS_CONF" && dnsmasq_running; then
+        kill -TERM "$(<"$DNS_PID")" 2>/dev/null || true
+        wait_gone "$DNS_PID" dnsmasq dnsmasq
+        start_dnsmasq
+    fi
+    unlock
+}
+
 cmd_start() {
     check_lab_dir
-    healthy && return 0
+    healthy && { refresh_dns; return 0; }
     need_root start
     lock
     if ! healthy; then

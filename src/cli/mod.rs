@@ -1,6 +1,7 @@
 //! The `probe` command line: parse, call the library, print, and map the result to an exit
 //! code. The only place that prints to stdout, and the only place that uses `anyhow`.
 
+mod check;
 mod compare;
 mod exit;
 mod history;
@@ -70,6 +71,8 @@ pub enum Command {
     Report(history::ReportArgs),
     /// Compare two runs seed by seed (before/after a migration); exit 1 when any got worse.
     Compare(compare::CompareArgs),
+    /// Check the sending IP and domain before sending: PTR, SPF, DKIM, DMARC, DNS lists.
+    Check(check::CheckArgs),
 }
 
 /// Which seeds.
@@ -253,6 +256,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                     .await?;
             history::fail_under(&store, &run_id, args.fail_under, exit)
         }
+        Command::Check(args) => check::main(&Config::load(&cli.config)?, args).await,
         Command::Runs(args) => history::runs(&mut open_store(cli)?, args),
         Command::Report(args) => history::report(&open_store(cli)?, args, cli.verbose > 0),
         Command::Compare(args) => compare::main(&open_store(cli)?, args),

@@ -271,13 +271,67 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
         seeds.push(seed);
     }
 
+    let check_lists = check_lists(&check, &raw.checks)?;
+
     Ok(Config {
         path: path.to_owned(),
         sender,
         message,
         timing,
         seeds,
+        check_lists,
     })
+}
+
+/// `checks.lists`: zones that are DNS names; an empty list would silently check nothing.
+fn check_lists(
+    check: &Checker,
+    raw: &super::raw::RawChecks,
+) -> Result<Option<Vec<super::CheckList>>, ConfigError> {
+    let Some(lists) = &raw.lists else {
+        return Ok(None);
+    };
+    if lists.value.is_empty() {
+        return Err(check.invalid(
+            lists,
+            "checks.lists",
+            "no lists: remove checks.lists to use the built-in set",
+        ));
+    }
+    let mut out = Vec::with_capacity(lists.value.len());
+    for (i, l) in lists.value.iter().enumerate() {
+        let zone = l
+            .zone
+            .value
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if zone.len() > 253 || !zone.contains('.') || !zone.split('.').all(label_ok) {
+            return Err(check.invalid(
+                &l.zone,
+                format!("checks.lists[{i}].zone"),
+                format!(
+                    "{:?} is not a DNS zone such as zen.spamhaus.org",
+                    shorten(&l.zone.value)
+                ),
+            ));
+        }
+        out.push(super::CheckList {
+            name: l.name.clone().unwrap_or_else(|| zone.clone()),
+            zone,
+            kind: l.kind,
+            role: l.role.unwrap_or(super::ListRole::Block),
+            codes: l.codes.clone().unwrap_or_else(|| "-".to_owned()),
+        });
+    }
+    Ok(Some(out))
 }
 
 fn check_sender(check: &Checker, raw: &Spanned<RawSender>) -> Result<Sender, ConfigError> {

@@ -44,6 +44,44 @@ pub struct Config {
     pub timing: Timing,
     /// The seed mailboxes, in file order.
     pub seeds: Vec<Seed>,
+    /// `probe check`'s DNS lists, when the file replaces the built-in set.
+    pub check_lists: Option<Vec<CheckList>>,
+}
+
+/// One DNS list of `checks.lists`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckList {
+    /// For people (default: the zone).
+    pub name: String,
+    /// The zone queries go under.
+    pub zone: String,
+    /// What is asked.
+    pub kind: ListKind,
+    /// Block or allow list (default block).
+    pub role: ListRole,
+    /// The code set answers are read by (src/check/lists.tsv); `-` (the default): any
+    /// 127.0.0.0/8 answer is a listing.
+    pub codes: String,
+}
+
+/// What a DNS list is asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKind {
+    /// The reversed sending IP.
+    Ip,
+    /// The sender's domain.
+    Domain,
+}
+
+/// Whether being on a DNS list is bad or good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListRole {
+    /// A block list.
+    Block,
+    /// An allow list.
+    Allow,
 }
 
 /// The sending side.

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{AuthMechanism, ConfigError, ImapTls, Provider, RelayTls, Transport};
+use super::{
+    AuthMechanism, ConfigError, ImapTls, ListKind, ListRole, Provider, RelayTls, Transport,
+};
 use crate::secrets::{BearerMechanism, OAuth2Source, SecretSource};
 
 /// The whole file.
@@ -24,6 +26,26 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) timing: RawTiming,
     pub(super) seeds: Spanned<Vec<RawSeed>>,
+    #[serde(default)]
+    pub(super) checks: RawChecks,
+}
+
+/// `checks:`, optional: what `probe check` asks.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChecks {
+    pub(super) lists: Option<Spanned<Vec<RawCheckList>>>,
+}
+
+/// One of `checks.lists`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCheckList {
+    pub(super) zone: Spanned<String>,
+    pub(super) kind: ListKind,
+    pub(super) name: Option<String>,
+    pub(super) role: Option<ListRole>,
+    pub(super) codes: Option<String>,
 }
 
 /// `sender:`.

@@ -2,6 +2,7 @@
 //! it. `--skip lab::` leaves them out.
 
 mod backoff;
+mod check;
 mod compare;
 mod direct;
 mod dkim;
