@@ -127,11 +127,12 @@ fn parse_rejection_mdn(
     if !matches!(kind.trim(), "deleted" | "denied" | "failed") {
         return None;
     }
-    // Our Message-ID is <TOKEN.seedprobe@domain>.
+    // Our Message-ID is <TOKEN@domain>; runs before 2026-11-29 used <TOKEN.seedprobe@domain>.
+    // A local part that is no token of ours matches no message, so it needs no check here.
     let from_message_id = get("Original-Message-ID").and_then(|id| {
         let id = id.trim().trim_start_matches('<');
-        id.split_once(".seedprobe@")
-            .map(|(token, _)| token.to_owned())
+        let (local, _) = id.split_once('@')?;
+        Some(local.strip_suffix(".seedprobe").unwrap_or(local).to_owned())
     });
     // The notice's own text is the refusal reason; its first line only introduces it.
     let diagnostic = explanation.map(|text| {
@@ -381,6 +382,12 @@ X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
         assert!(
             why.contains("Message refused by the recipient's mail filter"),
             "{why}"
+        );
+        // Today's Message-ID form names the same message.
+        let today = String::from_utf8_lossy(raw).replace(".seedprobe@", "@");
+        assert_eq!(
+            parse(today.as_bytes()).expect("a rejection MDN").token(),
+            Some("5ed465e1897c474a")
         );
         // A read receipt is not a delivery report.
         let receipt = String::from_utf8_lossy(raw).replace(

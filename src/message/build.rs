@@ -61,7 +61,10 @@ pub fn build(
             .replace("{seed}", seed_name)
     };
     let subject = fill(&template.subject);
-    let message_id = format!("<{token}.seedprobe@{}>", sender.from.email.domain());
+    // The token alone as the local part: a Message-ID that contains the From address (as
+    // `<TOKEN.seedprobe@domain>` did for `probe@domain`) costs a point at rspamd
+    // (MID_CONTAINS_FROM), which the user's real mail does not pay.
+    let message_id = format!("<{token}@{}>", sender.from.email.domain());
     let message = lettre::Message::builder()
         .from(sender.from.clone())
         .to(lettre::message::Mailbox::new(None, to.clone()))
