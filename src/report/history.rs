@@ -306,7 +306,7 @@ impl RunList {
                 run_id: &r.run.id,
                 started_at: rfc3339(r.run.started_at),
                 label: r.run.label.as_deref(),
-                transport: &r.run.transport,
+                transport: r.run.transport.as_str(),
                 source_ip: r.run.source_ip.as_deref(),
                 sender: &r.run.sender_from,
                 messages: r.messages.len(),

@@ -182,7 +182,7 @@ impl RunReport {
             started_at: rfc3339(self.run.started_at),
             finished_at: self.run.finished_at.map(rfc3339),
             finished: self.run.finished_at.is_some(),
-            transport: &self.run.transport,
+            transport: self.run.transport.as_str(),
             sender: &self.run.sender_from,
             label: self.run.label.as_deref(),
             failure: self.run.failure.as_deref(),
