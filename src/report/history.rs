@@ -53,6 +53,12 @@ pub fn summary_line(p: &Placement) -> String {
     if p.pending() > 0 {
         let _ = write!(s, ", pending {}", p.pending());
     }
+    if p.not_sent() > 0 {
+        let _ = write!(s, ", not sent {}", p.not_sent());
+    }
+    if p.interrupted() > 0 {
+        let _ = write!(s, ", interrupted {}", p.interrupted());
+    }
     s
 }
 
@@ -83,7 +89,7 @@ impl RunReport {
     pub fn placement_by_provider(&self) -> BTreeMap<&str, Placement> {
         let mut by: BTreeMap<&str, Placement> = BTreeMap::new();
         for m in &self.messages {
-            by.entry(m.provider.as_str()).or_default().add(m.verdict);
+            by.entry(m.provider.as_str()).or_default().add(m.placed());
         }
         by
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::config::Transport;
 use crate::poll::FolderRole;
 use crate::send::Stage;
-use crate::verdict::{Decision, Verdict};
+use crate::verdict::{Decision, Placed, Verdict};
 
 /// Each entry takes the store from version `i` to `i + 1`; a store made by an older probe is
 /// brought forward on open, never rewritten otherwise.
@@ -425,6 +425,16 @@ fn typed<T>(
 }
 
 impl MessageRecord {
+    /// Where it stands for [`crate::verdict::Placement`]: its verdict, or why it has none.
+    pub fn placed(&self) -> Placed {
+        match (self.verdict, self.state) {
+            (Some(v), _) => Placed::Verdict(v),
+            (None, SendState::NotSent) => Placed::NotSent,
+            (None, SendState::Interrupted) => Placed::Interrupted,
+            (None, _) => Placed::Pending,
+        }
+    }
+
     /// Whether polling may still give it a verdict: sent (or maybe sent: interrupted in its
     /// transaction), and none yet.
     pub fn awaits_verdict(&self) -> bool {
