@@ -136,7 +136,7 @@ fn detail(m: &MessageRecord) -> Option<String> {
 }
 
 fn share(messages: &[&MessageRecord]) -> Share {
-    let placement = Placement::of(messages.iter().map(|m| m.verdict));
+    let placement = Placement::of(messages.iter().map(|m| m.placed()));
     Share {
         messages: placement.total(),
         inbox: placement.count(Verdict::Inbox),

@@ -48,7 +48,7 @@ fn labels_with_control_characters_are_escaped_in_tables() {
             id: "01JTERMINALTERMINALTERMINA".into(),
             started_at: SystemTime::now(),
             config_path: "seeds.yaml".into(),
-            transport: "direct".into(),
+            transport: seedprobe::config::Transport::Direct,
             sender_from: "probe@example.org".into(),
             ehlo: "probe.example.org".into(),
             timeout: Duration::from_secs(60),

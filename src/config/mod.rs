@@ -206,7 +206,7 @@ pub struct Relay {
 }
 
 /// How messages leave this host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// Straight to each seed's MX, as the receiving provider would see our own MTA.
@@ -222,6 +222,21 @@ impl Transport {
             Transport::Direct => "direct",
             Transport::Relay => "relay",
         }
+    }
+
+    /// The transport of a stored name, the inverse of [`Transport::as_str`].
+    pub fn from_label(label: &str) -> Option<Transport> {
+        match label {
+            "direct" => Some(Transport::Direct),
+            "relay" => Some(Transport::Relay),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

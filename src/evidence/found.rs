@@ -35,6 +35,12 @@ impl FolderRole {
     }
 }
 
+impl std::fmt::Display for FolderRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Header fields worth keeping as evidence: a verdict is explained by these.
 const EVIDENCE_HEADERS: &[&str] = &[
     "Subject",

@@ -64,11 +64,7 @@ async fn connect(
 ) -> Result<(Conn, Vec<super::ListedMailbox>), PollError> {
     let (mut session, listed) = open(job, timeout).await?;
     let caps = step(&job.imap, "CAPABILITY", timeout, session.capabilities()).await?;
-    let has = |name: &str| {
-        caps.iter().any(
-            |c| matches!(c, async_imap::types::Capability::Atom(a) if a.eq_ignore_ascii_case(name)),
-        )
-    };
+    let has = |name: &str| super::has_capability(&caps, name);
     let conn = Conn {
         idle: has("IDLE"),
         gmail: has("X-GM-EXT-1"),

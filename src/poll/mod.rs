@@ -531,25 +531,7 @@ async fn open_noting(
             .await?
             .try_collect()
             .await?;
-        Ok::<_, async_imap::error::Error>(
-            names
-                .iter()
-                .map(|n| {
-                    use async_imap::types::NameAttribute as A;
-                    let attrs = n.attributes();
-                    ListedMailbox {
-                        name: n.name().to_owned(),
-                        delimiter: n.delimiter().map(str::to_owned),
-                        junk: attrs.iter().any(|a| matches!(a, A::Junk)),
-                        noselect: attrs.iter().any(|a| match a {
-                            A::NoSelect => true,
-                            A::Extension(x) => x.eq_ignore_ascii_case("\\NonExistent"),
-                            _ => false,
-                        }),
-                    }
-                })
-                .collect(),
-        )
+        Ok::<_, async_imap::error::Error>(names.iter().map(ListedMailbox::from_name).collect())
     })
     .await?;
     let listed = match special_use_list(&mut session, imap, &listed, timeout).await? {
@@ -640,6 +622,14 @@ fn greeting_error(imap: &Imap, failure: reply::Failure) -> PollError {
     }
 }
 
+/// Whether the server announced capability `name` (case-insensitively, as RFC 3501 §7.2.1
+/// names are): one reading for every capability probe acts on.
+fn has_capability(caps: &async_imap::types::Capabilities, name: &str) -> bool {
+    caps.iter().any(
+        |c| matches!(c, async_imap::types::Capability::Atom(a) if a.eq_ignore_ascii_case(name)),
+    )
+}
+
 /// The folders again with `LIST "" "*" RETURN (SPECIAL-USE)` (RFC 6154 §5.1), when the plain
 /// LIST marked none `\Junk` and the server offers SPECIAL-USE or LIST-EXTENDED; `None` when
 /// not asked, refused or no better (the plain result stands).
@@ -658,11 +648,7 @@ async fn special_use_list(
         return Ok(None);
     }
     let caps = step(imap, "CAPABILITY", timeout, session.capabilities()).await?;
-    let has = |name: &str| {
-        caps.iter().any(
-            |c| matches!(c, async_imap::types::Capability::Atom(a) if a.eq_ignore_ascii_case(name)),
-        )
-    };
+    let has = |name: &str| has_capability(&caps, name);
     if has("X-GM-EXT-1") || !(has("SPECIAL-USE") || has("LIST-EXTENDED")) {
         return Ok(None);
     }

@@ -53,6 +53,12 @@ pub fn summary_line(p: &Placement) -> String {
     if p.pending() > 0 {
         let _ = write!(s, ", pending {}", p.pending());
     }
+    if p.not_sent() > 0 {
+        let _ = write!(s, ", not sent {}", p.not_sent());
+    }
+    if p.interrupted() > 0 {
+        let _ = write!(s, ", interrupted {}", p.interrupted());
+    }
     s
 }
 
@@ -83,7 +89,7 @@ impl RunReport {
     pub fn placement_by_provider(&self) -> BTreeMap<&str, Placement> {
         let mut by: BTreeMap<&str, Placement> = BTreeMap::new();
         for m in &self.messages {
-            by.entry(m.provider.as_str()).or_default().add(m.verdict);
+            by.entry(m.provider.as_str()).or_default().add(m.placed());
         }
         by
     }
@@ -306,7 +312,7 @@ impl RunList {
                 run_id: &r.run.id,
                 started_at: rfc3339(r.run.started_at),
                 label: r.run.label.as_deref(),
-                transport: &r.run.transport,
+                transport: r.run.transport.as_str(),
                 source_ip: r.run.source_ip.as_deref(),
                 sender: &r.run.sender_from,
                 messages: r.messages.len(),

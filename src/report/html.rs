@@ -99,7 +99,7 @@ impl RunReport {
             ("Started", Some(json.started_at.clone())),
             ("Finished", Some(finished)),
             ("Label", self.run.label.clone()),
-            ("Transport", Some(self.run.transport.clone())),
+            ("Transport", Some(self.run.transport.to_string())),
             ("Sender", Some(self.run.sender_from.clone())),
             ("Source IP", self.run.source_ip.clone()),
             ("Messages", Some(self.messages.len().to_string())),

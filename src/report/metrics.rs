@@ -23,7 +23,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::report::RunReport;
-use crate::verdict::Verdict;
 
 /// Writing the metrics file failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +76,10 @@ pub fn render(report: &RunReport, up: bool) -> String {
     family(
         &mut out,
         "seedprobe_messages",
-        "Messages of the last run per provider and verdict (pending: no verdict yet).",
+        "Messages of the last run per provider and verdict (pending: no verdict yet; not_sent, interrupted: none for that reason).",
     );
     for (provider, placement) in &per_provider {
-        let counts = Verdict::ALL
-            .map(|v| (v.as_label(), placement.count(v)))
-            .into_iter()
-            .chain([(Verdict::label_or_pending(None), placement.pending())]);
-        for (verdict, n) in counts {
+        for (verdict, n) in placement.labelled() {
             sample(
                 &mut out,
                 "seedprobe_messages",

@@ -150,22 +150,26 @@ pub struct JsonSmtp<'a> {
 impl RunReport {
     /// The run's placement summary: what every view of the run counts from.
     pub fn placement(&self) -> Placement {
-        Placement::of(self.messages.iter().map(|m| m.verdict))
+        Placement::of(self.messages.iter().map(MessageRecord::placed))
     }
 
     /// Messages per verdict label, with `pending` for undecided sent ones and the send state
-    /// (`not_sent`, `sending`, `interrupted`, ...) for the other undecided ones (those that
-    /// occur).
+    /// (`not_sent`, `interrupted`, and `queued` or `sending` while a run goes on) for the other
+    /// undecided ones (those that occur).
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let unsent = |m: &&MessageRecord| m.verdict.is_none() && m.state != SendState::Sent;
+        // Placement counts queued and sending messages as pending (polling may still decide
+        // them); the JSON names their state, as it always has.
+        let in_flight = |m: &&MessageRecord| {
+            m.verdict.is_none() && matches!(m.state, SendState::Queued | SendState::Sending)
+        };
         let mut counts = Placement::of(
             self.messages
                 .iter()
-                .filter(|m| !unsent(m))
-                .map(|m| m.verdict),
+                .filter(|m| !in_flight(m))
+                .map(MessageRecord::placed),
         )
         .counts();
-        for m in self.messages.iter().filter(unsent) {
+        for m in self.messages.iter().filter(in_flight) {
             *counts.entry(m.state.as_str()).or_default() += 1;
         }
         counts
@@ -182,7 +186,7 @@ impl RunReport {
             started_at: rfc3339(self.run.started_at),
             finished_at: self.run.finished_at.map(rfc3339),
             finished: self.run.finished_at.is_some(),
-            transport: &self.run.transport,
+            transport: self.run.transport.as_str(),
             sender: &self.run.sender_from,
             label: self.run.label.as_deref(),
             failure: self.run.failure.as_deref(),

@@ -18,8 +18,7 @@ use crate::downstream::Downstream;
 use crate::downstream::maillog::{self, LogEntry, MaillogError};
 use crate::message::Token;
 use crate::poll::{
-    self, AccountPoll, ConnectionLimit, FolderRole, Lookup, PollEvent, PollSettings, Position,
-    StartAt,
+    self, AccountPoll, ConnectionLimit, Lookup, PollEvent, PollSettings, Position, StartAt,
 };
 use crate::store::{MessageRecord, PositionRecord, RunRecord, SendState, Store};
 use crate::verdict::Evidence;
@@ -230,7 +229,7 @@ fn spawn(
     let (tx, polls_rx) = mpsc::unbounded_channel();
     let (log_tx, log_rx) = mpsc::unbounded_channel();
     let mut tasks = JoinSet::new();
-    if run.transport == Transport::Relay.as_str() {
+    if run.transport == Transport::Relay {
         if let Some(bounces) = plan.bounces() {
             let mut job = bounces.poll(bounces.seeds.clone(), Lookup::Dsn, polls.last_deadline);
             job.tokens = decider.undecided.iter().copied().collect();
@@ -279,14 +278,14 @@ impl Starts {
                 .positions
                 .iter()
                 .filter(|p| seeds.contains(&p.seed))
-                .filter_map(|p| {
+                .map(|p| {
                     let position = Position {
                         folder: p.folder.clone(),
-                        role: FolderRole::from_label(&p.role)?,
+                        role: p.role,
                         uid_validity: p.uid_validity,
                         uid_next: p.uid_next,
                     };
-                    Some((p.folder.clone(), position))
+                    (p.folder.clone(), position)
                 })
                 .collect(),
             sent_after: Some(self.sent_after),

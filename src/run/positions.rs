@@ -46,7 +46,7 @@ impl Checked {
                         &PositionRecord {
                             seed: seed.clone(),
                             folder: p.folder.clone(),
-                            role: p.role.as_str().to_owned(),
+                            role: p.role,
                             uid_validity: p.uid_validity,
                             uid_next: p.uid_next,
                         },

@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use crate::config::Transport;
 use crate::poll::FolderRole;
 use crate::send::Stage;
-use crate::verdict::{Decision, Verdict};
+use crate::verdict::{Decision, Placed, Verdict};
 
 /// Each entry takes the store from version `i` to `i + 1`; a store made by an older probe is
 /// brought forward on open, never rewritten otherwise.
@@ -147,8 +148,8 @@ pub struct NewRun {
     pub started_at: SystemTime,
     /// The config file used.
     pub config_path: String,
-    /// `direct` or `relay`.
-    pub transport: String,
+    /// How its messages left (stored as `direct` or `relay`).
+    pub transport: Transport,
     /// The From mailbox.
     pub sender_from: String,
     /// The EHLO name.
@@ -200,7 +201,7 @@ pub struct SendRecord {
     /// Last host tried.
     pub smtp_host: Option<String>,
     /// Final stage.
-    pub smtp_stage: Option<String>,
+    pub smtp_stage: Option<Stage>,
     /// Final reply code.
     pub smtp_code: Option<u16>,
     /// Final enhanced code.
@@ -232,8 +233,8 @@ pub struct PositionRecord {
     pub seed: String,
     /// The folder's wire name.
     pub folder: String,
-    /// `inbox` or `junk`.
-    pub role: String,
+    /// Inbox or spam folder (stored as `inbox` or `junk`).
+    pub role: FolderRole,
     /// UIDVALIDITY.
     pub uid_validity: u32,
     /// UIDNEXT.
@@ -266,8 +267,8 @@ pub struct RunRecord {
     pub finished_at: Option<i64>,
     /// The config file used.
     pub config_path: String,
-    /// `direct` or `relay`.
-    pub transport: String,
+    /// How its messages left (stored as `direct` or `relay`).
+    pub transport: Transport,
     /// The From mailbox.
     pub sender_from: String,
     /// Missing-after timeout, ms.
@@ -405,7 +406,35 @@ fn stage_of(name: &str) -> Option<Stage> {
     STAGES.into_iter().find(|s| s.as_str() == name)
 }
 
+/// Column `idx` read back as the type its name was stored from. A name this build does not
+/// know (a store written by a newer probe, or edited by hand) is a conversion error, so the
+/// read fails with the column and the name instead of panicking or guessing.
+fn typed<T>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    parse: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let name: String = r.get(idx)?;
+    parse(&name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown stored name {name:?}").into(),
+        )
+    })
+}
+
 impl MessageRecord {
+    /// Where it stands for [`crate::verdict::Placement`]: its verdict, or why it has none.
+    pub fn placed(&self) -> Placed {
+        match (self.verdict, self.state) {
+            (Some(v), _) => Placed::Verdict(v),
+            (None, SendState::NotSent) => Placed::NotSent,
+            (None, SendState::Interrupted) => Placed::Interrupted,
+            (None, _) => Placed::Pending,
+        }
+    }
+
     /// Whether polling may still give it a verdict: sent (or maybe sent: interrupted in its
     /// transaction), and none yet.
     pub fn awaits_verdict(&self) -> bool {
@@ -430,7 +459,7 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
         started_at: r.get(1)?,
         finished_at: r.get(2)?,
         config_path: r.get(3)?,
-        transport: r.get(4)?,
+        transport: typed(r, 4, Transport::from_label)?,
         sender_from: r.get(5)?,
         timeout_ms: r.get(6)?,
         source_ip: r.get(7)?,
@@ -533,7 +562,7 @@ impl Store {
                     run.id,
                     unix_ms(run.started_at),
                     run.config_path,
-                    run.transport,
+                    run.transport.as_str(),
                     run.sender_from,
                     run.ehlo,
                     run.timeout.as_millis() as i64,
@@ -576,7 +605,7 @@ impl Store {
                 r.message_id,
                 unix_ms(r.sent_at),
                 r.smtp_host,
-                r.smtp_stage,
+                r.smtp_stage.map(Stage::as_str),
                 r.smtp_code,
                 r.smtp_enhanced,
                 r.smtp_text,
@@ -704,7 +733,7 @@ impl Store {
                     run_id,
                     p.seed,
                     p.folder,
-                    p.role,
+                    p.role.as_str(),
                     p.uid_validity,
                     p.uid_next,
                     unix_ms(SystemTime::now())
@@ -728,7 +757,7 @@ impl Store {
                 Ok(PositionRecord {
                     seed: r.get(0)?,
                     folder: r.get(1)?,
-                    role: r.get(2)?,
+                    role: typed(r, 2, FolderRole::from_label)?,
                     uid_validity: r.get(3)?,
                     uid_next: r.get(4)?,
                 })
@@ -961,7 +990,7 @@ mod tests {
             id: id.into(),
             started_at: SystemTime::now(),
             config_path: "c.yaml".into(),
-            transport: "direct".into(),
+            transport: Transport::Direct,
             sender_from: "a@b".into(),
             ehlo: "h".into(),
             timeout: Duration::from_secs(1),
@@ -1074,7 +1103,7 @@ mod tests {
             message_id: "<m@b>".into(),
             sent_at: SystemTime::now(),
             smtp_host: None,
-            smtp_stage: Some("data_end".into()),
+            smtp_stage: Some(Stage::DataEnd),
             smtp_code: Some(250),
             smtp_enhanced: None,
             smtp_text: Some("Ok".into()),
@@ -1185,7 +1214,7 @@ mod tests {
         let at = |folder: &str, uid_next: u32| PositionRecord {
             seed: "gmail".into(),
             folder: folder.into(),
-            role: "inbox".into(),
+            role: FolderRole::Inbox,
             uid_validity: 3,
             uid_next,
         };
@@ -1200,6 +1229,41 @@ mod tests {
     }
 
     #[test]
+    fn typed_columns_keep_their_names_and_refuse_unknown_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut run = test_run("R1");
+        run.transport = Transport::Relay;
+        s.create_run(&run).unwrap();
+        let position = PositionRecord {
+            seed: "gmail".into(),
+            folder: "Junk".into(),
+            role: FolderRole::Junk,
+            uid_validity: 1,
+            uid_next: 2,
+        };
+        s.record_position("R1", &position).unwrap();
+        // The same strings as before the types: old stores read the same.
+        let stored: (String, String) = s
+            .conn
+            .query_row(
+                "SELECT r.transport, p.role FROM runs r JOIN positions p ON p.run_id = r.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(stored, ("relay".to_owned(), "junk".to_owned()));
+        assert_eq!(s.run("R1").unwrap().transport, Transport::Relay);
+        assert_eq!(s.positions("R1").unwrap(), [position]);
+        // A name this build does not know is an error, not a panic.
+        s.conn
+            .execute_batch("UPDATE runs SET transport = 'carrier'; UPDATE positions SET role = 'x'")
+            .unwrap();
+        assert!(matches!(s.run("R1"), Err(StoreError::Sql { .. })));
+        assert!(matches!(s.positions("R1"), Err(StoreError::Sql { .. })));
+    }
+
+    #[test]
     fn reopen_keeps_schema_and_refuses_newer() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
@@ -1207,7 +1271,7 @@ mod tests {
         s.create_run(&test_run("R1")).unwrap();
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.run("R1").unwrap().transport, "direct");
+        assert_eq!(s.run("R1").unwrap().transport, Transport::Direct);
         assert!(matches!(s.run("nope"), Err(StoreError::NoSuchRun(_))));
         s.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(s);

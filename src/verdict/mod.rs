@@ -34,7 +34,7 @@ mod ledger;
 mod placement;
 
 pub use ledger::{Finality, Ruling, Source, Standing, weigh};
-pub use placement::Placement;
+pub use placement::{Placed, Placement};
 
 use std::fmt;
 
