@@ -20,7 +20,11 @@ fn state_of(db: &std::path::Path, seed: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_send_killed_mid_transaction_leaves_every_seed_accounted_for() {
-    // Takes the first message, then the second one's data, and never answers its final dot.
+    // Takes the first message, then never answers again: the second message's transaction
+    // (marked `sending` before its RSET, its first command) hangs until the kill. The stall
+    // comes right after the first message so that the kill, whenever it lands once the second
+    // is marked, finds the server only reading (it would otherwise race the server's scripted
+    // reads and fail it with a reset).
     let script = vec![
         Step::Send("220 slow.example ESMTP\r\n"),
         Step::Expect("EHLO"),
@@ -33,15 +37,6 @@ async fn a_send_killed_mid_transaction_leaves_every_seed_accounted_for() {
         Step::Send("354 go ahead\r\n"),
         Step::ReadMessage,
         Step::Send("250 2.0.0 Ok: queued as K1\r\n"),
-        Step::ExpectExact("RSET"),
-        Step::Send("250 2.0.0 Ok\r\n"),
-        Step::Expect("MAIL FROM:"),
-        Step::Send("250 2.1.0 Ok\r\n"),
-        Step::Expect("RCPT TO:"),
-        Step::Send("250 2.1.5 Ok\r\n"),
-        Step::Expect("DATA"),
-        Step::Send("354 go ahead\r\n"),
-        Step::ReadMessage,
         Step::StallUntilClosed,
     ];
     let (port, server) = fake_server(vec![script], None).await;
