@@ -6,9 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
+use hickory_resolver::config::{ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -94,7 +92,7 @@ impl Dns {
         opts.attempts = 1;
         opts.use_hosts_file = ResolveHosts::Never;
         let (config, label) = match server {
-            Some(server) => (resolver_config(server), server.to_string()),
+            Some(server) => (crate::send::mx::resolver_config(server), server.to_string()),
             None => {
                 let (config, _) = hickory_resolver::system_conf::read_system_conf()
                     .map_err(|e| format!("cannot read the system resolver configuration: {e}"))?;
@@ -281,23 +279,6 @@ fn map<A, B>(answer: Answer<A>, f: impl Fn(A) -> B) -> Answer<B> {
         Answer::NoData => Answer::NoData,
         Answer::NxDomain => Answer::NxDomain,
     }
-}
-
-/// A resolver configuration that asks only `server`, on its port.
-pub(crate) fn resolver_config(server: SocketAddr) -> ResolverConfig {
-    let with_port = |mut connection: ConnectionConfig| {
-        connection.port = server.port();
-        connection
-    };
-    let name_server = NameServerConfig::new(
-        server.ip(),
-        true,
-        vec![
-            with_port(ConnectionConfig::udp()),
-            with_port(ConnectionConfig::tcp()),
-        ],
-    );
-    ResolverConfig::from_name_servers(vec![name_server])
 }
 
 /// `ip` in reverse-label form under `v4_zone` or `v6_zone`: `3.0.0.127.zen.spamhaus.org`, and

@@ -93,10 +93,9 @@ pub(crate) fn system_resolver() -> Result<TokioResolver, SessionError> {
     builder.build().map_err(dns_error)
 }
 
-/// A resolver that asks only `server`, over UDP with TCP for truncated
-/// answers, and ignores /etc/resolv.conf and /etc/hosts: a lab's or a
-/// split-horizon view of DNS must not be mixed with the system's.
-pub(crate) fn resolver_at(server: SocketAddr) -> Result<TokioResolver, SessionError> {
+/// A resolver configuration that asks only `server`, on its port, over UDP with TCP for
+/// truncated answers (also what `probe check` asks through).
+pub(crate) fn resolver_config(server: SocketAddr) -> ResolverConfig {
     let with_port = |mut connection: ConnectionConfig| {
         connection.port = server.port();
         connection
@@ -109,7 +108,13 @@ pub(crate) fn resolver_at(server: SocketAddr) -> Result<TokioResolver, SessionEr
             with_port(ConnectionConfig::tcp()),
         ],
     );
-    let config = ResolverConfig::from_name_servers(vec![name_server]);
+    ResolverConfig::from_name_servers(vec![name_server])
+}
+
+/// A resolver that asks only `server` ([`resolver_config`]), and ignores /etc/resolv.conf
+/// and /etc/hosts: a lab's or a split-horizon view of DNS must not be mixed with the system's.
+pub(crate) fn resolver_at(server: SocketAddr) -> Result<TokioResolver, SessionError> {
+    let config = resolver_config(server);
     let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
     builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
     builder.options_mut().use_hosts_file = ResolveHosts::Never;
