@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use seedprobe::store::{NewRun, Store};
+use seedprobe::store::{NewRun, SendRecord, SendState, Store};
+use seedprobe::verdict::{Decision, Verdict};
 
 use crate::support::Probe;
 use crate::support::smtp::Holder;
@@ -57,6 +58,36 @@ fn labels_with_control_characters_are_escaped_in_tables() {
             label: Some(HOSTILE_LABEL.into()),
         })
         .unwrap();
+    // A server's reply text is the other way such bytes arrive: `report -v` prints it.
+    let mut store = store;
+    store
+        .record_send(&SendRecord {
+            run_id: "01JTERMINALTERMINALTERMINA".into(),
+            token: "01JTERMINALTOKENTERMINALTO".into(),
+            seed: "hostile".into(),
+            provider: "gmail".into(),
+            address: "hostile@example.net".into(),
+            subject: "s".into(),
+            message_id: "<m@example.org>".into(),
+            sent_at: SystemTime::now(),
+            smtp_host: Some("mx.example.net".into()),
+            smtp_stage: None,
+            smtp_code: Some(550),
+            smtp_enhanced: None,
+            smtp_text: Some(HOSTILE_LABEL.into()),
+            smtp_error: None,
+            smtp_error_kind: None,
+            tls_json: None,
+            queue_id: None,
+            decision: Some(Decision {
+                verdict: Verdict::Rejected,
+                reason: HOSTILE_LABEL.into(),
+            }),
+            state: SendState::Sent,
+            note: None,
+            attempts: Vec::new(),
+        })
+        .unwrap();
     drop(store);
 
     let runs = stdout(&path, &["runs"]);
@@ -68,7 +99,14 @@ fn labels_with_control_characters_are_escaped_in_tables() {
     );
 
     for args in [&["report"][..], &["-v", "report"][..]] {
-        let report = stdout(&path, args);
+        let report = Probe::new()
+            .arg("--store")
+            .arg(&path)
+            .args(args)
+            .env_remove("NO_COLOR")
+            .expect_exit(0)
+            .run()
+            .stdout();
         assert_inert("probe report", &report);
         assert!(report.contains(r"(before\n01FORGED"), "{report}");
     }

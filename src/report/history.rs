@@ -220,20 +220,22 @@ impl RunReport {
     }
 }
 
+/// The `-v` lines under a seed. Every value may come from a server (reply text, folder,
+/// header fields), so each is made printable: a line break in one must not forge a line.
 fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let indent = "      ";
     let _ = writeln!(
         out,
         "{indent}smtp: {} (host {}, stage {})",
-        record.smtp,
-        m.smtp.host.unwrap_or("-"),
+        printable(&record.smtp.to_string()),
+        printable(m.smtp.host.unwrap_or("-")),
         m.smtp.stage.unwrap_or("-")
     );
     let _ = writeln!(
         out,
         "{indent}folder: {}, tab: {}",
-        m.folder.unwrap_or("-"),
-        m.tab.unwrap_or("-")
+        printable(m.folder.unwrap_or("-")),
+        printable(m.tab.unwrap_or("-"))
     );
     let auth = ["spf", "dkim", "dmarc"]
         .map(|method| {
@@ -243,7 +245,7 @@ fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) 
             )
         })
         .join(" ");
-    let _ = writeln!(out, "{indent}auth: {auth}");
+    let _ = writeln!(out, "{indent}auth: {}", printable(&auth));
     let (score, marks) = match &m.spam {
         Some(s) => (
             s.score.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
@@ -257,7 +259,7 @@ fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) 
         if marks.is_empty() {
             "-".to_owned()
         } else {
-            marks.join("; ")
+            printable(&marks.join("; ")).into_owned()
         }
     );
     let ms = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -269,7 +271,7 @@ fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) 
             .map(|l| format!("{:.1}s", l as f64 / 1000.0))),
     );
     if let Some(reason) = m.reason {
-        let _ = writeln!(out, "{indent}reason: {reason}");
+        let _ = writeln!(out, "{indent}reason: {}", printable(reason));
     }
 }
 
