@@ -59,7 +59,6 @@ fn labels_with_control_characters_are_escaped_in_tables() {
         })
         .unwrap();
     // A server's reply text is the other way such bytes arrive: `report -v` prints it.
-    let mut store = store;
     store
         .record_send(&SendRecord {
             run_id: "01JTERMINALTERMINALTERMINA".into(),
