@@ -59,9 +59,12 @@
 #   11344 HTTP     rspamd's controller (not checked by status)
 #   3143  IMAP     Cyrus IMAP 3.6 (optional part, see CYRUS below): plain,
 #                  allowplaintext: no, so it advertises LOGINDISABLED before
-#                  STARTTLS; one user `seed`, password in cyrus/seed.password
+#                  STARTTLS; one user `seed`, password in secrets/cyrus-seed.pass,
+#                  folders Quarantine (\Junk, shown only on RETURN (SPECIAL-USE))
+#                  and a decoy Spam
 #   3993  IMAPS    the same Cyrus, implicit TLS with the lab's certificate
-#   3024  LMTP     the same Cyrus's lmtpd (-a: no authentication), delivery
+#   3024  LMTP     the same Cyrus's lmtpd (-a: no authentication), delivery;
+#                  RCPT TO:<seed+Quarantine> files into Quarantine
 #   9443  HTTPS    NOT the lab's: where Dovecot's oauth2 passdb asks whether a
 #                  bearer token is valid (POST /introspect, RFC 7662). A test
 #                  serves it (tests/oauth2_dovecot.rs); unserved, only
@@ -220,6 +223,7 @@ CYRUS_IMAP_PORT=3143
 CYRUS_IMAPS_PORT=3993
 CYRUS_LMTP_PORT=3024
 CYRUS_USER=seed
+CYRUS_PASS=$LAB_DIR/secrets/cyrus-seed.pass
 # Junk mail goes to Quarantine (special-use \Junk); Spam is a decoy that only
 # looks like the spam folder by name.
 CYRUS_FOLDERS=('Quarantine (USE (\Junk))' 'Spam')
@@ -959,9 +963,11 @@ EVENTS {
     checkpoint cmd="$CYRUS_BIN/ctl_cyrusdb -C $c/imapd.conf -c" period=30
 }
 EOF
-    [[ -s $c/$CYRUS_USER.password ]] || random_password | put "$c/$CYRUS_USER.password" 0644
+    # Beside the Dovecot seeds' passwords (world-readable, see render_secrets).
+    install -d -m 0755 "$LAB_DIR/secrets"
+    [[ -s $CYRUS_PASS ]] || random_password | put "$CYRUS_PASS" 0644
     # saslpasswd2 -p reads the password from stdin; -u localhost = servername.
-    tr -d '\n' <"$c/$CYRUS_USER.password" |
+    tr -d '\n' <"$CYRUS_PASS" |
         LD_LIBRARY_PATH=$CYRUS_LIBS "$CYRUS_PREFIX/usr/sbin/saslpasswd2" -p -c \
             -f "$c/sasldb2" -u localhost "$CYRUS_USER"
     # The admin "cyrus" creates the user's INBOX (see cyrus_folders).
@@ -979,7 +985,7 @@ EOF
 cyrus_folders() {
     CYRUS_PORT=$CYRUS_IMAPS_PORT CA=$CYRUS_DIR/tls/ca.pem \
         ADMIN_PW=$(tr -d '\n' <"$CYRUS_DIR/cyrus.password") \
-        USER_PW=$(tr -d '\n' <"$CYRUS_DIR/$CYRUS_USER.password") USER_NAME=$CYRUS_USER \
+        USER_PW=$(tr -d '\n' <"$CYRUS_PASS") USER_NAME=$CYRUS_USER \
         python3 - "${CYRUS_FOLDERS[@]}" <<'EOF' 9>&-
 import imaplib, os, ssl, sys
 ctx = ssl.create_default_context(cafile=os.environ["CA"])
@@ -989,7 +995,8 @@ def session(user, pw):
     return s
 def create(s, args):
     typ, data = s._simple_command("CREATE", args)
-    if typ != "OK" and b"ALREADYEXISTS" not in b" ".join(data):
+    # (Cyrus says "NO Mailbox already exists", without [ALREADYEXISTS])
+    if typ != "OK" and b"already exists" not in b" ".join(data).lower():
         sys.exit("CREATE %s: %s %r" % (args, typ, data))
 admin = session("cyrus", os.environ["ADMIN_PW"])
 create(admin, "user/" + os.environ["USER_NAME"])
@@ -997,6 +1004,11 @@ admin.logout()
 user = session(os.environ["USER_NAME"], os.environ["USER_PW"])
 for f in sys.argv[1:]:
     create(user, f)
+# lmtpd delivers to seed+Quarantine only when anyone may post there: how
+# tests put a message straight into the \Junk folder.
+typ, data = user._simple_command("SETACL", "Quarantine anyone p")
+if typ != "OK":
+    sys.exit("SETACL Quarantine: %s %r" % (typ, data))
 user.logout()
 EOF
 }
