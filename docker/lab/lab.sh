@@ -905,16 +905,19 @@ cmd_start() {
 # --- Cyrus (optional) ----------------------------------------------------------
 
 cyrus_running() { pid_alive "$CYRUS_PID" master; }
-cyrus_healthy() {
+cyrus_answers() {
     banner "$CYRUS_IMAP_PORT" '* OK' 'a LOGOUT' && port_open "$CYRUS_IMAPS_PORT" &&
         port_open "$CYRUS_LMTP_PORT"
 }
+# (ready: its folders were made, which the ports alone do not tell)
+cyrus_healthy() { [[ -e $CYRUS_DIR/ready ]] && cyrus_answers; }
 
 # render_cyrus: config, TLS copies (the lab's key is root-only; cyrus needs its
 # own readable copy), the user's password in sasldb. Idempotent.
 render_cyrus() {
     local c=$CYRUS_DIR
-    install -d -m 0750 -o cyrus -g mail "$c" "$c/config" "$c/spool" "$c/socket" "$c/tls"
+    install -d -m 0755 -o cyrus -g mail "$c"
+    install -d -m 0750 -o cyrus -g mail "$c/config" "$c/spool" "$c/socket" "$c/tls"
     install -m 0640 -o cyrus -g mail "$LAB_DIR/tls/server.pem" "$c/tls/server.pem"
     install -m 0600 -o cyrus -g mail "$LAB_DIR/tls/server.key" "$c/tls/server.key"
     install -m 0644 "$LAB_DIR/tls/ca.pem" "$c/tls/ca.pem"
@@ -1002,8 +1005,12 @@ admin = session("cyrus", os.environ["ADMIN_PW"])
 create(admin, "user/" + os.environ["USER_NAME"])
 admin.logout()
 user = session(os.environ["USER_NAME"], os.environ["USER_PW"])
+# Only the missing ones: CREATE of an existing \Junk folder is a USEATTR conflict.
+_, lines = user.list()
+have = {line.decode().rsplit(" ", 1)[-1].strip('"') for line in lines if line}
 for f in sys.argv[1:]:
-    create(user, f)
+    if f.split(" ", 1)[0] not in have:
+        create(user, f)
 # lmtpd delivers to seed+Quarantine only when anyone may post there: how
 # tests put a message straight into the \Junk folder.
 typ, data = user._simple_command("SETACL", "Quarantine anyone p")
@@ -1018,6 +1025,7 @@ EOF
 start_cyrus() {
     cyrus_healthy && return 0
     [[ -x $CYRUS_BIN/master ]] || install_cyrus
+    rm -f "$CYRUS_DIR/ready"
     render_cyrus
     if ! cyrus_running; then
         rm -f "$CYRUS_PID"
@@ -1027,11 +1035,12 @@ start_cyrus() {
             die "Cyrus master failed to start (see $LOG_DIR/cyrus.log)"
     fi
     local deadline=$((SECONDS + START_TIMEOUT))
-    until cyrus_healthy; do
+    until cyrus_answers; do
         ((SECONDS < deadline)) || die "Cyrus did not answer on 127.0.0.1:$CYRUS_IMAP_PORT within ${START_TIMEOUT}s (see $LOG_DIR/cyrus.log)"
         sleep 0.1
     done
     cyrus_folders || die "could not create the Cyrus user's folders"
+    touch "$CYRUS_DIR/ready"
     log "cyrus running: imap 127.0.0.1:$CYRUS_IMAP_PORT (LOGINDISABLED), imaps 127.0.0.1:$CYRUS_IMAPS_PORT, lmtp 127.0.0.1:$CYRUS_LMTP_PORT"
 }
 
