@@ -273,14 +273,17 @@ install_cyrus() {
     [[ -x $CYRUS_BIN/master && -r $stamp && $(<"$stamp") == "${CYRUS_DEBS[*]}" ]] && return 0
     need_root install
     log "fetching Cyrus IMAP into $CYRUS_PREFIX (${CYRUS_DEBS[*]})"
+    # The folders are made over IMAP by a few lines of python3 (cyrus_folders).
+    command -v python3 >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3
     tmp=$(mktemp -d)
-    # apt-get download writes into the current directory; _apt cannot read a
-    # mktemp directory, hence the chmod (else a warning, and an unsandboxed fetch).
-    chmod 0755 "$tmp"
-    (cd "$tmp" && apt-get download "${CYRUS_DEBS[@]}" >/dev/null) || {
+    # apt-get download writes into the current directory, a private one that
+    # apt's _apt user could not write: fetch as root (no warning about it).
+    download() { (cd "$tmp" && apt-get download -o APT::Sandbox::User=root "${CYRUS_DEBS[@]}" >/dev/null); }
+    download || {
         # A stale package index names versions the mirror no longer has.
         DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
-        (cd "$tmp" && apt-get download "${CYRUS_DEBS[@]}" >/dev/null)
+        download
     } || die "apt-get download ${CYRUS_DEBS[*]} failed"
     rm -rf "$CYRUS_PREFIX"
     install -d -m 0755 "$CYRUS_PREFIX"
