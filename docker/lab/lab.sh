@@ -393,6 +393,10 @@ describe() {
     printf 'judge %s:2525 %s (smtp through rspamd)\n' "$JUDGE_ADDR" "$what"
     port_open "$RS_MILTER_PORT" && what=ok || what=closed
     printf 'rspamd milter 127.0.0.1:%s %s\n' "$RS_MILTER_PORT" "$what"
+    # (optional: not part of `status`'s verdict)
+    cyrus_healthy && what=ok || what=down
+    printf 'cyrus imap 127.0.0.1:%s, imaps %s, lmtp %s %s (optional)\n' \
+        "$CYRUS_IMAP_PORT" "$CYRUS_IMAPS_PORT" "$CYRUS_LMTP_PORT" "$what"
 }
 
 show_logs() {
