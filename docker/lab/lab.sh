@@ -6,9 +6,12 @@
 #
 # Usage: lab.sh install|start|stop|restart|restart-dovecot|status|foreground|reset-mail|fill-big [N]
 #
-#   install     install the Debian packages if a binary is missing (root)
+#   install     install the Debian packages if a binary is missing, and unpack
+#               Cyrus IMAP into /opt/seedprobe-cyrus if it is not there (root;
+#               Cyrus takes a few seconds)
 #   start       render config, make CA/certs/passwords/DKIM keys if missing,
-#               start the five daemons and wait until every port below answers
+#               start the five daemons and wait until every port below answers,
+#               then Cyrus (its own master; also started alone when only it is down)
 #               (rspamd, the slowest, takes about 3 s; see start_rspamd).
 #               A no-op when the lab is already healthy; concurrent calls are
 #               serialised with flock.
