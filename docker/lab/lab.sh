@@ -6,9 +6,12 @@
 #
 # Usage: lab.sh install|start|stop|restart|restart-dovecot|status|foreground|reset-mail|fill-big [N]
 #
-#   install     install the Debian packages if a binary is missing (root)
+#   install     install the Debian packages if a binary is missing, and unpack
+#               Cyrus IMAP into /opt/seedprobe-cyrus if it is not there (root;
+#               Cyrus takes a few seconds)
 #   start       render config, make CA/certs/passwords/DKIM keys if missing,
-#               start the five daemons and wait until every port below answers
+#               start the five daemons and wait until every port below answers,
+#               then Cyrus (its own master; also started alone when only it is down)
 #               (rspamd, the slowest, takes about 3 s; see start_rspamd).
 #               A no-op when the lab is already healthy; concurrent calls are
 #               serialised with flock.
@@ -57,6 +60,14 @@
 #                  did: `rspamc -h 127.0.0.1:11343 --ip 127.0.0.3
 #                  --from probe@sender.lab.test --rcpt dmarc@dmarc.lab.test symbols FILE`
 #   11344 HTTP     rspamd's controller (not checked by status)
+#   3143  IMAP     Cyrus IMAP 3.6 (optional part, see CYRUS below): plain,
+#                  allowplaintext: no, so it advertises LOGINDISABLED before
+#                  STARTTLS; one user `seed`, password in secrets/cyrus-seed.pass,
+#                  folders Quarantine (\Junk, shown only on RETURN (SPECIAL-USE))
+#                  and a decoy Spam
+#   3993  IMAPS    the same Cyrus, implicit TLS with the lab's certificate
+#   3024  LMTP     the same Cyrus's lmtpd (-a: no authentication), delivery;
+#                  RCPT TO:<seed+Quarantine> files into Quarantine
 #   9443  HTTPS    NOT the lab's: where Dovecot's oauth2 passdb asks whether a
 #                  bearer token is valid (POST /introspect, RFC 7662). A test
 #                  serves it (tests/oauth2_dovecot.rs); unserved, only
@@ -197,6 +208,29 @@ DKIM_DIR=$LAB_DIR/dkim
 DKIM_DOMAIN=sender.lab.test
 LOCK=$LAB_DIR/.lock
 
+# Cyrus IMAP 3.6, a second real IMAP server with its own ideas (special-use
+# \Junk shown only on request, LOGINDISABLED before STARTTLS). As a package it
+# conflicts with Dovecot, so `install` fetches its .debs (and the libraries a
+# Postfix/Dovecot/rspamd machine lacks) with apt-get download and unpacks them
+# with dpkg -x into CYRUS_PREFIX; nothing is registered with dpkg. Its
+# binaries run from there with LD_LIBRARY_PATH, as user cyrus (master refuses
+# root). Optional: the rest of the lab never needs it.
+CYRUS_PREFIX=/opt/seedprobe-cyrus
+CYRUS_DEBS=(cyrus-common cyrus-imapd sasl2-bin libical3 libpcre3 libxapian30
+    libjansson4 libwrap0 libpq5 libxml2 libsqlite3-0 libldap-2.5-0)
+CYRUS_LIBS=$CYRUS_PREFIX/usr/lib/x86_64-linux-gnu:$CYRUS_PREFIX/lib/x86_64-linux-gnu
+CYRUS_BIN=$CYRUS_PREFIX/usr/lib/cyrus/bin
+CYRUS_DIR=$LAB_DIR/cyrus
+CYRUS_PID=$CYRUS_DIR/master.pid
+CYRUS_IMAP_PORT=3143
+CYRUS_IMAPS_PORT=3993
+CYRUS_LMTP_PORT=3024
+CYRUS_USER=seed
+CYRUS_PASS=$LAB_DIR/secrets/cyrus-seed.pass
+# Junk mail goes to Quarantine (special-use \Junk); Spam is a decoy that only
+# looks like the spam folder by name.
+CYRUS_FOLDERS=('Quarantine (USE (\Junk))' 'Spam')
+
 log() { printf 'lab.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -233,6 +267,39 @@ cmd_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${PACKAGES[@]}"
     missing=$(missing_files)
     [[ -z $missing ]] || die "still missing after apt-get install: $(echo $missing)"
+}
+
+# install_cyrus: unpack Cyrus into CYRUS_PREFIX unless the stamp says this
+# exact list of packages is there already (then it is a no-op; ~5 s otherwise).
+install_cyrus() {
+    local stamp=$CYRUS_PREFIX/.debs tmp missing deb
+    [[ -x $CYRUS_BIN/master && -r $stamp && $(<"$stamp") == "${CYRUS_DEBS[*]}" ]] && return 0
+    need_root install
+    log "fetching Cyrus IMAP into $CYRUS_PREFIX (${CYRUS_DEBS[*]})"
+    # The folders are made over IMAP by a few lines of python3 (cyrus_folders).
+    command -v python3 >/dev/null ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3
+    tmp=$(mktemp -d)
+    # apt-get download writes into the current directory, a private one that
+    # apt's _apt user could not write: fetch as root (no warning about it).
+    download() { (cd "$tmp" && apt-get download -o APT::Sandbox::User=root "${CYRUS_DEBS[@]}" >/dev/null); }
+    download || {
+        # A stale package index names versions the mirror no longer has.
+        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
+        download
+    } || die "apt-get download ${CYRUS_DEBS[*]} failed"
+    rm -rf "$CYRUS_PREFIX"
+    install -d -m 0755 "$CYRUS_PREFIX"
+    for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$CYRUS_PREFIX"; done
+    rm -rf "$tmp"
+    # Every library the servers need must resolve (from the prefix or the system).
+    missing=$(for b in master imapd lmtpd ctl_cyrusdb; do
+        LD_LIBRARY_PATH=$CYRUS_LIBS ldd "$CYRUS_BIN/$b"
+    done | grep 'not found' | sort -u || true)
+    [[ -z $missing ]] || die "Cyrus still lacks libraries: $(echo $missing)"
+    id cyrus >/dev/null 2>&1 ||
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin cyrus
+    echo "${CYRUS_DEBS[*]}" >"$stamp"
 }
 
 # Debian's Chromium, for the test that renders the HTML report headless. Not part of
@@ -329,6 +396,10 @@ describe() {
     printf 'judge %s:2525 %s (smtp through rspamd)\n' "$JUDGE_ADDR" "$what"
     port_open "$RS_MILTER_PORT" && what=ok || what=closed
     printf 'rspamd milter 127.0.0.1:%s %s\n' "$RS_MILTER_PORT" "$what"
+    # (optional: not part of `status`'s verdict)
+    cyrus_healthy && what=ok || what=down
+    printf 'cyrus imap 127.0.0.1:%s, imaps %s, lmtp %s %s (optional)\n' \
+        "$CYRUS_IMAP_PORT" "$CYRUS_IMAPS_PORT" "$CYRUS_LMTP_PORT" "$what"
 }
 
 show_logs() {
@@ -816,7 +887,16 @@ refresh_dns() {
 
 cmd_start() {
     check_lab_dir
-    healthy && { refresh_dns; return 0; }
+    if healthy; then
+        refresh_dns
+        # Cyrus alone may be missing (a lab started by an older lab.sh).
+        cyrus_healthy && return 0
+        need_root start
+        lock
+        start_cyrus
+        unlock
+        return 0
+    fi
     need_root start
     lock
     if ! healthy; then
@@ -824,11 +904,154 @@ cmd_start() {
         render
         start_daemons
         create_provider_folders
+        start_cyrus
         log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993," \
             "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353," \
             "judging smtp $JUDGE_ADDR:2525 (rspamd milter 127.0.0.1:$RS_MILTER_PORT), state $LAB_DIR"
     fi
     unlock
+}
+
+# --- Cyrus (optional) ----------------------------------------------------------
+
+cyrus_running() { pid_alive "$CYRUS_PID" master; }
+cyrus_answers() {
+    banner "$CYRUS_IMAP_PORT" '* OK' 'a LOGOUT' && port_open "$CYRUS_IMAPS_PORT" &&
+        port_open "$CYRUS_LMTP_PORT"
+}
+# (ready: its folders were made, which the ports alone do not tell)
+cyrus_healthy() { [[ -e $CYRUS_DIR/ready ]] && cyrus_answers; }
+
+# render_cyrus: config, TLS copies (the lab's key is root-only; cyrus needs its
+# own readable copy), the user's password in sasldb. Idempotent.
+render_cyrus() {
+    local c=$CYRUS_DIR
+    install -d -m 0755 -o cyrus -g mail "$c"
+    install -d -m 0750 -o cyrus -g mail "$c/config" "$c/spool" "$c/socket" "$c/tls"
+    install -m 0640 -o cyrus -g mail "$LAB_DIR/tls/server.pem" "$c/tls/server.pem"
+    install -m 0600 -o cyrus -g mail "$LAB_DIR/tls/server.key" "$c/tls/server.key"
+    install -m 0644 "$LAB_DIR/tls/ca.pem" "$c/tls/ca.pem"
+    # altnamespace/unixhierarchysep (3.x defaults, spelled out): the user sees
+    # INBOX, Quarantine, Spam at the top level, separator "/".
+    # specialusealways: no: a plain LIST leaves \Junk out; only LIST ...
+    # RETURN (SPECIAL-USE) shows it (RFC 6154 allows either).
+    cat <<EOF | put "$c/imapd.conf" 0644
+# rendered by lab.sh
+configdirectory: $c/config
+defaultpartition: default
+partition-default: $c/spool
+serverpath: $CYRUS_BIN
+servername: localhost
+admins: cyrus
+altnamespace: yes
+unixhierarchysep: yes
+specialusealways: no
+allowplaintext: no
+sasl_pwcheck_method: auxprop
+sasl_auxprop_plugin: sasldb
+sasl_sasldb_path: $c/sasldb2
+sasl_mech_list: PLAIN LOGIN
+lmtpsocket: $c/socket/lmtp
+idlesocket: $c/socket/idle
+notifysocket: $c/socket/notify
+tls_server_cert: $c/tls/server.pem
+tls_server_key: $c/tls/server.key
+tls_client_ca_file: $c/tls/ca.pem
+lmtp_downcase_rcpt: yes
+autocreate_quota: 0
+EOF
+    # Absolute commands, each told its config: master passes neither on
+    # (serverpath is not used for START, -C is not handed to its children).
+    cat <<EOF | put "$c/cyrus.conf" 0644
+# rendered by lab.sh
+START {
+    recover cmd="$CYRUS_BIN/ctl_cyrusdb -C $c/imapd.conf -r"
+}
+SERVICES {
+    imap  cmd="$CYRUS_BIN/imapd -C $c/imapd.conf" listen="127.0.0.1:$CYRUS_IMAP_PORT" prefork=0
+    imaps cmd="$CYRUS_BIN/imapd -C $c/imapd.conf -s" listen="127.0.0.1:$CYRUS_IMAPS_PORT" prefork=0
+    lmtp  cmd="$CYRUS_BIN/lmtpd -C $c/imapd.conf -a" listen="127.0.0.1:$CYRUS_LMTP_PORT" prefork=0
+}
+EVENTS {
+    checkpoint cmd="$CYRUS_BIN/ctl_cyrusdb -C $c/imapd.conf -c" period=30
+}
+EOF
+    # Beside the Dovecot seeds' passwords (world-readable, see render_secrets).
+    install -d -m 0755 "$LAB_DIR/secrets"
+    [[ -s $CYRUS_PASS ]] || random_password | put "$CYRUS_PASS" 0644
+    # saslpasswd2 -p reads the password from stdin; -u localhost = servername.
+    tr -d '\n' <"$CYRUS_PASS" |
+        LD_LIBRARY_PATH=$CYRUS_LIBS "$CYRUS_PREFIX/usr/sbin/saslpasswd2" -p -c \
+            -f "$c/sasldb2" -u localhost "$CYRUS_USER"
+    # The admin "cyrus" creates the user's INBOX (see cyrus_folders).
+    [[ -s $c/cyrus.password ]] || random_password | put "$c/cyrus.password" 0600
+    tr -d '\n' <"$c/cyrus.password" |
+        LD_LIBRARY_PATH=$CYRUS_LIBS "$CYRUS_PREFIX/usr/sbin/saslpasswd2" -p -c \
+            -f "$c/sasldb2" -u localhost cyrus
+    chown cyrus:mail "$c/sasldb2"
+    chmod 0640 "$c/sasldb2"
+}
+
+# cyrus_folders: the user's INBOX (created by the admin), then Quarantine
+# (\Junk) and the decoy Spam (created by the user, so \Junk is theirs), over
+# implicit TLS. Idempotent: an existing folder is left as it is.
+cyrus_folders() {
+    CYRUS_PORT=$CYRUS_IMAPS_PORT CA=$CYRUS_DIR/tls/ca.pem \
+        ADMIN_PW=$(tr -d '\n' <"$CYRUS_DIR/cyrus.password") \
+        USER_PW=$(tr -d '\n' <"$CYRUS_PASS") USER_NAME=$CYRUS_USER \
+        python3 - "${CYRUS_FOLDERS[@]}" <<'EOF' 9>&-
+import imaplib, os, ssl, sys
+ctx = ssl.create_default_context(cafile=os.environ["CA"])
+def session(user, pw):
+    s = imaplib.IMAP4_SSL("127.0.0.1", int(os.environ["CYRUS_PORT"]), ssl_context=ctx, timeout=10)
+    s.login(user, pw)
+    return s
+def create(s, args):
+    typ, data = s._simple_command("CREATE", args)
+    # (Cyrus says "NO Mailbox already exists", without [ALREADYEXISTS])
+    if typ != "OK" and b"already exists" not in b" ".join(data).lower():
+        sys.exit("CREATE %s: %s %r" % (args, typ, data))
+admin = session("cyrus", os.environ["ADMIN_PW"])
+create(admin, "user/" + os.environ["USER_NAME"])
+admin.logout()
+user = session(os.environ["USER_NAME"], os.environ["USER_PW"])
+# Only the missing ones: CREATE of an existing \Junk folder is a USEATTR conflict.
+_, lines = user.list()
+have = {line.decode().rsplit(" ", 1)[-1].strip('"') for line in lines if line}
+for f in sys.argv[1:]:
+    if f.split(" ", 1)[0] not in have:
+        create(user, f)
+# lmtpd delivers to seed+Quarantine only when anyone may post there: how
+# tests put a message straight into the \Junk folder.
+typ, data = user._simple_command("SETACL", "Quarantine anyone p")
+if typ != "OK":
+    sys.exit("SETACL Quarantine: %s %r" % (typ, data))
+user.logout()
+EOF
+}
+
+# start_cyrus: start Cyrus (render, master as a daemon, wait for its ports,
+# folders) unless it answers already. Needs install_cyrus's prefix.
+start_cyrus() {
+    cyrus_healthy && return 0
+    [[ -x $CYRUS_BIN/master ]] || install_cyrus
+    rm -f "$CYRUS_DIR/ready"
+    render_cyrus
+    if ! cyrus_running; then
+        rm -f "$CYRUS_PID"
+        runuser -u cyrus -- env LD_LIBRARY_PATH="$CYRUS_LIBS" "$CYRUS_BIN/master" \
+            -C "$CYRUS_DIR/imapd.conf" -M "$CYRUS_DIR/cyrus.conf" -p "$CYRUS_PID" -d \
+            </dev/null >>"$LOG_DIR/cyrus.log" 2>&1 9>&- ||
+            die "Cyrus master failed to start (see $LOG_DIR/cyrus.log)"
+    fi
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until cyrus_answers; do
+        ((SECONDS < deadline)) || die "Cyrus did not answer on 127.0.0.1:$CYRUS_IMAP_PORT within ${START_TIMEOUT}s (see $LOG_DIR/cyrus.log)"
+        sleep 0.1
+    done
+    cyrus_folders || die "could not create the Cyrus user's folders"
+    touch "$CYRUS_DIR/ready"
+    log "cyrus running: imap 127.0.0.1:$CYRUS_IMAP_PORT (LOGINDISABLED), imaps 127.0.0.1:$CYRUS_IMAPS_PORT, lmtp 127.0.0.1:$CYRUS_LMTP_PORT"
 }
 
 # wait_gone PIDFILE COMM WHAT: poll until the process has exited (bounded).
@@ -862,6 +1085,10 @@ stop_daemons() {
     if rspamd_running; then
         kill -TERM "$(<"$RS_PID")" 2>/dev/null || true
         wait_gone "$RS_PID" rspamd rspamd
+    fi
+    if cyrus_running; then
+        kill -TERM "$(<"$CYRUS_PID")" 2>/dev/null || true
+        wait_gone "$CYRUS_PID" master cyrus
     fi
 }
 
@@ -1130,7 +1357,7 @@ cmd_restart_dovecot() {
 main() {
     local cmd=${1:-}
     case $cmd in
-    install) cmd_install ;;
+    install) cmd_install && install_cyrus ;;
     install-chromium) cmd_install_chromium ;;
     start) cmd_start ;;
     stop) cmd_stop ;;

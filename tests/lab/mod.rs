@@ -4,6 +4,7 @@
 mod backoff;
 mod check;
 mod compare;
+mod cyrus;
 mod direct;
 mod dkim;
 mod faults;
