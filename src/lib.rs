@@ -22,13 +22,15 @@
 //!    sets two runs side by side.
 //!
 //! Beside the flow, [`check`] (`probe check`) looks at the sending IP's and domain's DNS and
-//! their listings on DNS block and allow lists before anything is sent.
+//! their listings on DNS block and allow lists before anything is sent, and [`bounce`]
+//! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason.
 //!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
 //! uses only `secrets`, and `run` and `cli` sit on top.
 #![deny(missing_docs)]
 
+pub mod bounce;
 pub mod check;
 pub mod cli;
 pub mod compare;

@@ -1,6 +1,7 @@
 //! The `probe` command line: parse, call the library, print, and map the result to an exit
 //! code. The only place that prints to stdout, and the only place that uses `anyhow`.
 
+mod bounce;
 mod check;
 mod compare;
 mod exit;
@@ -73,6 +74,9 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Check the sending IP and domain before sending: PTR, SPF, DKIM, DMARC, DNS lists.
     Check(check::CheckArgs),
+    /// Read bounces (files, mboxes, Maildirs, directories, `-`): per failed or delayed
+    /// recipient its status, reply code, reason and provider; needs no seeds file.
+    Bounce(bounce::BounceArgs),
 }
 
 /// Which seeds.
@@ -142,6 +146,10 @@ pub fn main() -> ExitCode {
     if let Command::Smtp(args) = &cli.command {
         return smtp::main(args);
     }
+    // `probe bounce` reads files only: no runtime to start, which is most of its time.
+    if let Command::Bounce(args) = &cli.command {
+        return bounce::main(args).into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -201,6 +209,7 @@ fn init_logging(verbose: u8) {
 async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
+        Command::Bounce(_) => anyhow::bail!("probe bounce runs from main, outside execute"),
         Command::Seeds(seeds::SeedsCommand::Check(args)) => {
             let config = Config::load(&cli.config)?;
             seeds::check(&config, args).await

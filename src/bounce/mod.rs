@@ -1,0 +1,336 @@
+//! `probe bounce`: read bounce messages from files, mboxes, Maildirs, directories or standard
+//! input, and say per failed or delayed recipient what happened and why ([`reason`]).
+//!
+//! Parsing is [`crate::downstream::dsn`]'s, the one relay mode uses, so both understand the
+//! same formats. What is read is untrusted: every message is capped at [`MAX_MESSAGE`] bytes
+//! and nothing in it can make this panic.
+
+pub mod reason;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::downstream::{DownstreamAction, dsn};
+
+/// The most of one message that is read; a bounce is small, and a huge file must not fill
+/// memory. The rest of an oversized message is skipped.
+pub const MAX_MESSAGE: u64 = 16 * 1024 * 1024;
+
+/// The most of an mbox or of standard input that is read: many messages, but still bounded.
+pub const MAX_STREAM: u64 = 1024 * 1024 * 1024;
+
+/// Why a path could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BounceError {
+    /// The path does not exist or cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// The path as given.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+/// One failed or delayed recipient of one bounce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bounce {
+    /// Where the bounce was read (`-` for standard input, `PATH#N` for the Nth of an mbox).
+    pub file: String,
+    /// The recipient the report is about.
+    pub recipient: Option<String>,
+    /// `failed` or `delayed`.
+    pub action: String,
+    /// The enhanced status code (`5.1.1`).
+    pub status: Option<String>,
+    /// The SMTP reply code inside the diagnostic (`550`).
+    pub reply_code: Option<u16>,
+    /// One of Sisimai's reasons ([`reason::classify`]).
+    pub reason: &'static str,
+    /// The host that refused it.
+    pub remote_mta: Option<String>,
+    /// The remote reply or the report's explanation.
+    pub diagnostic: Option<String>,
+    /// The mailbox provider, when the remote host or the recipient domain tells it.
+    pub provider: Option<&'static str>,
+}
+
+/// One message read from a source, before parsing.
+#[derive(Debug)]
+pub struct RawMessage {
+    /// Its name in the output.
+    pub file: String,
+    /// Its bytes, at most [`MAX_MESSAGE`].
+    pub bytes: Vec<u8>,
+}
+
+/// Reads every message a path holds: a file (one message, or an mbox when it starts with
+/// `From `), a Maildir (`cur/` and `new/`), a directory of message files, or `-` for standard
+/// input. Files in directories are taken in name order, so the output is stable.
+pub fn read_path(path: &Path) -> Result<Vec<RawMessage>, BounceError> {
+    let unreadable = |source| BounceError::Unreadable {
+        path: path.to_owned(),
+        source,
+    };
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_STREAM)
+            .read_to_end(&mut bytes)
+            .map_err(unreadable)?;
+        return Ok(split_stream("-", bytes));
+    }
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_dir() {
+        let mut bytes = Vec::new();
+        File::open(path)
+            .and_then(|f| f.take(MAX_STREAM).read_to_end(&mut bytes))
+            .map_err(unreadable)?;
+        return Ok(split_stream(&path.display().to_string(), bytes));
+    }
+    // A Maildir's messages are in cur/ and new/; tmp/ holds half-written ones.
+    let maildir = ["cur", "new"].iter().any(|d| path.join(d).is_dir());
+    let dirs: Vec<PathBuf> = if maildir {
+        ["cur", "new"]
+            .iter()
+            .map(|d| path.join(d))
+            .filter(|d| d.is_dir())
+            .collect()
+    } else {
+        vec![path.to_owned()]
+    };
+    let mut messages = Vec::new();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(unreadable)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for file in files {
+            let mut bytes = Vec::new();
+            // One unreadable file in a directory is noted, not fatal: the rest still count.
+            match File::open(&file).and_then(|f| f.take(MAX_MESSAGE).read_to_end(&mut bytes)) {
+                Ok(_) => messages.push(RawMessage {
+                    file: file.display().to_string(),
+                    bytes,
+                }),
+                Err(e) => tracing::warn!("cannot read {}: {e}", file.display()),
+            }
+        }
+    }
+    Ok(messages)
+}
+
+/// One message, or an mbox split at its `From ` lines (mboxrd's `>From ` unquoted).
+fn split_stream(name: &str, bytes: Vec<u8>) -> Vec<RawMessage> {
+    if !bytes.starts_with(b"From ") {
+        return vec![RawMessage {
+            file: name.to_owned(),
+            bytes: cap(bytes),
+        }];
+    }
+    let mut messages = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut started = false;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b"From ") {
+            if started {
+                messages.push(std::mem::take(&mut current));
+            }
+            started = true;
+            continue; // the separator is not part of the message
+        }
+        if current.len() as u64 >= MAX_MESSAGE {
+            continue;
+        }
+        let unquoted = match line.iter().position(|b| *b != b'>') {
+            Some(n) if n > 0 && line[n..].starts_with(b"From ") => &line[1..],
+            _ => line,
+        };
+        current.extend_from_slice(unquoted);
+    }
+    if started {
+        messages.push(current);
+    }
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| RawMessage {
+            file: format!("{name}#{}", i + 1),
+            bytes,
+        })
+        .collect()
+}
+
+fn cap(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.truncate(MAX_MESSAGE as usize);
+    bytes
+}
+
+/// The failed and delayed recipients of one message; `None` when it is no bounce (no DSN and
+/// no rejection MDN), `Some` of an empty list when it is a report of delivery only.
+pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
+    let report = dsn::parse(&message.bytes)?;
+    Some(
+        report
+            .recipients
+            .iter()
+            .filter_map(|r| {
+                let action = match r.action {
+                    DownstreamAction::Failed => "failed",
+                    DownstreamAction::Delayed => "delayed",
+                    DownstreamAction::Delivered => return None,
+                };
+                let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
+                let status = r
+                    .status
+                    .as_deref()
+                    .and_then(enhanced_status)
+                    .or_else(|| diagnostic.as_deref().and_then(enhanced_status));
+                let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
+                Some(Bounce {
+                    file: message.file.clone(),
+                    recipient: r.recipient.clone(),
+                    action: action.to_owned(),
+                    reason: reason::classify(status.as_deref(), diagnostic.as_deref()),
+                    reply_code: r.reply_code(),
+                    provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
+                    status,
+                    remote_mta,
+                    diagnostic,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The first `D.D{1,3}.D{1,3}` with a class of 2, 4 or 5 in `text` (`5.1.1 (user unknown)`).
+fn enhanced_status(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|w| w.trim_matches('.'))
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_owned)
+}
+
+/// Known providers by a suffix of their MX hosts or their mail domains, most specific first.
+const PROVIDERS: &[(&str, &[&str])] = &[
+    ("gmail", &["google.com", "googlemail.com", "gmail.com"]),
+    (
+        "outlook",
+        &[
+            "outlook.com",
+            "hotmail.com",
+            "live.com",
+            "msn.com",
+            "protection.outlook.com",
+        ],
+    ),
+    (
+        "yahoo",
+        &["yahoo.com", "yahoodns.net", "aol.com", "yahoo.co.jp"],
+    ),
+    ("gmx", &["gmx.net", "gmx.de", "gmx.com", "web.de"]),
+    ("t-online", &["t-online.de"]),
+    ("icloud", &["icloud.com", "me.com", "mac.com"]),
+];
+
+/// The provider that refused the mail: the remote host names it best (a Google Workspace
+/// customer's domain is Google's), the recipient's domain otherwise.
+pub fn provider(remote_mta: Option<&str>, recipient: Option<&str>) -> Option<&'static str> {
+    let domain_of = |host: &str| -> String {
+        host.trim()
+            .trim_end_matches(['.', ']', '>'])
+            .rsplit(['@', ' ', '['])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let mut candidates = Vec::new();
+    if let Some(host) = remote_mta {
+        candidates.push(domain_of(host));
+    }
+    if let Some(rcpt) = recipient {
+        candidates.push(domain_of(rcpt));
+    }
+    candidates.iter().find_map(|name| {
+        PROVIDERS.iter().find_map(|(provider, suffixes)| {
+            suffixes
+                .iter()
+                .any(|s| name == s || name.ends_with(&format!(".{s}")))
+                .then_some(*provider)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_from_host_then_domain() {
+        assert_eq!(
+            provider(Some("gmail-smtp-in.l.google.com"), None),
+            Some("gmail")
+        );
+        assert_eq!(
+            provider(
+                Some("example-com.mail.protection.outlook.com"),
+                Some("a@example.com")
+            ),
+            Some("outlook")
+        );
+        assert_eq!(provider(None, Some("x@web.de")), Some("gmx"));
+        assert_eq!(
+            provider(Some("mx.example.org"), Some("x@aol.com")),
+            Some("yahoo")
+        );
+        assert_eq!(provider(Some("mx00.t-online.de"), None), Some("t-online"));
+        assert_eq!(provider(None, Some("x@notgmail.com")), None);
+        assert_eq!(provider(None, None), None);
+    }
+
+    #[test]
+    fn enhanced_status_is_found_in_text() {
+        assert_eq!(enhanced_status("5.1.1").as_deref(), Some("5.1.1"));
+        assert_eq!(
+            enhanced_status("smtp; 550 5.7.26 blocked").as_deref(),
+            Some("5.7.26")
+        );
+        assert_eq!(enhanced_status("1.2.3.4 said 550").as_deref(), None);
+        assert_eq!(enhanced_status("").as_deref(), None);
+    }
+
+    #[test]
+    fn mbox_is_split_and_unquoted() {
+        let mbox =
+            b"From a@b Sat\nSubject: one\n\n>From here\nFrom c@d Sun\nSubject: two\n".to_vec();
+        let msgs = split_stream("box", mbox);
+        assert_eq!(msgs.len(), 2);
+        assert_eq!(msgs[0].file, "box#1");
+        assert_eq!(msgs[0].bytes, b"Subject: one\n\nFrom here\n");
+        assert_eq!(msgs[1].bytes, b"Subject: two\n");
+        assert_eq!(split_stream("f", b"Subject: x\n".to_vec()).len(), 1);
+    }
+
+    #[test]
+    fn garbage_is_no_bounce() {
+        let raw = RawMessage {
+            file: "x".into(),
+            bytes: vec![0xff, 0, b'\n', b'-', b'-'],
+        };
+        assert_eq!(bounces(&raw), None);
+    }
+}
