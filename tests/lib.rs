@@ -9,6 +9,7 @@
 
 mod support;
 
+mod bounce;
 mod config_errors;
 mod dkim;
 mod imap_faults;

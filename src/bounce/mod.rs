@@ -198,7 +198,12 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
                     file: message.file.clone(),
                     recipient: r.recipient.clone(),
                     action: action.to_owned(),
-                    reason: reason::classify(status.as_deref(), diagnostic.as_deref()),
+                    // Given up on a temporary failure: the retries ran out, whatever the
+                    // last attempt said (Sisimai says the same).
+                    reason: match (action, status.as_deref()) {
+                        ("failed", Some(s)) if s.starts_with("4.") => "expired",
+                        _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
+                    },
                     reply_code: r.reply_code(),
                     provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
                     status,

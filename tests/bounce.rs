@@ -1,0 +1,190 @@
+//! `probe bounce` on small fixtures (`tests/fixtures/bounces/`, derived from the lab's real
+//! DSN samples): every source shape, the JSON keys, skipped non-bounces, unreadable paths and
+//! garbage. No lab.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use crate::support::probe::Probe;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bounces")
+        .join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap()
+}
+
+#[test]
+fn one_file_gives_one_line_per_recipient_with_reason_and_provider() {
+    Probe::new()
+        .arg("bounce")
+        .arg(fixture("gmail-authfailure.eml"))
+        .expect_exit(0)
+        .stdout_has(
+            "seed@gmail.com  failed  5.7.26  550  authfailure  gmail-smtp-in.l.google.com  gmail",
+        )
+        .run();
+}
+
+#[test]
+fn json_has_the_documented_keys() {
+    let ran = Probe::new()
+        .args(["bounce", "--json"])
+        .arg(fixture("postfix-blocked.eml"))
+        .arg(fixture("postfix-delayed.eml"))
+        .arg(fixture("dovecot-reject.mdn.eml"))
+        .expect_exit(0)
+        .run();
+    let json = ran.json();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{json:#}");
+    let keys = [
+        "file",
+        "recipient",
+        "action",
+        "status",
+        "reply_code",
+        "reason",
+        "remote_mta",
+        "diagnostic",
+        "provider",
+    ];
+    for row in rows {
+        let mut got: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        got.sort();
+        let mut want = keys.to_vec();
+        want.sort();
+        assert_eq!(got, want);
+    }
+    assert_eq!(rows[0]["reason"], "blocked");
+    assert_eq!(rows[0]["reply_code"], 550);
+    assert_eq!(rows[1]["action"], "delayed");
+    assert_eq!(rows[1]["status"], "4.7.1");
+    assert_eq!(rows[2]["reason"], "filtered");
+}
+
+#[test]
+fn mbox_maildir_and_directory_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // An mbox of two bounces and a note, the note skipped.
+    let mut mbox = Vec::new();
+    for name in [
+        "postfix-blocked.eml",
+        "not-a-bounce.eml",
+        "gmail-authfailure.eml",
+    ] {
+        mbox.extend_from_slice(b"From MAILER-DAEMON Sat Nov 28 08:43:26 2026\n");
+        mbox.extend_from_slice(&read(name));
+        mbox.extend_from_slice(b"\n");
+    }
+    let mbox_path = dir.path().join("bounces.mbox");
+    std::fs::write(&mbox_path, mbox).unwrap();
+    let ran = Probe::new()
+        .args(["bounce", "--json"])
+        .arg(&mbox_path)
+        .expect_exit(0)
+        .stderr_has("bounces.mbox#2: not a bounce, skipped")
+        .run();
+    let json = ran.json();
+    let reasons: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["blocked", "authfailure"]);
+
+    // A Maildir: cur/ and new/ read, tmp/ not.
+    let maildir = dir.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    std::fs::write(maildir.join("cur/1:2,S"), read("postfix-blocked.eml")).unwrap();
+    std::fs::write(maildir.join("new/2"), read("postfix-delayed.eml")).unwrap();
+    std::fs::write(maildir.join("tmp/3"), read("gmail-authfailure.eml")).unwrap();
+    Probe::new()
+        .arg("bounce")
+        .arg(&maildir)
+        .expect_exit(0)
+        .stdout_has("reject@reject.lab.test  failed")
+        .stdout_has("defer@defer.lab.test  delayed")
+        .stdout_lacks("seed@gmail.com")
+        .run();
+
+    // A plain directory: the fixtures, the note skipped.
+    Probe::new()
+        .arg("bounce")
+        .arg(fixture(""))
+        .expect_exit(0)
+        .stdout_has("seed@gmail.com")
+        .stdout_has("sievereject@sievereject.lab.test")
+        .stderr_has("not-a-bounce.eml: not a bounce, skipped")
+        .run();
+}
+
+#[test]
+fn standard_input_is_read() {
+    // The Probe is kept: its working directory lives as long as it does.
+    let probe = Probe::new().args(["bounce", "-"]);
+    let mut cmd = probe.command();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&read("gmail-authfailure.eml"))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("-  seed@gmail.com  failed  5.7.26"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_unreadable_path_is_named_and_exits_2() {
+    Probe::new()
+        .args(["bounce", "/nonexistent/bounces.mbox"])
+        .arg(fixture("postfix-blocked.eml"))
+        .expect_exit(2)
+        .stderr_has("cannot read /nonexistent/bounces.mbox")
+        .stdout_has("reject@reject.lab.test")
+        .run();
+}
+
+#[test]
+fn garbage_is_skipped_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bytes of every value, and a broken multipart/report that claims to be a DSN.
+    let mut garbage: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    garbage.extend_from_slice(
+        b"\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"\"\r\n\r\n--\r\n--\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\nStatus: 5.\r\n",
+    );
+    std::fs::write(dir.path().join("garbage"), &garbage).unwrap();
+    let mut truncated = read("postfix-blocked.eml");
+    truncated.truncate(truncated.len() / 2);
+    std::fs::write(dir.path().join("truncated.eml"), truncated).unwrap();
+    std::fs::write(dir.path().join("empty"), b"").unwrap();
+    Probe::new()
+        .args(["bounce", "--json"])
+        .arg(dir.path())
+        .expect_exit(0)
+        .stderr_lacks("panicked")
+        .run();
+}
