@@ -147,6 +147,17 @@ fn use_dsn(raw: &[u8]) {
             let _ = recipient.reply_code();
         }
     }
+    // `probe bounce` reads the same bytes, then classifies the reason and the provider.
+    let message = seedprobe::bounce::RawMessage {
+        file: "x".to_owned(),
+        bytes: raw.to_vec(),
+    };
+    for b in seedprobe::bounce::bounces(&message).unwrap_or_default() {
+        let _ = serde_json::to_string(&b);
+    }
+    let text = lossy(raw);
+    let _ = seedprobe::bounce::reason::classify(Some(&text), Some(&text));
+    let _ = seedprobe::bounce::provider(Some(&text), Some(&text));
 }
 
 fn use_log_line(line: &str) {
