@@ -103,7 +103,7 @@ pub fn classify(status: Option<&str>, diagnostic: Option<&str>) -> &'static str 
 mod tests {
     use super::*;
 
-    /// Every reason Sisimai knows (`../shared/facts/bounce-reasons.tsv`, v5.5+).
+    /// Every reason Sisimai knows (the team's shared facts, `bounce-reasons.tsv`, v5.5+).
     const KNOWN: &[&str] = &[
         "authfailure",
         "badreputation",
