@@ -486,6 +486,35 @@ impl Store {
             .map(|d| d.data_dir().join("probe.sqlite"))
     }
 
+    /// Puts the database in WAL mode (kept in the file), so readers and one writer of other
+    /// processes go on at once. Switching needs the file to itself for a moment, and SQLite
+    /// answers "database is locked" at once rather than waiting its busy timeout when another
+    /// process holds it (a scheduled run and a `probe runs` opening a new store together):
+    /// so the switch is retried for as long as the busy timeout would wait, and skipped when
+    /// the file is in WAL mode already.
+    fn use_wal(&self) -> rusqlite::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mode: rusqlite::Result<String> =
+                self.conn
+                    .pragma_query_value(None, "journal_mode", |row| row.get(0));
+            let result = match mode {
+                Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+                Ok(_) => self.conn.pragma_update(None, "journal_mode", "WAL"),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens (creating if needed) and migrates the store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let open_err = |reason: String| StoreError::Open {
@@ -506,8 +535,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .map_err(|e| store.sql(e))?;
         store
-            .conn
-            .pragma_update(None, "journal_mode", "WAL")
+            .use_wal()
             .map_err(|e| open_err(format!("not a usable SQLite database: {e}")))?;
         store.migrate()?;
         Ok(store)
@@ -997,6 +1025,31 @@ mod tests {
             source_ip: None,
             maillog_offset: None,
             label: None,
+        }
+    }
+
+    /// Several processes opening one new store at once (a scheduled run and a `probe runs`)
+    /// all get it: the switch to WAL mode waits for the others instead of failing with
+    /// "database is locked".
+    #[test]
+    fn many_open_one_new_store_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        for round in 0..5 {
+            let path = path.with_extension(format!("{round}.sqlite"));
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(drop).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                opener.join().unwrap().unwrap();
+            }
         }
     }
 
