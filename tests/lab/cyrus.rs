@@ -2,12 +2,8 @@
 //! 3993 implicit TLS, 3024 LMTP): its `\Junk` folder is `Quarantine`, shown only to
 //! `LIST ... RETURN (SPECIAL-USE)` (`specialusealways: no`), beside a decoy `Spam`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use crate::support::net::Sentinel;
-use crate::support::smtp::{Held, Holder};
+use crate::support::smtp::{Held, Holder, hand_over};
 use crate::support::{Password, Probe, Seed, Seeds};
 
 /// The Cyrus user `seed`, on `port` with `tls`, sending to `mx`.
@@ -34,38 +30,13 @@ fn cyrus_block(text: &str) -> String {
 /// Hands a held message to Cyrus's lmtpd for `seed+Quarantine`, which files it into
 /// Quarantine (the lab lets anyone post there).
 fn deliver_to_quarantine(held: &Held) {
-    let conn = TcpStream::connect("127.0.0.1:3024").unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut w = conn;
-    let mut expect = |send: Option<&[u8]>, code: &str| {
-        if let Some(bytes) = send {
-            w.write_all(bytes).unwrap();
-        }
-        let mut line = String::new();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            assert!(
-                line.starts_with(code),
-                "lmtpd said {line:?}, expected {code}"
-            );
-            if line.as_bytes().get(3) != Some(&b'-') {
-                break;
-            }
-        }
-    };
-    expect(None, "220");
-    expect(Some(b"LHLO holder.lab.test\r\n"), "250");
-    expect(Some(b"MAIL FROM:<probe@example.org>\r\n"), "250");
-    expect(Some(b"RCPT TO:<seed+Quarantine>\r\n"), "250");
-    expect(Some(b"DATA\r\n"), "354");
-    let mut body = held.data.clone();
-    body.extend_from_slice(b".\r\n");
-    // LMTP: one reply per recipient.
-    expect(Some(&body), "250");
-    expect(Some(b"QUIT\r\n"), "221");
+    hand_over(
+        "127.0.0.1:3024",
+        "LHLO",
+        "probe@example.org",
+        "seed+Quarantine",
+        held,
+    );
 }
 
 #[test]

@@ -5,52 +5,23 @@
 //! To control when a message reaches its mailbox, probe sends to the kit's holding SMTP
 //! server, and the test hands the message to the lab's Postfix when it is time.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::lab::{disrupt, lab_sh, steady};
 use crate::support::net::wait_for;
-use crate::support::smtp::{Held, Holder};
+use crate::support::smtp::{Held, Holder, hand_over};
 use crate::support::{Probe, Seed, Seeds, show_output};
 
 /// Hands a held message to the lab's Postfix (127.0.0.1:2525), which delivers it to Dovecot.
 fn deliver(held: &Held) {
-    let conn = TcpStream::connect("127.0.0.1:2525").unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut w = conn;
-    let mut expect = |send: Option<&[u8]>, code: &str| {
-        if let Some(bytes) = send {
-            w.write_all(bytes).unwrap();
-        }
-        let mut line = String::new();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            assert!(
-                line.starts_with(code),
-                "Postfix said {line:?}, expected {code}"
-            );
-            if line.as_bytes().get(3) != Some(&b'-') {
-                break;
-            }
-        }
-    };
-    expect(None, "220");
-    expect(Some(b"EHLO holder.lab.test\r\n"), "250");
-    expect(Some(b"MAIL FROM:<probe@sender.lab.test>\r\n"), "250");
-    expect(
-        Some(format!("RCPT TO:<{}>\r\n", held.rcpt).as_bytes()),
-        "250",
+    hand_over(
+        "127.0.0.1:2525",
+        "EHLO",
+        "probe@sender.lab.test",
+        &held.rcpt,
+        held,
     );
-    expect(Some(b"DATA\r\n"), "354");
-    let mut body = held.data.clone();
-    body.extend_from_slice(b".\r\n");
-    expect(Some(&body), "250");
-    expect(Some(b"QUIT\r\n"), "221");
 }
 
 /// Rows of one column from the store probe writes (it may still be writing).

@@ -312,3 +312,47 @@ fn hold(conn: TcpStream, ehlo: &[u8], log: &Mutex<Vec<String>>, tx: mpsc::Sender
         let _ = w.write_all(reply);
     }
 }
+
+/// Hands a held message on to a real server at `addr`: SMTP (`EHLO`) to the lab's Postfix, or
+/// LMTP (`LHLO`, one reply per recipient) to a delivery agent, from `mail_from` to `rcpt`. It
+/// puts the message where a test wants it, when the test wants it; any unexpected reply fails
+/// the test with the server's words.
+pub fn hand_over(addr: &str, hello: &str, mail_from: &str, rcpt: &str, held: &Held) {
+    let conn = TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = StdBufReader::new(conn.try_clone().unwrap());
+    let mut w = conn;
+    let mut expect = |send: Option<&[u8]>, code: &str| {
+        if let Some(bytes) = send {
+            w.write_all(bytes).unwrap();
+        }
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            assert!(
+                line.starts_with(code),
+                "{addr} said {line:?}, expected {code}"
+            );
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
+            }
+        }
+    };
+    expect(None, "220");
+    expect(
+        Some(format!("{hello} holder.lab.test\r\n").as_bytes()),
+        "250",
+    );
+    expect(
+        Some(format!("MAIL FROM:<{mail_from}>\r\n").as_bytes()),
+        "250",
+    );
+    expect(Some(format!("RCPT TO:<{rcpt}>\r\n").as_bytes()), "250");
+    expect(Some(b"DATA\r\n"), "354");
+    let mut body = held.data.clone();
+    body.extend_from_slice(b".\r\n");
+    expect(Some(&body), "250");
+    expect(Some(b"QUIT\r\n"), "221");
+}
