@@ -220,14 +220,6 @@ fn send_record(
     let error = ending.error();
     let last = delivery.attempts.last();
     SendRecord {
-        run_id: run_id.to_owned(),
-        token: msg.token.to_string(),
-        seed: seed.name.clone(),
-        provider: seed.provider_name().to_owned(),
-        address: seed.address.to_string(),
-        subject: msg.subject.clone(),
-        message_id: msg.message_id.clone(),
-        sent_at: SystemTime::now(),
         smtp_host: last.map(|a| a.host.clone()),
         smtp_stage: ending.stage(),
         smtp_code: reply.map(|r| r.code),
@@ -262,5 +254,7 @@ fn send_record(
                     .unwrap_or_else(|_| "[]".into()),
             })
             .collect(),
+        // Who, what and when are as the queued row recorded them.
+        ..queued_record(run_id, seed, msg)
     }
 }
