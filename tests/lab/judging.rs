@@ -14,14 +14,21 @@ const JUDGE_MX: &str = "127.0.0.4:2525";
 /// Runs `probe run --all --json` from `source_ip` to the judged seeds `locals`
 /// (`LOCAL@LOCAL.lab.test` through the judging MX) and returns the report.
 fn judged_run(source_ip: &str, locals: &[&str]) -> Value {
-    let seeds = Seeds::lab("10s")
-        .lab_sender()
-        .sender("source_ip", source_ip)
-        .seeds(locals.iter().map(|l| {
-            Seed::new(l, &format!("{l}@{l}.lab.test"))
-                .lab_imap(l)
-                .mx(JUDGE_MX)
-        }));
+    run_judged(
+        Seeds::lab("10s")
+            .lab_sender()
+            .sender("source_ip", source_ip),
+        locals,
+    )
+}
+
+/// Runs `probe run --all --json` with `seeds` plus the judged seeds `locals`.
+fn run_judged(seeds: Seeds, locals: &[&str]) -> Value {
+    let seeds = seeds.seeds(locals.iter().map(|l| {
+        Seed::new(l, &format!("{l}@{l}.lab.test"))
+            .lab_imap(l)
+            .mx(JUDGE_MX)
+    }));
     let out = Probe::new()
         .lab()
         .args(["run", "--all", "--json"])
@@ -186,18 +193,7 @@ fn judged_run_signed(selector: Option<&str>) -> Value {
             ),
         );
     }
-    let seeds = seeds.seeds(["judged", "authjunk", "dmarc"].iter().map(|l| {
-        Seed::new(l, &format!("{l}@{l}.lab.test"))
-            .lab_imap(l)
-            .mx(JUDGE_MX)
-    }));
-    let out = Probe::new()
-        .lab()
-        .args(["run", "--all", "--json"])
-        .config(&seeds)
-        .run();
-    assert!(matches!(out.code(), Some(0 | 1)), "{}", out.show());
-    out.json()
+    run_judged(seeds, &["judged", "authjunk", "dmarc"])
 }
 
 /// Issue 10: what signing changes at a provider that judges. From an address the sender's
