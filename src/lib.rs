@@ -23,7 +23,8 @@
 //!
 //! Beside the flow, [`check`] (`probe check`) looks at the sending IP's and domain's DNS and
 //! their listings on DNS block and allow lists before anything is sent, and [`bounce`]
-//! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason.
+//! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason by
+//! [`reason`].
 //!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
@@ -39,6 +40,7 @@ pub mod downstream;
 pub mod evidence;
 pub mod message;
 pub mod poll;
+pub mod reason;
 pub mod report;
 pub mod run;
 pub mod secrets;

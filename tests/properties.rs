@@ -156,8 +156,8 @@ fn use_dsn(raw: &[u8]) {
         let _ = serde_json::to_string(&b);
     }
     let text = lossy(raw);
-    let _ = seedprobe::bounce::reason::classify(Some(&text), Some(&text));
-    let _ = seedprobe::bounce::provider(Some(&text), Some(&text));
+    let _ = seedprobe::reason::classify(Some(&text), Some(&text));
+    let _ = seedprobe::reason::provider::provider(Some(&text), Some(&text));
 }
 
 fn use_log_line(line: &str) {

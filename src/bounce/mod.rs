@@ -5,8 +5,6 @@
 //! same formats. What is read is untrusted: every message is capped at [`MAX_MESSAGE`] bytes
 //! and nothing in it can make this panic.
 
-pub mod reason;
-
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::downstream::{DownstreamAction, dsn};
+use crate::reason::{self, provider::provider};
 
 /// The most of one message that is read; a bounce is small, and a huge file must not fill
 /// memory. The rest of an oversized message is skipped.
@@ -230,82 +229,9 @@ fn enhanced_status(text: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Known providers by a suffix of their MX hosts or their mail domains, most specific first.
-const PROVIDERS: &[(&str, &[&str])] = &[
-    ("gmail", &["google.com", "googlemail.com", "gmail.com"]),
-    (
-        "outlook",
-        &[
-            "outlook.com",
-            "hotmail.com",
-            "live.com",
-            "msn.com",
-            "protection.outlook.com",
-        ],
-    ),
-    (
-        "yahoo",
-        &["yahoo.com", "yahoodns.net", "aol.com", "yahoo.co.jp"],
-    ),
-    ("gmx", &["gmx.net", "gmx.de", "gmx.com", "web.de"]),
-    ("t-online", &["t-online.de"]),
-    ("icloud", &["icloud.com", "me.com", "mac.com"]),
-];
-
-/// The provider that refused the mail: the remote host names it best (a Google Workspace
-/// customer's domain is Google's), the recipient's domain otherwise.
-pub fn provider(remote_mta: Option<&str>, recipient: Option<&str>) -> Option<&'static str> {
-    let domain_of = |host: &str| -> String {
-        host.trim()
-            .trim_end_matches(['.', ']', '>'])
-            .rsplit(['@', ' ', '['])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase()
-    };
-    let mut candidates = Vec::new();
-    if let Some(host) = remote_mta {
-        candidates.push(domain_of(host));
-    }
-    if let Some(rcpt) = recipient {
-        candidates.push(domain_of(rcpt));
-    }
-    candidates.iter().find_map(|name| {
-        PROVIDERS.iter().find_map(|(provider, suffixes)| {
-            suffixes
-                .iter()
-                .any(|s| name == s || name.ends_with(&format!(".{s}")))
-                .then_some(*provider)
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn providers_from_host_then_domain() {
-        assert_eq!(
-            provider(Some("gmail-smtp-in.l.google.com"), None),
-            Some("gmail")
-        );
-        assert_eq!(
-            provider(
-                Some("example-com.mail.protection.outlook.com"),
-                Some("a@example.com")
-            ),
-            Some("outlook")
-        );
-        assert_eq!(provider(None, Some("x@web.de")), Some("gmx"));
-        assert_eq!(
-            provider(Some("mx.example.org"), Some("x@aol.com")),
-            Some("yahoo")
-        );
-        assert_eq!(provider(Some("mx00.t-online.de"), None), Some("t-online"));
-        assert_eq!(provider(None, Some("x@notgmail.com")), None);
-        assert_eq!(provider(None, None), None);
-    }
 
     #[test]
     fn enhanced_status_is_found_in_text() {

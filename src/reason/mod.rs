@@ -1,9 +1,13 @@
-//! The reason for a bounce: one of Sisimai's reasons (with its 2026 merges), decided from the
-//! diagnostic text and the enhanced status code by the rules in `reasons.tsv`.
+//! Why a message was not delivered: one of Sisimai's reasons (with its 2026 merges), decided
+//! from the diagnostic text and the enhanced status code by the rules in `rules.tsv`; and
+//! which provider received it ([`provider`]). `probe bounce`, each verdict's cause and
+//! `probe maillog` all ask here.
 //!
 //! The rules are data so that a new provider wording is one line, not code. Text comes first
 //! because it is the more specific: `5.7.1` alone can be a block list, spam or an SPF failure,
 //! and only the words tell them apart.
+
+pub mod provider;
 
 use std::sync::OnceLock;
 
@@ -11,7 +15,7 @@ use std::sync::OnceLock;
 pub const UNDEFINED: &str = "undefined";
 
 /// The rule table, compiled in: the binary never reads the source tree.
-const RULES: &str = include_str!("reasons.tsv");
+const RULES: &str = include_str!("rules.tsv");
 
 /// What a rule looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +24,7 @@ enum Kind {
     Text,
 }
 
-/// One line of `reasons.tsv`.
+/// One line of `rules.tsv`.
 #[derive(Debug, Clone)]
 struct Rule {
     reason: &'static str,
