@@ -13,6 +13,7 @@ mod bounce;
 mod config_errors;
 mod dkim;
 mod imap_faults;
+mod init;
 mod kit;
 mod lab;
 mod metrics_format;

@@ -4,8 +4,10 @@
 mod bounce;
 mod check;
 mod compare;
+mod completions;
 mod exit;
 mod history;
+mod init;
 mod metrics;
 mod progress;
 mod seeds;
@@ -77,6 +79,14 @@ pub enum Command {
     /// Read bounces (files, mboxes, Maildirs, directories, `-`): per failed or delayed
     /// recipient its status, reply code, reason and provider; needs no seeds file.
     Bounce(bounce::BounceArgs),
+    /// Write a commented seeds file (--config) for these addresses: each one's provider and
+    /// IMAP settings, and a password variable to set; never overwrites without --force.
+    Init(init::InitArgs),
+    /// Print the shell completion script: `probe completions bash > /etc/bash_completion.d/probe`.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff): `probe man > /usr/local/share/man/man1/probe.1`; `--dir`
+    /// writes one page per subcommand too.
+    Man(completions::ManArgs),
 }
 
 /// Which seeds.
@@ -150,6 +160,11 @@ pub fn main() -> ExitCode {
     if let Command::Bounce(args) = &cli.command {
         return bounce::main(args).into();
     }
+    match &cli.command {
+        Command::Completions(args) => return completions::completions(args).into(),
+        Command::Man(args) => return completions::man(args).into(),
+        _ => {}
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -210,6 +225,10 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
         Command::Bounce(_) => anyhow::bail!("probe bounce runs from main, outside execute"),
+        Command::Completions(_) | Command::Man(_) => {
+            anyhow::bail!("completions and the man page are printed from main, outside execute")
+        }
+        Command::Init(args) => init::main(&cli.config, args).await,
         Command::Seeds(seeds::SeedsCommand::Check(args)) => {
             let config = Config::load(&cli.config)?;
             seeds::check(&config, args).await

@@ -12,6 +12,9 @@ mod provider;
 mod check;
 mod raw;
 
+// The commented seeds file `probe init` writes.
+pub mod template;
+
 use std::fmt;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};

@@ -42,6 +42,10 @@ pub struct Profile {
     pub imap_tls: ImapTls,
     /// Spam folder names this provider uses, tried after the `\Junk` attribute.
     pub spam_folders: &'static [&'static str],
+    /// How a seed logs in there, for `probe init`'s comments: password-only IMAP login is
+    /// gone at several providers, and a seeds file that pretends otherwise fails at the first
+    /// run.
+    pub login_note: &'static str,
 }
 
 /// Spam folder names seen at the big providers; used when a seed has no profile.
@@ -58,32 +62,83 @@ pub const KNOWN_SPAM_FOLDERS: &[&str] = &[
 ];
 
 impl Provider {
+    /// The provider a `probe init` seed gets: `group` is the receiving provider as
+    /// [`crate::reason::provider`] names it (from the mail domain or the MX hosts), refined by
+    /// the mail domain where one group has two profiles (AOL is Yahoo's, web.de is GMX's).
+    pub fn for_group(group: &str, domain: &str) -> Option<Provider> {
+        let domain = domain.to_ascii_lowercase();
+        Some(match group {
+            "gmail" => Provider::Gmail,
+            "outlook" => Provider::Outlook,
+            "yahoo" if domain == "aol.com" => Provider::Aol,
+            "yahoo" => Provider::Yahoo,
+            "gmx" if domain == "web.de" => Provider::Webde,
+            "gmx" => Provider::Gmx,
+            "t-online" => Provider::Tonline,
+            "icloud" => Provider::Icloud,
+            _ => return None,
+        })
+    }
+
     /// The profile for this provider.
     pub fn profile(self) -> Profile {
-        let p = |name, imap_host, spam_folders| Profile {
+        let p = |name, imap_host, spam_folders, login_note| Profile {
             name,
             imap_host,
             imap_port: 993,
             imap_tls: ImapTls::Implicit,
             spam_folders,
+            login_note,
         };
         match self {
             Provider::Gmail => p(
                 "gmail",
                 "imap.gmail.com",
                 &["[Gmail]/Spam", "[Google Mail]/Spam"],
+                "an app password (needs 2-step verification) or oauth2: password-only login ended in September 2024",
             ),
             Provider::Outlook => p(
                 "outlook",
                 "outlook.office365.com",
                 &["Junk", "Junk Email", "Junk-E-Mail"],
+                "oauth2: Microsoft turned basic authentication for IMAP off (Exchange Online 2022, Outlook.com 2024)",
             ),
-            Provider::Yahoo => p("yahoo", "imap.mail.yahoo.com", &["Bulk", "Bulk Mail"]),
-            Provider::Aol => p("aol", "imap.aol.com", &["Bulk", "Bulk Mail"]),
-            Provider::Gmx => p("gmx", "imap.gmx.net", &["Spam", "Spamverdacht"]),
-            Provider::Webde => p("webde", "imap.web.de", &["Spam", "Spamverdacht"]),
-            Provider::Tonline => p("tonline", "secureimap.t-online.de", &["Spam"]),
-            Provider::Icloud => p("icloud", "imap.mail.me.com", &["Junk"]),
+            Provider::Yahoo => p(
+                "yahoo",
+                "imap.mail.yahoo.com",
+                &["Bulk", "Bulk Mail"],
+                "an app password (Account security > Generate app password)",
+            ),
+            Provider::Aol => p(
+                "aol",
+                "imap.aol.com",
+                &["Bulk", "Bulk Mail"],
+                "an app password (Account security > Generate app password)",
+            ),
+            Provider::Gmx => p(
+                "gmx",
+                "imap.gmx.net",
+                &["Spam", "Spamverdacht"],
+                "the account password; enable IMAP first (Settings > POP3 & IMAP)",
+            ),
+            Provider::Webde => p(
+                "webde",
+                "imap.web.de",
+                &["Spam", "Spamverdacht"],
+                "the account password; enable IMAP first (Settings > POP3 & IMAP)",
+            ),
+            Provider::Tonline => p(
+                "tonline",
+                "secureimap.t-online.de",
+                &["Spam"],
+                "the separate e-mail password (Passwort fuer E-Mail-Programme), not the login password",
+            ),
+            Provider::Icloud => p(
+                "icloud",
+                "imap.mail.me.com",
+                &["Junk"],
+                "an app-specific password (appleid.apple.com > Sign-In and Security)",
+            ),
         }
     }
 }

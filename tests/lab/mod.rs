@@ -11,6 +11,7 @@ mod faults;
 mod folders;
 mod history;
 mod html;
+mod init;
 mod interrupt;
 mod judging;
 mod killed_send;
