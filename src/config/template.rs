@@ -254,7 +254,7 @@ mod tests {
                 Detected::Mx("corp-example.mail.protection.outlook.com".into()),
             ),
             seed(
-                "c\"q@odd.example",
+                "c+q@odd.example",
                 None,
                 Detected::Unknown(Some("mx.odd.example".into())),
             ),
