@@ -163,9 +163,10 @@ fn reasons(before: Option<&MessageRecord>, after: Option<&MessageRecord>) -> See
     }
 }
 
-/// ` (reason: blocked -> authfailure)` for a seed whose reason changed, else nothing.
+/// ` (reason: blocked -> authfailure)` for a seed whose verdict stayed the same but whose reason
+/// changed, else nothing: a changed verdict already shows why AFTER ended where it did.
 fn reason_note(s: &SeedChange) -> String {
-    if !s.reason_changed {
+    if !s.reason_changed || s.change != Change::Same {
         return String::new();
     }
     format!(

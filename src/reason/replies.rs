@@ -233,8 +233,12 @@ impl Condition {
                     .split(|c: char| !c.is_ascii_alphanumeric())
                     .next()
                     .unwrap_or("");
-                matches!(before, Some('?' | '&' | ';'))
-                    && (case.is_empty() && !value.is_empty() || value == case)
+                let wanted = if case.is_empty() {
+                    !value.is_empty()
+                } else {
+                    value == case
+                };
+                matches!(before, Some('?' | '&' | ';')) && wanted
             }),
             Condition::Text(piece) => lower.contains(piece.as_str()),
         }
