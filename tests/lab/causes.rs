@@ -116,11 +116,11 @@ const EXPECTED: &[Row] = &[
     ),
 ];
 
-/// `probe run --all --json` on the lab with these seeds.
+/// `probe run --all --json --metrics-file m.prom` on the lab with these seeds.
 fn run(seeds: Seeds) -> crate::support::Ran {
     Probe::new()
         .lab()
-        .args(["run", "--all", "--json"])
+        .args(["run", "--all", "--json", "--metrics-file", "m.prom"])
         .config(&seeds)
         .expect_exit(1)
         .run()
@@ -192,6 +192,16 @@ fn every_verdict_but_inbox_has_a_cause_with_the_providers_hint() {
         "{gmx:#}"
     );
 
+    // The metrics count messages per provider and reason.
+    let metrics = std::fs::read_to_string(out.dir().join("m.prom")).unwrap();
+    for line in [
+        "seedprobe_messages_by_reason{provider=\"tonline\",reason=\"badreputation\"} 1",
+        "seedprobe_messages_by_reason{provider=\"-\",reason=\"filtered\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in {metrics}");
+    }
+    assert!(!metrics.contains("reason=\"\""), "{metrics}");
+
     // The report's table shows the reason per seed, and with -v the hint and page.
     let run_id = json["run_id"].as_str().unwrap();
     let table = Probe::in_dir(out.dir())
@@ -217,5 +227,24 @@ fn every_verdict_but_inbox_has_a_cause_with_the_providers_hint() {
     assert!(
         table.contains("see: https://postmaster.t-online.de"),
         "{table}"
+    );
+
+    // The HTML report names the cause and links the provider's page.
+    let html = Probe::in_dir(out.dir())
+        .args(["report", run_id, "--format", "html"])
+        .expect_exit(0)
+        .run()
+        .stdout();
+    assert!(
+        html.contains(
+            "<tr><th>cause</th><td>badreputation <span class=\"none\">(from smtp)</span>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "<a href=\"https://postmaster.t-online.de\">https://postmaster.t-online.de</a>"
+        ),
+        "{html}"
     );
 }
