@@ -67,6 +67,15 @@ pub struct SeedChange {
     /// verdict's reason otherwise (downstream report, spam folder, spam mark). `None` when AFTER
     /// is inbox, pending or absent.
     pub detail: Option<String>,
+    /// The reason of BEFORE's cause ([`crate::verdict::cause`]); `None` for inbox, pending or
+    /// absent.
+    pub reason_before: Option<&'static str>,
+    /// The reason of AFTER's cause, likewise.
+    pub reason_after: Option<&'static str>,
+    /// Whether the seed is in both runs with a verdict other than inbox on at least one side
+    /// and the reasons differ (`rejected` for `blocked` before and `authfailure` after is a new
+    /// problem, though the verdict is the same).
+    pub reason_changed: bool,
 }
 
 /// One side of a provider's summary.
@@ -133,6 +142,38 @@ fn detail(m: &MessageRecord) -> Option<String> {
         }
         _ => m.verdict_reason.clone(),
     }
+}
+
+/// The cause reasons of a seed's two messages, and whether they changed; the rest of the
+/// [`SeedChange`] is left empty for the caller to fill.
+fn reasons(before: Option<&MessageRecord>, after: Option<&MessageRecord>) -> SeedChange {
+    let reason = |m: Option<&MessageRecord>| m.and_then(crate::report::cause).map(|c| c.reason);
+    let (reason_before, reason_after) = (reason(before), reason(after));
+    let decided = |m: Option<&MessageRecord>| m.is_some_and(|m| m.verdict.is_some());
+    SeedChange {
+        seed: String::new(),
+        provider: String::new(),
+        before: None,
+        after: None,
+        change: Change::Unknown,
+        detail: None,
+        reason_before,
+        reason_after,
+        reason_changed: decided(before) && decided(after) && reason_before != reason_after,
+    }
+}
+
+/// ` (reason: blocked -> authfailure)` for a seed whose verdict stayed the same but whose reason
+/// changed, else nothing: a changed verdict already shows why AFTER ended where it did.
+fn reason_note(s: &SeedChange) -> String {
+    if !s.reason_changed || s.change != Change::Same {
+        return String::new();
+    }
+    format!(
+        " (reason: {} -> {})",
+        s.reason_before.unwrap_or("none"),
+        s.reason_after.unwrap_or("none")
+    )
 }
 
 fn share(messages: &[&MessageRecord]) -> Share {
@@ -202,6 +243,7 @@ pub fn compare(
             after: a.map(label),
             change,
             detail: a.and_then(detail),
+            ..reasons(b, a)
         });
     }
     let providers: BTreeSet<&str> = before
@@ -267,7 +309,7 @@ impl Comparison {
                 (Some(d), Change::Worse | Change::Added | Change::Unknown) => format!(" {d}"),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "{}: {line}{detail}", s.seed);
+            let _ = writeln!(out, "{}: {line}{detail}{}", s.seed, reason_note(s));
         }
         out.push_str("\nprovider inbox share, before -> after:\n");
         for p in &self.providers {
@@ -413,5 +455,42 @@ mod tests {
         assert_eq!(better.seeds[0].change, Change::Better);
         assert_eq!(better.seeds[1].change, Change::Unknown);
         assert!(!cmp(&before, &before).worse);
+    }
+
+    /// Same verdict, another reason: a new block behind an old refusal is news.
+    #[test]
+    fn a_changed_reason_is_reported_with_the_same_verdict() {
+        let refused = |id: &str, text: &str| {
+            let (id, mut msgs) = run(id, &[("y", "yahoo", Some(Verdict::Deferred))]);
+            msgs[0].smtp.text = Some(text.into());
+            (id, msgs)
+        };
+        let (b, before) = refused("B", "[TSS04] Messages from 192.0.2.1 temporarily deferred");
+        let (a, after) = refused(
+            "A",
+            "[TS03] All messages from 192.0.2.1 will be permanently deferred",
+        );
+        let c = compare(&b, &before, &a, &after);
+        let s = &c.seeds[0];
+        assert_eq!(s.change, Change::Same);
+        assert_eq!(
+            (s.reason_before, s.reason_after, s.reason_changed),
+            (Some("badreputation"), Some("blocked"), true)
+        );
+        assert!(
+            c.to_text()
+                .contains("y: deferred (same) (reason: badreputation -> blocked)"),
+            "{}",
+            c.to_text()
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["seeds"][0]["reason_after"], "blocked");
+        // The same reason on both sides is no change; inbox has no reason at all.
+        let again = compare(&a, &after, &a, &after);
+        assert!(!again.seeds[0].reason_changed);
+        let (i, inbox) = run("I", &[("y", "yahoo", Some(Verdict::Inbox))]);
+        let fixed = compare(&a, &after, &i, &inbox);
+        assert_eq!(fixed.seeds[0].reason_after, None);
+        assert!(fixed.seeds[0].reason_changed);
     }
 }

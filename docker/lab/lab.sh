@@ -122,6 +122,18 @@
 #   dmarc@dmarc.lab.test        like judged, but a message failing DMARC whose
 #                               From domain says p=reject is refused at end of
 #                               data: 550 5.7.26 (postfix/milter_header_checks)
+#   Provider styles (kind `refuse` in seeds.list: RCPT answered with a
+#   provider's own reply, further lines from postfix/reject_footers; no DNS
+#   record, reach them by mx: 127.0.0.1:2525):
+#   gmail-rate@gmail-rate.lab.test      421-4.7.28 unusual rate (Gmail, 3 lines)
+#   gmail-auth@gmail-auth.lab.test      550 5.7.26 unauthenticated (Gmail)
+#   outlook-s3150@outlook-s3150.lab.test 550 5.7.1 ... block list (S3150)
+#   yahoo-tss04@yahoo-tss04.lab.test    421 4.7.0 [TSS04] deferred
+#   yahoo-ts03@yahoo-ts03.lab.test      421 4.7.1 [TS03] permanently deferred
+#   gmx-case@gmx-case.lab.test          554 (4 lines), case URL c=r0201 last
+#   tonline-nowl@tonline-nowl.lab.test  554 IP=... None/bad reputation (NOWL)
+#   `start` on a running lab re-renders these tables and reloads Postfix
+#   when they changed (refresh_postfix).
 #   oauth@oauth.lab.test        250, INBOX; IMAP login also by OAuth 2.0 (SASL
 #                               XOAUTH2 / OAUTHBEARER): Dovecot's oauth2 passdb
 #                               POSTs the bearer token to the introspection
@@ -445,7 +457,7 @@ template() {
 # Reads $SEEDS into SEED_ADDRS / SEED_KINDS.
 read_seeds() {
     local addr kind rest n=0
-    SEED_ADDRS=() SEED_KINDS=()
+    SEED_ADDRS=() SEED_KINDS=() SEED_REPLIES=()
     [[ -r $SEEDS ]] || die "seed list $SEEDS not found"
     while read -r addr kind rest || [[ -n $addr ]]; do
         n=$((n + 1))
@@ -454,9 +466,14 @@ read_seeds() {
         case $kind in
         inbox | junk | tagged | defer | reject | discard | iprep | sender | sievereject) ;;
         yahoo | gmx | gmail | umlaut | big | oauth | judged | authjunk | dmarc) ;;
-        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big oauth judged authjunk dmarc)" ;;
+        refuse)
+            # The rest of the line is the whole reply: "CODE X.Y.Z text" (a provider's words).
+            [[ $rest =~ ^[45][0-9][0-9]\ [45]\.[0-9]{1,3}\.[0-9]{1,3}\ [^[:cntrl:]]+$ ]] ||
+                die "$SEEDS:$n: kind refuse needs a reply 'CODE X.Y.Z text' after it"
+            ;;
+        *) die "$SEEDS:$n: unknown kind '$kind' (inbox junk tagged defer reject discard iprep sender sievereject yahoo gmx gmail umlaut big oauth judged authjunk dmarc refuse)" ;;
         esac
-        SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind")
+        SEED_ADDRS+=("$addr") SEED_KINDS+=("$kind") SEED_REPLIES+=("$rest")
     done <"$SEEDS"
     ((${#SEED_ADDRS[@]} > 0)) || die "$SEEDS lists no seeds"
 }
@@ -563,6 +580,7 @@ render_postfix_tables() {
             defer) echo "$addr 450 4.7.1 Temporarily deferred: seedprobe lab simulates a rate limit, try again later" ;;
             reject) echo "$addr 550 5.7.1 Message refused: seedprobe lab simulates a block list" ;;
             iprep) echo "$addr iprep_reputation" ;;
+            refuse) echo "$addr ${SEED_REPLIES[$i]}" ;;
             esac
         done
     } | put "$PF_DIR/recipient_access" 0644
@@ -577,6 +595,7 @@ render_postfix_tables() {
     } | put "$PF_DIR/transport" 0644
     template postfix/client_reputation.cidr | put "$PF_DIR/client_reputation.cidr" 0644
     template postfix/milter_header_checks | put "$PF_DIR/milter_header_checks" 0644
+    template postfix/reject_footers | put "$PF_DIR/reject_footers" 0644
 }
 
 # The relay instance: config from relay/, plus who may send as whom.
@@ -604,7 +623,10 @@ render_dns() {
         done
         echo
         echo "# --- rendered by lab.sh from $SEEDS: MX 10 mx.lab.test for the other seed domains ---"
-        for domain in $(for addr in "${SEED_ADDRS[@]}"; do echo "${addr#*@}"; done | sort -u); do
+        # (not the `refuse` seeds: tests reach them at 127.0.0.1:2525 by their mx: override)
+        for domain in $(for i in "${!SEED_ADDRS[@]}"; do
+            if [[ ${SEED_KINDS[$i]} != refuse ]]; then echo "${SEED_ADDRS[$i]#*@}"; fi
+        done | sort -u); do
             grep -Eq "^(mx-host|host-record|dns-rr|cname|srv-host)=${domain//./\\.}," "$LAB_SRC/dns/dnsmasq.conf" &&
                 continue
             echo "mx-host=$domain,mx.lab.test,10"
@@ -885,10 +907,30 @@ refresh_dns() {
     unlock
 }
 
+# refresh_postfix: a lab that is already running still gets the provider
+# instance's tables and main.cf as they are now (a new `refuse` seed, a new
+# reject footer) and the new seeds' IMAP logins: re-rendered, and Postfix
+# reloaded only when a file changed. Dovecot reads its passwd-file at each
+# login, so it needs nothing.
+refresh_postfix() {
+    [[ $EUID -eq 0 && -e $PF_DIR/main.cf ]] || return 0
+    lock
+    CHANGED=()
+    read_seeds
+    template postfix/main.cf | put "$PF_DIR/main.cf" 0644
+    render_postfix_tables
+    render_secrets
+    if changed "$PF_DIR/" && postfix_running; then
+        postfix -c "$PF_DIR" reload </dev/null >>"$LOG_DIR/start.log" 2>&1 9>&- || true
+    fi
+    unlock
+}
+
 cmd_start() {
     check_lab_dir
     if healthy; then
         refresh_dns
+        refresh_postfix
         # Cyrus alone may be missing (a lab started by an older lab.sh).
         cyrus_healthy && return 0
         need_root start

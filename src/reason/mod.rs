@@ -8,6 +8,7 @@
 //! and only the words tell them apart.
 
 pub mod provider;
+pub mod replies;
 
 use std::sync::OnceLock;
 

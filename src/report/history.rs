@@ -122,8 +122,15 @@ impl RunReport {
                 "not finished"
             },
         );
-        let header = ["SEED", "VERDICT", "SMTP REPLY", "FOLDER", "LATENCY"];
-        let rows: Vec<(&str, [String; 5])> = self
+        let header = [
+            "SEED",
+            "VERDICT",
+            "REASON",
+            "SMTP REPLY",
+            "FOLDER",
+            "LATENCY",
+        ];
+        let rows: Vec<(&str, [String; 6])> = self
             .messages
             .iter()
             .map(|m| {
@@ -133,6 +140,7 @@ impl RunReport {
                     [
                         m.seed.clone(),
                         verdict_cell(m.verdict).to_owned(),
+                        super::reason_cell(m),
                         smtp_summary(m),
                         folder,
                         latency,
@@ -224,6 +232,21 @@ impl RunReport {
 /// header fields), so each is made printable: a line break in one must not forge a line.
 fn verbose_lines(out: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let indent = "      ";
+    if let Some(c) = &m.cause {
+        let _ = writeln!(
+            out,
+            "{indent}cause: {} (from {}){}",
+            c.reason,
+            c.source.as_str(),
+            c.hint
+                .as_deref()
+                .map(|h| format!(": {}", printable(h)))
+                .unwrap_or_default()
+        );
+        if let Some(url) = &c.url {
+            let _ = writeln!(out, "{indent}see: {}", printable(url));
+        }
+    }
     let _ = writeln!(
         out,
         "{indent}smtp: {} (host {}, stage {})",

@@ -218,6 +218,7 @@ fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
         };
         let _ = writeln!(o, "<tr><th>{k}</th><td>{v}</td></tr>");
     }
+    cause_rows(o, m);
     o.push_str("</table>\n");
     let headers = m
         .headers
@@ -243,6 +244,32 @@ fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
         o.push_str("</table>\n");
     }
     o.push_str("</section>\n");
+}
+
+/// The cause's rows of a seed's table: reason and source, hint, and the provider's page as a
+/// link (only an https or mailto address; anything else is shown as text).
+fn cause_rows(o: &mut String, m: &JsonMessage<'_>) {
+    let Some(c) = &m.cause else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "<tr><th>cause</th><td>{} <span class=\"none\">(from {})</span></td></tr>",
+        escape(c.reason),
+        c.source.as_str()
+    );
+    if let Some(hint) = &c.hint {
+        let _ = writeln!(o, "<tr><th>hint</th><td>{}</td></tr>", escape(hint));
+    }
+    if let Some(url) = &c.url {
+        let url = escape(url);
+        let cell = if url.starts_with("https://") || url.starts_with("mailto:") {
+            format!("<a href=\"{url}\">{url}</a>")
+        } else {
+            url
+        };
+        let _ = writeln!(o, "<tr><th>provider page</th><td>{cell}</td></tr>");
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,10 @@
 //!   (`seedprobe_inbox_ratio{provider=""}` in PromQL).
 //! - `seedprobe_delivery_latency_seconds{seed,provider}`: end of the SMTP transaction to probe's
 //!   sighting, for each message found.
+//! - `seedprobe_messages_by_reason{provider,reason}`: messages per provider and cause reason
+//!   (see `verdict::cause`; inbox and undecided messages have none). Only the reasons that
+//!   occur are written: zeros for all of Sisimai's ~30 reasons per provider would bury the few
+//!   that matter, and an alert on a reason is an alert on its presence.
 //! - `seedprobe_last_run_timestamp_seconds`: when the run started (Unix time).
 //! - `seedprobe_poll_errors`: messages whose last poll recorded a problem.
 //! - `seedprobe_up`: 1 when probe could do its job, 0 when no seed mailbox could be polled.
@@ -121,6 +125,7 @@ pub fn render(report: &RunReport, up: bool) -> String {
             );
         }
     }
+    reasons(&mut out, report);
     family(
         &mut out,
         "seedprobe_last_run_timestamp_seconds",
@@ -150,6 +155,29 @@ pub fn render(report: &RunReport, up: bool) -> String {
     );
     sample(&mut out, "seedprobe_up", &[], if up { 1.0 } else { 0.0 });
     out
+}
+
+/// `seedprobe_messages_by_reason`: messages per provider and the reason of their cause.
+fn reasons(out: &mut String, report: &RunReport) {
+    let mut counts = std::collections::BTreeMap::<(&str, &str), usize>::new();
+    for m in &report.messages {
+        if let Some(c) = crate::report::cause(m) {
+            *counts.entry((m.provider.as_str(), c.reason)).or_default() += 1;
+        }
+    }
+    family(
+        out,
+        "seedprobe_messages_by_reason",
+        "Messages of the last run per provider and the reason for their verdict (not inbox).",
+    );
+    for ((provider, reason), n) in counts {
+        sample(
+            out,
+            "seedprobe_messages_by_reason",
+            &[("provider", provider), ("reason", reason)],
+            n as f64,
+        );
+    }
 }
 
 /// Writes `contents` to `path` atomically: `PATH.<pid>.<n>.tmp` in the same directory (the

@@ -18,6 +18,7 @@ use crate::poll::HeaderEvidence;
 use crate::send::Stage;
 use crate::store::{MessageRecord, RunRecord, SendState};
 use crate::verdict::Verdict;
+pub use crate::verdict::{Cause, CauseSource};
 
 /// A run and its messages, as stored.
 #[derive(Debug, Clone)]
@@ -128,6 +129,9 @@ pub struct JsonMessage<'a> {
     pub headers: Option<serde_json::Value>,
     /// The last polling problem for this seed.
     pub poll_error: Option<&'a str>,
+    /// Why it got its verdict: `reason`, `source`, `hint`, `url`; null for `inbox` and for a
+    /// message without a verdict.
+    pub cause: Option<Cause>,
 }
 
 /// The final SMTP reply (or error).
@@ -238,6 +242,7 @@ impl RunReport {
                         tls: parse(&m.tls_json),
                         headers: parse(&m.headers_json),
                         poll_error: m.poll_error.as_deref(),
+                        cause: cause(m),
                     }
                 })
                 .collect(),
@@ -264,11 +269,12 @@ impl RunReport {
             "SEED",
             "PROVIDER",
             "VERDICT",
+            "REASON",
             "SMTP REPLY",
             "FOLDER",
             "LATENCY",
         ];
-        let rows: Vec<[String; 6]> = self
+        let rows: Vec<[String; 7]> = self
             .messages
             .iter()
             .map(|m| {
@@ -282,6 +288,7 @@ impl RunReport {
                         }
                         (None, state) => state.as_str().to_owned(),
                     },
+                    reason_cell(m),
                     smtp_summary(m),
                     folder,
                     latency,
@@ -321,6 +328,7 @@ impl RunReport {
                 (Some(Verdict::Inbox), _, _) => {}
                 (Some(_), Some(reason), _) => {
                     let _ = writeln!(out, "{}", printable(&format!("{}: {reason}", m.seed)));
+                    out.push_str(&cause_lines(m));
                 }
                 (None, _, Some(e)) => {
                     let line = format!("{}: not decided: {e}", m.seed);
@@ -404,4 +412,50 @@ fn smtp_summary(m: &MessageRecord) -> String {
     } else {
         text
     }
+}
+
+/// A stored message's cause ([`crate::verdict::cause`]), read from its record: what every view
+/// of a run shows.
+pub fn cause(m: &MessageRecord) -> Option<Cause> {
+    let headers = m
+        .headers_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<HeaderEvidence>(j).ok());
+    let downstream = m
+        .downstream_json
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<crate::downstream::Downstream>(j).ok());
+    crate::verdict::cause::cause(&crate::verdict::cause::Recorded {
+        verdict: m.verdict,
+        provider: &m.provider,
+        address: &m.address,
+        smtp_host: m.smtp.host.as_deref(),
+        smtp_code: m.smtp.code,
+        smtp_enhanced: m.smtp.enhanced.as_deref(),
+        smtp_text: m.smtp.text.as_deref(),
+        smtp_error: m.smtp.error.as_deref(),
+        headers: headers.as_ref(),
+        downstream: downstream.as_ref(),
+    })
+}
+
+/// The REASON cell: the cause's reason, `-` when there is none.
+pub(crate) fn reason_cell(m: &MessageRecord) -> String {
+    cause(m).map_or_else(|| "-".into(), |c| c.reason.to_owned())
+}
+
+/// The lines under a message's explanation that say what to do: the cause's hint and page.
+fn cause_lines(m: &MessageRecord) -> String {
+    let mut out = String::new();
+    if let Some(c) = cause(m) {
+        let mut line = format!("  cause: {} (from {})", c.reason, c.source.as_str());
+        if let Some(hint) = &c.hint {
+            let _ = write!(line, ": {hint}");
+        }
+        let _ = writeln!(out, "{}", printable(&line));
+        if let Some(url) = &c.url {
+            let _ = writeln!(out, "  see: {}", printable(url));
+        }
+    }
+    out
 }

@@ -30,9 +30,11 @@
 //!
 //! [`Sighting`]: crate::poll::Sighting
 
+pub mod cause;
 mod ledger;
 mod placement;
 
+pub use cause::{Cause, CauseSource};
 pub use ledger::{Finality, Ruling, Source, Standing, weigh};
 pub use placement::{Placed, Placement};
 

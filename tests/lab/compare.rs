@@ -76,7 +76,17 @@ fn compare_two_runs_from_different_source_addresses() {
     let seed = &json["seeds"][0];
     assert_eq!(
         keys(seed),
-        ["after", "before", "change", "detail", "provider", "seed"]
+        [
+            "after",
+            "before",
+            "change",
+            "detail",
+            "provider",
+            "reason_after",
+            "reason_before",
+            "reason_changed",
+            "seed"
+        ]
     );
     assert_eq!(seed["seed"], "iprep");
     assert_eq!(seed["provider"], "-");
@@ -84,6 +94,10 @@ fn compare_two_runs_from_different_source_addresses() {
     assert_eq!(seed["after"], "deferred");
     assert_eq!(seed["change"], "worse");
     assert_eq!(seed["detail"], reply.as_str());
+    // The cause's reason on each side: none for inbox, the reply's for the refusal.
+    assert_eq!(seed["reason_before"], serde_json::Value::Null);
+    assert_eq!(seed["reason_after"], "blocked");
+    assert_eq!(seed["reason_changed"], true);
     let provider = &json["providers"][0];
     assert_eq!(
         keys(provider),

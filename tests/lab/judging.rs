@@ -136,6 +136,9 @@ fn spf_failure_lands_in_junk_and_scores_high() {
     assert_eq!(auth(m, "spf")["result"], "fail", "{m:#}");
     assert_eq!(auth(m, "dkim")["result"], "none", "{m:#}");
     assert_eq!(auth(m, "dmarc")["result"], "fail", "{m:#}");
+    // The receiver's own results say SPF and DMARC failed: that, not content, is the cause.
+    assert_eq!(m["cause"]["reason"], "authfailure", "{m:#}");
+    assert_eq!(m["cause"]["source"], "folder", "{m:#}");
 
     // The domain that only adds rspamd's fields: INBOX, but rspamd's score passed its "add
     // header" threshold (6), so the milter added "X-Spam: Yes".
@@ -158,6 +161,8 @@ fn spf_failure_lands_in_junk_and_scores_high() {
         m["spam"]["score"].as_f64().is_some_and(|s| s >= 6.0),
         "{m:#}"
     );
+    assert_eq!(m["cause"]["reason"], "authfailure", "{m:#}");
+    assert_eq!(m["cause"]["source"], "header", "{m:#}");
 }
 
 #[test]
@@ -175,6 +180,9 @@ fn dmarc_reject_is_refused_at_end_of_data_with_5_7_26() {
         "{m:#}"
     );
     assert_eq!(m["folder"], Value::Null, "{m:#}");
+    // No provider named: the generic rules read the words.
+    assert_eq!(m["cause"]["reason"], "authfailure", "{m:#}");
+    assert_eq!(m["cause"]["source"], "smtp", "{m:#}");
 }
 
 /// The same three judged seeds from 127.0.0.3 (outside the sender's SPF), signed with the

@@ -2,6 +2,7 @@
 //! it. `--skip lab::` leaves them out.
 
 mod backoff;
+mod causes;
 mod check;
 mod compare;
 mod cyrus;

@@ -90,6 +90,19 @@ fn relay_with_dsns_from_the_bounces_mailbox() {
         reason.contains("DSN") && reason.contains("450 4.7.1"),
         "{defer:#}"
     );
+    // Each cause is read from the report that decided: the DSN, or the receiver's notice.
+    for (seed, source, reason) in [
+        ("reject", "dsn", "blocked"),
+        ("defer", "dsn", "ratelimited"),
+        ("sievereject", "mdn", "filtered"),
+    ] {
+        let cause = &message_for(&json, seed)["cause"];
+        assert_eq!(
+            (cause["source"].as_str(), cause["reason"].as_str()),
+            (Some(source), Some(reason)),
+            "{seed}: {cause:#}"
+        );
+    }
 }
 
 #[test]
@@ -98,6 +111,7 @@ fn relay_with_the_relays_log() {
     for seed in ["reject", "defer"] {
         let m = message_for(&json, seed);
         assert!(m["reason"].as_str().unwrap().contains("relay log"), "{m:#}");
+        assert_eq!(m["cause"]["source"], "maillog", "{m:#}");
     }
 }
 
