@@ -338,7 +338,15 @@ async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, St
     let mut plan = Plan::build(&config, &seeds).await?;
     if !args.no_check {
         match run::RunChecks::new(&config) {
-            Ok(checks) => plan = plan.with_checks(checks),
+            Ok(checks) => {
+                if config.sender.transport == crate::config::Transport::Relay {
+                    eprintln!(
+                        "probe: note: transport is relay: the checks judge {}, not your relay's address, which receivers see; `probe check --source-ip RELAY_IP` checks that",
+                        checks.source_ip()
+                    );
+                }
+                plan = plan.with_checks(checks);
+            }
             // Bad checks.lists are a config error (exit 2); anything else only costs the checks.
             Err(e @ run::ChecksError::Lists(_)) => return Err(e.into()),
             Err(e) => eprintln!("probe: warning: no checks with this run: {e}"),
