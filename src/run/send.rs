@@ -154,9 +154,9 @@ pub async fn send(
             return Err(e.into());
         }
         if let Some(failure) = relay_refused {
-            record_checks(store, &run_id, checks).await?;
             store.record_run_failure(&run_id, &failure)?;
             store.settle_unsent(&run_id)?;
+            record_checks(store, &run_id, checks).await?;
             store.finish_run_if_done(&run_id)?;
             return Err(RunError::Relay { failure });
         }
