@@ -118,6 +118,129 @@ pub struct Comparison {
     pub seeds: Vec<SeedChange>,
     /// One entry per provider, by name.
     pub providers: Vec<ProviderSummary>,
+    /// The checks that got better or worse between the runs, worse first; empty when neither
+    /// run made checks.
+    pub checks: Vec<CheckChange>,
+}
+
+/// A check that got better or worse between the runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckChange {
+    /// The check (`dnsbl`, `spf`, ...).
+    pub check: String,
+    /// The list's zone, for list checks.
+    pub list: Option<String>,
+    /// What AFTER checked (the IP or domain).
+    pub subject: String,
+    /// BEFORE's status.
+    pub before: crate::check::Status,
+    /// AFTER's status.
+    pub after: crate::check::Status,
+    /// `better` or `worse`.
+    pub change: Change,
+    /// One line for people: "127.0.0.3: listed on zen.example (127.0.0.2)".
+    pub summary: String,
+    /// AFTER's detail.
+    pub detail: String,
+}
+
+/// How bad a status is; `None` for `error`, which says nothing either way.
+fn check_rank(status: crate::check::Status) -> Option<u8> {
+    use crate::check::Status;
+    match status {
+        Status::Pass => Some(0),
+        Status::Warn => Some(1),
+        Status::Fail => Some(2),
+        Status::Error => None,
+    }
+}
+
+/// The checks that got better or worse from `before` to `after` (see the module docs).
+pub fn compare_checks(
+    before: Option<&crate::check::Report>,
+    after: Option<&crate::check::Report>,
+) -> Vec<CheckChange> {
+    use crate::check::{CheckResult, Status};
+    let (Some(before), Some(after)) = (before, after) else {
+        return Vec::new();
+    };
+    let key = |r: &CheckResult| (r.check.clone(), r.list.clone());
+    let mut changes = Vec::new();
+    for a in &after.results {
+        let Some(b) = before.results.iter().find(|b| key(b) == key(a)) else {
+            continue;
+        };
+        let change = match (check_rank(b.status), check_rank(a.status)) {
+            (Some(rb), Some(ra)) if ra > rb => Change::Worse,
+            (Some(rb), Some(ra)) if ra < rb => Change::Better,
+            _ => continue,
+        };
+        let summary = match (&a.list, &a.code) {
+            (Some(zone), code) if a.check == "dnsbl" && a.status == Status::Fail => {
+                let code = code
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                format!("{}: listed on {zone}{code}", a.subject)
+            }
+            (list, _) => {
+                let on = list.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+                format!(
+                    "{}: {}{on} {} -> {}",
+                    a.subject,
+                    a.check,
+                    b.status.as_str(),
+                    a.status.as_str()
+                )
+            }
+        };
+        changes.push(CheckChange {
+            check: a.check.clone(),
+            list: a.list.clone(),
+            subject: a.subject.clone(),
+            before: b.status,
+            after: a.status,
+            change,
+            summary,
+            detail: a.detail.clone(),
+        });
+    }
+    // Worse first, each in AFTER's order.
+    changes.sort_by_key(|c| c.change != Change::Worse);
+    changes
+}
+
+impl Comparison {
+    /// This comparison with the runs' checks compared; a check that got worse makes the whole
+    /// comparison worse (exit 1).
+    pub fn with_checks(
+        mut self,
+        before: Option<&crate::check::Report>,
+        after: Option<&crate::check::Report>,
+    ) -> Comparison {
+        self.checks = compare_checks(before, after);
+        self.worse |= self.checks.iter().any(|c| c.change == Change::Worse);
+        self
+    }
+
+    /// The checks part of the text: what got worse, then what got better.
+    fn checks_text(&self) -> String {
+        let mut out = String::new();
+        for (change, title) in [(Change::Worse, "worse"), (Change::Better, "better")] {
+            let of: Vec<&CheckChange> = self.checks.iter().filter(|c| c.change == change).collect();
+            if of.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "\nchecks that got {title}:");
+            for c in of {
+                let _ = writeln!(out, "{}", crate::report::printable(&c.summary));
+                if c.change == Change::Worse {
+                    let _ = writeln!(out, "  {}", crate::report::printable(&c.detail));
+                }
+            }
+        }
+        out
+    }
 }
 
 fn label(m: &MessageRecord) -> String {
@@ -275,6 +398,7 @@ pub fn compare(
         worse: seeds.iter().any(|s| s.change == Change::Worse),
         seeds,
         providers,
+        checks: Vec::new(),
     }
 }
 
@@ -326,18 +450,31 @@ impl Comparison {
                 }
             );
         }
+        out.push_str(&self.checks_text());
         let worse = self
             .seeds
             .iter()
             .filter(|s| s.change == Change::Worse)
             .count();
+        let checks_worse = self
+            .checks
+            .iter()
+            .filter(|c| c.change == Change::Worse)
+            .count();
+        let mut said = Vec::new();
+        if worse > 0 {
+            said.push(format!("{worse} seed(s)"));
+        }
+        if checks_worse > 0 {
+            said.push(format!("{checks_worse} check(s)"));
+        }
         let _ = writeln!(
             out,
             "\n{}",
-            if worse > 0 {
-                format!("{worse} seed(s) got worse")
-            } else {
+            if said.is_empty() {
                 "nothing got worse".to_owned()
+            } else {
+                format!("{} got worse", said.join(" and "))
             }
         );
         out
@@ -347,6 +484,7 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{CheckResult, Report};
     use crate::store::SmtpOutcome;
 
     fn run(id: &str, msgs: &[(&str, &str, Option<Verdict>)]) -> (String, Vec<MessageRecord>) {
@@ -492,5 +630,104 @@ mod tests {
         let fixed = compare(&a, &after, &i, &inbox);
         assert_eq!(fixed.seeds[0].reason_after, None);
         assert!(fixed.seeds[0].reason_changed);
+    }
+
+    fn checks(ip: &str, results: &[(&str, Option<&str>, crate::check::Status)]) -> Report {
+        Report {
+            source_ip: ip.parse().unwrap(),
+            domain: "example.org".into(),
+            results: results
+                .iter()
+                .map(|(check, list, status)| CheckResult {
+                    check: (*check).into(),
+                    subject: if list.is_some() {
+                        ip.into()
+                    } else {
+                        "example.org".into()
+                    },
+                    list: list.map(str::to_owned),
+                    status: *status,
+                    detail: format!("{check} is {}", status.as_str()),
+                    code: (*status == crate::check::Status::Fail && list.is_some())
+                        .then(|| "127.0.0.2".into()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn checks_that_got_worse_or_better_by_kind_and_list() {
+        use crate::check::Status::*;
+        let zen = Some("zen.example");
+        let before = checks(
+            "192.0.2.2",
+            &[
+                ("spf", None, Pass),
+                ("dmarc", None, Warn),
+                ("mx", None, Pass),
+                ("ptr", None, Error),
+                ("dnsbl", zen, Pass),
+                ("dnsbl", Some("bl.example"), Fail),
+                ("dnsbl", Some("gone.example"), Pass),
+            ],
+        );
+        let after = checks(
+            "192.0.2.3",
+            &[
+                ("spf", None, Pass),
+                ("dmarc", None, Fail),
+                ("mx", None, Error),
+                ("ptr", None, Fail),
+                ("dnsbl", zen, Fail),
+                ("dnsbl", Some("bl.example"), Pass),
+                ("dnsbl", Some("new.example"), Fail),
+            ],
+        );
+        let changes = compare_checks(Some(&before), Some(&after));
+        let got: Vec<(&str, Change)> = changes
+            .iter()
+            .map(|c| (c.summary.as_str(), c.change))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Same, error on either side, or in one run only: not named.
+                ("example.org: dmarc warn -> fail", Change::Worse),
+                (
+                    "192.0.2.3: listed on zen.example (127.0.0.2)",
+                    Change::Worse
+                ),
+                ("192.0.2.3: dnsbl bl.example fail -> pass", Change::Better),
+            ]
+        );
+        // Checks on one side only (a run with --no-check) compare as nothing.
+        assert!(compare_checks(None, Some(&after)).is_empty());
+        assert!(compare_checks(Some(&before), None).is_empty());
+
+        // A check that got worse makes the comparison worse, with no seed worse.
+        let (a, am) = run("A", &[("s", "-", Some(Verdict::Inbox))]);
+        let (b, bm) = run("B", &[("s", "-", Some(Verdict::Inbox))]);
+        let same = compare(&a, &am, &b, &bm);
+        assert!(!same.clone().with_checks(Some(&before), Some(&before)).worse);
+        let listed = checks("192.0.2.2", &[("dnsbl", zen, Fail)]);
+        let delisted = checks("192.0.2.2", &[("dnsbl", zen, Pass)]);
+        let better = same.clone().with_checks(Some(&listed), Some(&delisted));
+        assert!(!better.worse);
+        assert_eq!(better.checks[0].change, Change::Better);
+        let c = same.with_checks(Some(&before), Some(&after));
+        assert!(c.worse);
+        let text = c.to_text();
+        assert!(
+            text.contains(
+                "\nchecks that got worse:\nexample.org: dmarc warn -> fail\n  dmarc is fail\n\
+                 192.0.2.3: listed on zen.example (127.0.0.2)\n  dnsbl is fail\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nchecks that got better:\n192.0.2.3: dnsbl bl.example fail -> pass\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n2 check(s) got worse\n"), "{text}");
     }
 }

@@ -211,6 +211,36 @@ impl ListSet {
         Ok(set)
     }
 
+    /// The set a seeds file asks for: its `checks.lists` in place of the built-in lists, else
+    /// the built-in set. `probe check` and the checks of a run both take it from here.
+    pub fn configured(config: &crate::config::Config) -> Result<ListSet, ListsError> {
+        use crate::config::{ListKind, ListRole};
+        let Some(configured) = &config.check_lists else {
+            return Ok(ListSet::builtin());
+        };
+        let file = ListSet {
+            lists: configured
+                .iter()
+                .map(|l| List {
+                    name: l.name.clone(),
+                    zone: l.zone.clone(),
+                    kind: match l.kind {
+                        ListKind::Ip => Kind::Ip,
+                        ListKind::Domain => Kind::Domain,
+                    },
+                    role: match l.role {
+                        ListRole::Block => Role::Block,
+                        ListRole::Allow => Role::Allow,
+                    },
+                    codes: l.codes.clone(),
+                })
+                .collect(),
+            codes: Vec::new(),
+        };
+        let origin = format!("{} (checks.lists)", config.path.display());
+        ListSet::builtin().replace_lists(file, &origin)
+    }
+
     /// This set with the lists of `file` instead of its own; `file`'s code lines come first.
     /// A list naming a code set neither defines is refused: a typo would make every answer
     /// "unknown code".

@@ -11,13 +11,13 @@ pub mod records;
 
 use std::net::{IpAddr, UdpSocket};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use dns::{Answer, Dns, DnsFailure};
 use lists::{Kind, List, ListSet, Reading, Role};
 
 /// How one check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// As it should be.
@@ -42,11 +42,11 @@ impl Status {
     }
 }
 
-/// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One check's result: the object `probe check --json` prints, stored with a run as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// `ptr`, `fcrdns`, `ehlo`, `spf`, `dkim`, `dmarc`, `mx`, `mta-sts`, `dnsbl`, `dnswl`.
-    pub check: &'static str,
+    pub check: String,
     /// The IP or domain checked.
     pub subject: String,
     /// The list's zone, for `dnsbl` and `dnswl`.
@@ -60,7 +60,7 @@ pub struct CheckResult {
 }
 
 /// Every check for one sending IP and domain.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// The sending IP.
     pub source_ip: IpAddr,
@@ -97,6 +97,21 @@ pub struct Target {
     pub dkim: Option<(String, String)>,
     /// The DKIM private key's public half, to compare with the selector's record.
     pub dkim_key: Option<dkim::LocalKey>,
+}
+
+impl Target {
+    /// The configured sender, checked from `ip`: the From domain, the envelope sender, the
+    /// EHLO name; no DKIM selector (callers that know one add it).
+    pub fn of_sender(sender: &crate::config::Sender, ip: IpAddr) -> Target {
+        Target {
+            ip,
+            domain: sender.from.email.domain().to_ascii_lowercase(),
+            mail_from: sender.from.email.to_string(),
+            ehlo: sender.ehlo.clone(),
+            dkim: None,
+            dkim_key: None,
+        }
+    }
 }
 
 /// The address this host would send from to reach the internet: the kernel's choice of source
@@ -146,7 +161,7 @@ fn result(
     detail: impl Into<String>,
 ) -> CheckResult {
     CheckResult {
-        check,
+        check: check.to_owned(),
         subject: subject.into(),
         list: None,
         status,
@@ -658,7 +673,7 @@ async fn list(dns: &Dns, set: &ListSet, list: &List, target: &Target) -> CheckRe
         Role::Allow => "dnswl",
     };
     let done = |status: Status, detail: String, code: Option<String>| CheckResult {
-        check,
+        check: check.to_owned(),
         subject: subject.clone(),
         list: Some(list.zone.clone()),
         status,

@@ -8,9 +8,9 @@ use clap::Args;
 
 use super::Exit;
 use crate::check::dns::Dns;
-use crate::check::lists::{Kind, List, ListSet, Role};
+use crate::check::lists::ListSet;
 use crate::check::{self, Report, Target};
-use crate::config::{Config, ListKind, ListRole, Transport};
+use crate::config::{Config, Transport};
 use crate::report::printable;
 
 /// Arguments of `probe check`.
@@ -52,37 +52,18 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 
 /// Runs `probe check`.
 pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
-    let mut lists = ListSet::builtin();
     // The config's checks.lists replace the built-in set; --lists replaces both.
-    if let (Some(configured), None) = (&config.check_lists, &args.lists) {
-        let file = ListSet {
-            lists: configured
-                .iter()
-                .map(|l| List {
-                    name: l.name.clone(),
-                    zone: l.zone.clone(),
-                    kind: match l.kind {
-                        ListKind::Ip => Kind::Ip,
-                        ListKind::Domain => Kind::Domain,
-                    },
-                    role: match l.role {
-                        ListRole::Block => Role::Block,
-                        ListRole::Allow => Role::Allow,
-                    },
-                    codes: l.codes.clone(),
-                })
-                .collect(),
-            codes: Vec::new(),
-        };
-        let origin = format!("{} (checks.lists)", config.path.display());
-        match lists.replace_lists(file, &origin) {
-            Ok(set) => lists = set,
+    let mut lists = if args.lists.is_some() {
+        ListSet::builtin()
+    } else {
+        match ListSet::configured(config) {
+            Ok(set) => set,
             Err(e) => {
                 eprintln!("probe: error: {e}");
                 return Ok(Exit::Usage);
             }
         }
-    }
+    };
     if let Some(path) = &args.lists {
         let origin = path.display().to_string();
         let text = match std::fs::read_to_string(path) {
@@ -143,18 +124,13 @@ pub async fn main(config: &Config, args: &CheckArgs) -> anyhow::Result<Exit> {
             }
         }
     };
-    let domain = sender.from.email.domain().to_ascii_lowercase();
-    let target = Target {
-        ip,
-        domain: domain.clone(),
-        mail_from: sender.from.email.to_string(),
-        ehlo: sender.ehlo.clone(),
-        dkim: args.dkim_selector.as_ref().map(|selector| {
-            let d = args.dkim_domain.clone().unwrap_or_else(|| domain.clone());
-            (d.to_ascii_lowercase(), selector.clone())
-        }),
-        dkim_key,
-    };
+    let mut target = Target::of_sender(sender, ip);
+    target.dkim = args.dkim_selector.as_ref().map(|selector| {
+        let d = args.dkim_domain.clone();
+        let d = d.unwrap_or_else(|| target.domain.clone());
+        (d.to_ascii_lowercase(), selector.clone())
+    });
+    target.dkim_key = dkim_key;
     let dns = match Dns::new(sender.resolver, args.timeout) {
         Ok(dns) => dns,
         Err(e) => anyhow::bail!("{e}"),
@@ -198,7 +174,7 @@ fn print_table(report: &Report) {
         .iter()
         .map(|r| {
             [
-                r.check.to_owned(),
+                r.check.clone(),
                 printable(&r.subject).into_owned(),
                 r.list.clone().unwrap_or_else(|| "-".into()),
                 r.status.as_str().to_owned(),

@@ -22,17 +22,18 @@ pub struct CompareArgs {
     pub json: bool,
 }
 
-/// Prints the comparison; exit 1 when any seed got worse, 0 otherwise.
+/// Prints the comparison; exit 1 when any seed or check got worse, 0 otherwise.
 pub fn main(store: &Store, args: &CompareArgs) -> anyhow::Result<Exit> {
     // Unknown run ids are usage errors (exit 2), as everywhere.
-    store.run(&args.before)?;
-    store.run(&args.after)?;
+    let before = store.run(&args.before)?;
+    let after = store.run(&args.after)?;
     let comparison = compare(
         &args.before,
         &store.messages(&args.before)?,
         &args.after,
         &store.messages(&args.after)?,
-    );
+    )
+    .with_checks(before.checks.as_ref(), after.checks.as_ref());
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &comparison)?;

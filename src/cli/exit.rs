@@ -54,6 +54,9 @@ pub fn for_error(e: &anyhow::Error) -> Exit {
             Some(RunError::Store(s)) if user_error(s) => return Exit::Usage,
             _ => {}
         }
+        if let Some(crate::run::ChecksError::Lists(_)) = cause.downcast_ref() {
+            return Exit::Usage;
+        }
         if cause.downcast_ref::<StoreError>().is_some_and(user_error) {
             return Exit::Usage;
         }

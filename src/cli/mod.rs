@@ -116,6 +116,10 @@ pub struct SendArgs {
     /// A name for the run, shown in `probe runs` and reports (e.g. `before-migration`).
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
+    /// Make no checks of the sending IP and domain with the run (`probe check`'s, made beside
+    /// sending by default and stored with the run).
+    #[arg(long)]
+    pub no_check: bool,
     /// (`run` only) Exit 1 when the inbox share is below this percentage, 0 otherwise.
     #[arg(long, value_name = "PERCENT", value_parser = history::parse_percent)]
     pub fail_under: Option<f64>,
@@ -258,6 +262,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             // Not-tested seeds are shown by the JSON; the run id alone says nothing of them.
             if !args.json {
                 eprint!("{}", report.not_tested_lines());
+                eprint!("{}", report.checks_lines());
             }
             let placement = report.placement();
             let refused =
@@ -349,7 +354,23 @@ async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, St
         config.sender.source_ip = Some(ip);
     }
     let seeds = config.select(&choice.seeds)?;
-    let plan = Plan::build(&config, &seeds).await?;
+    let mut plan = Plan::build(&config, &seeds).await?;
+    if !args.no_check {
+        match run::RunChecks::new(&config) {
+            Ok(checks) => {
+                if config.sender.transport == crate::config::Transport::Relay {
+                    eprintln!(
+                        "probe: note: transport is relay: the checks judge {}, not your relay's address, which receivers see; `probe check --source-ip RELAY_IP` checks that",
+                        checks.source_ip()
+                    );
+                }
+                plan = plan.with_checks(checks);
+            }
+            // Bad checks.lists are a config error (exit 2); anything else only costs the checks.
+            Err(e @ run::ChecksError::Lists(_)) => return Err(e.into()),
+            Err(e) => eprintln!("probe: warning: no checks with this run: {e}"),
+        }
+    }
     let store = open_store(cli)?;
     Ok((config, plan, store))
 }

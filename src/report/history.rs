@@ -177,6 +177,11 @@ impl RunReport {
             summary_line(&all)
         );
         out.push_str(&self.not_tested_lines());
+        // The run's checks, as at the end of `probe run`.
+        if self.run.checks.is_some() {
+            out.push('\n');
+            out.push_str(&self.checks_lines());
+        }
         out
     }
 

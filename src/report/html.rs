@@ -39,6 +39,10 @@ td.deferred,span.deferred{background:#fff3a6}
 td.rejected,span.rejected{background:#f5a3a3}
 td.missing,span.missing{background:#dcdcdc}
 td.pending,span.pending{background:#e3ecf7}
+table.checks td.pass{background:#c8ecc9}
+table.checks td.warn{background:#fff3a6}
+table.checks td.fail{background:#f5a3a3}
+table.checks td.error{background:#dcdcdc}
 span.verdict{padding:1px 8px;border-radius:10px;font-weight:600}
 .seed{background:#fff;border:1px solid #d6dae1;border-radius:6px;margin:0 0 14px;padding:10px 14px}
 .seed h3{margin:0 0 8px;font-size:15px}
@@ -130,6 +134,8 @@ impl RunReport {
         row(&mut o, "all", &self.placement());
         o.push_str("</tfoot>\n</table>\n");
 
+        checks_section(&mut o, self.run.checks.as_ref());
+
         // Per seed.
         o.push_str("<h2>Seeds</h2>\n");
         for (record, m) in self.messages.iter().zip(&json.messages) {
@@ -138,6 +144,33 @@ impl RunReport {
         o.push_str("</body>\n</html>\n");
         o
     }
+}
+
+/// The checks made with the run: every result, failures first marked by their status class.
+fn checks_section(o: &mut String, checks: Option<&crate::check::Report>) {
+    let Some(checks) = checks else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "<h2>Checks of {} and {}</h2>\n<table class=\"checks\">\n\
+         <thead><tr><th>check</th><th>subject</th><th>list</th><th>status</th><th>detail</th><th>code</th></tr></thead>\n<tbody>",
+        escape(&checks.source_ip.to_string()),
+        escape(&checks.domain)
+    );
+    for r in &checks.results {
+        let status = r.status.as_str();
+        let _ = writeln!(
+            o,
+            "<tr class=\"check-{status}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.check),
+            escape(&r.subject),
+            or_none(r.list.clone()),
+            escape(&r.detail),
+            or_none(r.code.clone()),
+        );
+    }
+    o.push_str("</tbody>\n</table>\n");
 }
 
 fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {

@@ -84,6 +84,11 @@ pub struct JsonReport<'a> {
     /// Seeds not sent to because their mailbox could not be read before sending: `seed`,
     /// `provider`, `address`, `problem` (the server's words), `hint`.
     pub not_tested: &'a [crate::store::NotTested],
+    /// The sending IP's and domain's checks made with the run, the objects of `probe check
+    /// --json`'s `results` (`check`, `subject`, `list`, `status`, `detail`, `code`). Absent
+    /// when the run made none (`--no-check`, or a run stored before checks existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<&'a [crate::check::CheckResult]>,
 }
 
 /// One message in the JSON report.
@@ -247,7 +252,36 @@ impl RunReport {
                 })
                 .collect(),
             not_tested: &self.run.not_tested,
+            checks: self.run.checks.as_ref().map(|c| c.results.as_slice()),
         }
+    }
+
+    /// The checks made with the run, for a terminal: a summary line, then every result that
+    /// is not `pass` (nothing when the run made no checks).
+    pub fn checks_lines(&self) -> String {
+        use crate::check::Status;
+        let mut out = String::new();
+        let Some(checks) = &self.run.checks else {
+            return out;
+        };
+        let counts = [Status::Pass, Status::Warn, Status::Fail, Status::Error]
+            .map(|s| format!("{} {}", checks.count(s), s.as_str()))
+            .join(", ");
+        let head = format!(
+            "checks of {} and {}: {counts}",
+            checks.source_ip, checks.domain
+        );
+        let _ = writeln!(out, "{}", printable(&head));
+        for r in checks.results.iter().filter(|r| r.status != Status::Pass) {
+            let list = r
+                .list
+                .as_deref()
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default();
+            let line = format!("  {} {}{list}: {}", r.status.as_str(), r.check, r.detail);
+            let _ = writeln!(out, "{}", printable(&line));
+        }
+        out
     }
 
     /// Lines for the seeds that were not tested (nothing when every seed was).
@@ -342,6 +376,10 @@ impl RunReport {
             }
         }
         out.push_str(&self.not_tested_lines());
+        if self.run.checks.is_some() {
+            out.push('\n');
+            out.push_str(&self.checks_lines());
+        }
         out
     }
 }

@@ -6,7 +6,8 @@
 //!   each seed's IMAP account (with its TLS configuration) and how its message is sent. Every
 //!   step below, and `probe seeds check`, takes it.
 //! - [`send()`] (`send.rs`): notes each mailbox's position (`positions.rs`), then sends and
-//!   stores each outcome as it happens.
+//!   stores each outcome as it happens; the sending IP's and domain's checks ([`checks`]) run
+//!   beside both and are stored with the run.
 //! - [`poll()`] (`poll.rs`): polls every account with undecided messages until each has a
 //!   verdict; `record.rs` turns what polling reports into stored observations and verdicts.
 //!
@@ -14,6 +15,7 @@
 //! [`crate::verdict`], and writes each result to the [`Store`](crate::store::Store) the moment
 //! it exists.
 
+pub mod checks;
 pub mod plan;
 mod poll;
 mod positions;
@@ -22,6 +24,7 @@ mod send;
 
 use std::time::Duration;
 
+pub use checks::{ChecksError, RunChecks};
 pub use plan::{Account, Plan};
 pub use poll::poll;
 pub use send::send;

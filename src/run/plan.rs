@@ -73,6 +73,8 @@ pub struct Plan {
     send: SendSettings,
     /// Signs every message, in direct mode with `sender.dkim`.
     dkim: Option<DkimSigner>,
+    /// The checks made with the run; `None` with `--no-check` (see `checks.rs`).
+    checks: Option<std::sync::Arc<super::checks::RunChecks>>,
 }
 
 impl Plan {
@@ -183,6 +185,7 @@ impl Plan {
             smtp_port: sender.smtp_port,
             send,
             dkim,
+            checks: None,
         })
     }
 
@@ -197,7 +200,20 @@ impl Plan {
             smtp_port: config.sender.smtp_port,
             send: base_settings(config),
             dkim: None,
+            checks: None,
         }
+    }
+
+    /// This plan, making `checks` with the run (`probe run` and `probe send` without
+    /// `--no-check`).
+    pub fn with_checks(mut self, checks: super::checks::RunChecks) -> Plan {
+        self.checks = Some(std::sync::Arc::new(checks));
+        self
+    }
+
+    /// The checks made with the run, if any.
+    pub fn checks(&self) -> Option<&std::sync::Arc<super::checks::RunChecks>> {
+        self.checks.as_ref()
     }
 
     /// The seed accounts, in the order of their first seed.

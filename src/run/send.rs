@@ -30,6 +30,9 @@ pub async fn send(
         (true, Some(path)) => Some(LogFollower::at_end(&config.base_dir().join(path)).offset()),
         _ => None,
     };
+    // The sending IP's and domain's checks start now and run beside everything below; they
+    // are collected after the last message (checks.rs says why).
+    let checks = plan.checks().map(|c| c.start());
     // Every mailbox is checked before the first message: a seed that cannot be read is not
     // sent to, and when none can, nothing is sent and no run is stored.
     let checked = super::positions::check(config, plan, seeds).await;
@@ -39,6 +42,9 @@ pub async fn send(
         .copied()
         .collect();
     if seeds.is_empty() {
+        if let Some(checks) = checks {
+            checks.abort();
+        }
         return Err(RunError::Unreadable(checked.not_tested));
     }
     let run_id = ulid::Ulid::new().to_string();
@@ -150,12 +156,29 @@ pub async fn send(
         if let Some(failure) = relay_refused {
             store.record_run_failure(&run_id, &failure)?;
             store.settle_unsent(&run_id)?;
+            record_checks(store, &run_id, checks).await?;
             store.finish_run_if_done(&run_id)?;
             return Err(RunError::Relay { failure });
         }
     }
+    record_checks(store, &run_id, checks).await?;
     store.finish_run_if_done(&run_id)?;
     Ok(run_id)
+}
+
+/// Collects the run's checks (when they were made) and stores them with the run.
+async fn record_checks(
+    store: &Store,
+    run_id: &str,
+    checks: Option<super::checks::Pending>,
+) -> Result<(), RunError> {
+    let Some(pending) = checks else {
+        return Ok(());
+    };
+    if let Some(report) = pending.collect().await {
+        store.record_checks(run_id, &report)?;
+    }
+    Ok(())
 }
 
 /// In relay mode, whether an ending is the relay refusing probe itself: AUTH refused or

@@ -43,6 +43,8 @@ const MIGRATIONS: &[&str] = &[
     // job (the relay refused probe's login).
     "ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT 'sent';
      ALTER TABLE runs ADD COLUMN failure TEXT;",
+    // 6: the sending IP's and domain's checks made with the run (`probe check`'s JSON).
+    "ALTER TABLE runs ADD COLUMN checks_json TEXT;",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -283,6 +285,9 @@ pub struct RunRecord {
     pub failure: Option<String>,
     /// Seeds left out because their mailbox could not be read before sending.
     pub not_tested: Vec<NotTested>,
+    /// The checks made with the run (`probe check`'s object); `None` when they were off
+    /// (`--no-check`) or the run predates them.
+    pub checks: Option<crate::check::Report>,
 }
 
 /// A seed that was not sent to: its mailbox could not be read before sending, so no verdict
@@ -451,7 +456,7 @@ impl MessageRecord {
 const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
      timeout_ms, source_ip, maillog_offset, label, failure, \
      (SELECT json_group_array(json(o.detail)) FROM observations o \
-      WHERE o.run_id = runs.id AND o.kind = 'not_tested')";
+      WHERE o.run_id = runs.id AND o.kind = 'not_tested'), checks_json";
 
 fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
@@ -470,6 +475,9 @@ fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
             .get::<_, Option<String>>(11)?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
+        checks: r
+            .get::<_, Option<String>>(12)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
 
@@ -839,6 +847,22 @@ impl Store {
                 "UPDATE messages SET state = 'interrupted', verdict_reason = ?2
                  WHERE token = ?1 AND verdict IS NULL",
                 params![token, reason],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Stores the checks made with a run.
+    pub fn record_checks(
+        &self,
+        run_id: &str,
+        checks: &crate::check::Report,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(checks).unwrap_or_else(|_| "null".into());
+        self.conn
+            .execute(
+                "UPDATE runs SET checks_json = ?2 WHERE id = ?1",
+                params![run_id, json],
             )
             .map_err(|e| self.sql(e))?;
         Ok(())

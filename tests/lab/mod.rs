@@ -23,6 +23,7 @@ mod polling;
 mod precedence;
 mod progress;
 mod relay;
+mod run_checks;
 mod secrets;
 mod seeds_check;
 mod smtp_cli;

@@ -101,6 +101,8 @@ pub struct Probe {
     /// The seeds file's text.
     config: Option<String>,
     lab: bool,
+    /// Whether `run` and `send` make their checks of the sending IP and domain.
+    ip_checks: bool,
     checks: Checks,
 }
 
@@ -128,6 +130,7 @@ impl Probe {
             envs: Vec::new(),
             config: None,
             lab: false,
+            ip_checks: false,
             checks: Checks::default(),
         }
     }
@@ -162,6 +165,14 @@ impl Probe {
 
     pub fn env_remove(mut self, key: impl Into<OsString>) -> Probe {
         self.envs.push((key.into(), None));
+        self
+    }
+
+    /// `run` and `send` make their checks of the sending IP and domain. Without this the kit
+    /// passes `--no-check`: the checks would ask the seeds file's resolver, or the system's,
+    /// which has no network here, and only the tests of the checks look at them.
+    pub fn ip_checks(mut self) -> Probe {
+        self.ip_checks = true;
         self
     }
 
@@ -225,6 +236,13 @@ impl Probe {
             .env("NO_COLOR", "1")
             .current_dir(dir)
             .args(&self.args);
+        let sends = matches!(
+            self.args.first().and_then(|a| a.to_str()),
+            Some("run" | "send")
+        );
+        if sends && !self.ip_checks && !self.args.iter().any(|a| a == "--no-check") {
+            cmd.arg("--no-check");
+        }
         if let Some(yaml) = &self.config {
             // Renamed into place: another probe in this directory may be reading it.
             let tmp = tempfile::NamedTempFile::new_in(dir).unwrap();

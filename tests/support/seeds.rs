@@ -20,6 +20,8 @@ pub struct Seeds {
     timing: Vec<(String, String)>,
     /// `message:` keys; no section when empty.
     message: Vec<(String, String)>,
+    /// `checks.lists` entries, flow-style YAML; no section when empty.
+    check_lists: Vec<String>,
     seeds: Vec<Seed>,
 }
 
@@ -32,6 +34,7 @@ impl Seeds {
             sender: Vec::new(),
             timing: Vec::new(),
             message: Vec::new(),
+            check_lists: Vec::new(),
             seeds: Vec::new(),
         }
     }
@@ -124,6 +127,12 @@ impl Seeds {
         self
     }
 
+    /// A `checks.lists` entry, as flow-style YAML (`{ zone: zen.lab.test, kind: ip }`).
+    pub fn check_list(mut self, entry: &str) -> Seeds {
+        self.check_lists.push(entry.into());
+        self
+    }
+
     pub fn seed(mut self, seed: Seed) -> Seeds {
         self.seeds.push(seed);
         self
@@ -151,6 +160,12 @@ impl Seeds {
             y.push_str("message:\n");
             for (k, v) in &self.message {
                 y.push_str(&format!("  {k}: {v}\n"));
+            }
+        }
+        if !self.check_lists.is_empty() {
+            y.push_str("checks:\n  lists:\n");
+            for l in &self.check_lists {
+                y.push_str(&format!("    - {l}\n"));
             }
         }
         y.push_str("seeds:\n");
