@@ -40,6 +40,14 @@
 #               tests and benchmarks call it. reset-mail empties that INBOX too.
 #
 # Ports (all on 127.0.0.1 only; nothing in the lab can reach another address):
+#   5433  PostgreSQL 15 (Debian's), a private cluster in $LAB_DIR/postgres/data
+#                  run as user postgres, for `--store postgres://` tests:
+#                  superuser `probe`, password (scram-sha-256) in
+#                  $LAB_DIR/secrets/postgres.pass; TCP on 127.0.0.1 only, its
+#                  socket in $LAB_DIR/postgres/run. Started by `start` with the
+#                  rest (also alone when only it is down), stopped by `stop`;
+#                  optional in `status` like Cyrus. Tests restart it with
+#                  `pg_ctl -D $LAB_DIR/postgres/data restart` (as postgres).
 #   2525  SMTP     the providers' MX (Postfix, config postfix/): STARTTLS offered,
 #                  no AUTH, accepts mail for the lab domains only
 #   1143  IMAP     Dovecot, plain + STARTTLS      } every seed's mailbox, login
@@ -174,13 +182,14 @@ SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
 START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
 RSPAMD_TIMEOUT=${SEEDPROBE_LAB_RSPAMD_TIMEOUT:-120}
 
-PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd)
+PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd postgresql)
 # One file per package, so a half-installed set is noticed.
 REQUIRED_FILES=(
     /usr/sbin/postfix /usr/sbin/postqueue /usr/sbin/postsuper
     /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp
     /usr/bin/sievec /usr/sbin/dnsmasq /usr/bin/swaks /usr/bin/openssl
     /usr/bin/rspamd /usr/bin/rspamc
+    /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql
 )
 
 PF_DIR=$LAB_DIR/postfix
@@ -227,6 +236,14 @@ CYRUS_IMAPS_PORT=3993
 CYRUS_LMTP_PORT=3024
 CYRUS_USER=seed
 CYRUS_PASS=$LAB_DIR/secrets/cyrus-seed.pass
+
+# PostgreSQL (for `--store postgres://`): Debian's 15, a private cluster.
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DIR=$LAB_DIR/postgres
+PG_DATA=$PG_DIR/data
+PG_PORT=5433
+PG_USER=probe
+PG_PASS=$LAB_DIR/secrets/postgres.pass
 # Junk mail goes to Quarantine (special-use \Junk); Spam is a decoy that only
 # looks like the spam folder by name.
 CYRUS_FOLDERS=('Quarantine (USE (\Junk))' 'Spam')
@@ -400,6 +417,9 @@ describe() {
     cyrus_healthy && what=ok || what=down
     printf 'cyrus imap 127.0.0.1:%s, imaps %s, lmtp %s %s (optional)\n' \
         "$CYRUS_IMAP_PORT" "$CYRUS_IMAPS_PORT" "$CYRUS_LMTP_PORT" "$what"
+    pg_answers && what=ok || what=down
+    printf 'postgresql 127.0.0.1:%s %s (optional; user %s, password in %s)\n' \
+        "$PG_PORT" "$what" "$PG_USER" "$PG_PASS"
 }
 
 show_logs() {
@@ -889,11 +909,12 @@ cmd_start() {
     check_lab_dir
     if healthy; then
         refresh_dns
-        # Cyrus alone may be missing (a lab started by an older lab.sh).
-        cyrus_healthy && return 0
+        # Cyrus or PostgreSQL alone may be missing (a lab started by an older lab.sh).
+        cyrus_healthy && pg_answers && return 0
         need_root start
         lock
         start_cyrus
+        start_postgres
         unlock
         return 0
     fi
@@ -905,6 +926,7 @@ cmd_start() {
         start_daemons
         create_provider_folders
         start_cyrus
+        start_postgres
         log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993," \
             "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353," \
             "judging smtp $JUDGE_ADDR:2525 (rspamd milter 127.0.0.1:$RS_MILTER_PORT), state $LAB_DIR"
@@ -1054,6 +1076,78 @@ start_cyrus() {
     log "cyrus running: imap 127.0.0.1:$CYRUS_IMAP_PORT (LOGINDISABLED), imaps 127.0.0.1:$CYRUS_IMAPS_PORT, lmtp 127.0.0.1:$CYRUS_LMTP_PORT"
 }
 
+# --- PostgreSQL ----------------------------------------------------------------
+
+# as_pg CMD...: run CMD as the postgres user, never with the lock or a pipe
+# that would keep the caller waiting (the server inherits them otherwise).
+as_pg() { runuser -u postgres -- "$@" </dev/null 9>&-; }
+pg_running() { [[ -e $PG_DATA/PG_VERSION ]] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
+pg_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2 2>/dev/null; }
+
+# render_postgres: the cluster (initdb once: superuser probe, scram-sha-256,
+# password from PG_PASS) and its lab settings (loopback TCP only, its own
+# socket directory); a changed setting is applied by reloading a running server.
+render_postgres() {
+    install -d -m 0755 "$LAB_DIR/secrets"
+    # World-readable like the seeds' passwords: a test-only lab on loopback.
+    [[ -s $PG_PASS ]] || random_password | put "$PG_PASS" 0644
+    install -d -m 0755 -o postgres -g postgres "$PG_DIR" "$PG_DIR/run"
+    if [[ ! -e $PG_DATA/PG_VERSION ]]; then
+        rm -rf "$PG_DATA"
+        install -d -m 0700 -o postgres -g postgres "$PG_DATA"
+        install -m 0600 -o postgres -g postgres "$PG_PASS" "$PG_DIR/initdb.pass"
+        as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$PG_DIR/initdb.pass" \
+            --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 \
+            >>"$LOG_DIR/postgres.log" 2>&1 || die "initdb failed (see $LOG_DIR/postgres.log)"
+        rm -f "$PG_DIR/initdb.pass"
+        echo "include_if_exists = 'lab.conf'" >>"$PG_DATA/postgresql.conf"
+    fi
+    # fsync off: a test lab; a crash loses the cluster's data, which tests rebuild.
+    cat <<EOF | put "$PG_DATA/lab.conf" 0644
+# rendered by lab.sh
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR/run'
+max_connections = 200
+password_encryption = scram-sha-256
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+    cat <<EOF | put "$PG_DATA/pg_hba.conf" 0600
+# rendered by lab.sh: passwords only, loopback only
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+EOF
+    chown postgres:postgres "$PG_DATA/lab.conf" "$PG_DATA/pg_hba.conf"
+}
+
+# start_postgres: render, start unless running (reload when a setting
+# changed), wait until it answers on 127.0.0.1:PG_PORT.
+start_postgres() {
+    [[ -x $PG_BIN/initdb ]] || cmd_install
+    render_postgres
+    if pg_running; then
+        if changed "$PG_DATA"; then
+            as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >>"$LOG_DIR/start.log" 2>&1
+        fi
+    else
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/server.log" -w -t "$START_TIMEOUT" start \
+            >>"$LOG_DIR/start.log" 2>&1 || die "PostgreSQL failed to start (see $PG_DIR/server.log)"
+    fi
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until pg_answers; do
+        ((SECONDS < deadline)) || die "PostgreSQL did not answer on 127.0.0.1:$PG_PORT within ${START_TIMEOUT}s (see $PG_DIR/server.log)"
+        sleep 0.1
+    done
+}
+
+stop_postgres() {
+    pg_running || return 0
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >>"$LOG_DIR/start.log" 2>&1 ||
+        die "PostgreSQL did not stop (see $PG_DIR/server.log)"
+}
+
 # wait_gone PIDFILE COMM WHAT: poll until the process has exited (bounded).
 wait_gone() {
     local deadline=$((SECONDS + 30))
@@ -1090,6 +1184,7 @@ stop_daemons() {
         kill -TERM "$(<"$CYRUS_PID")" 2>/dev/null || true
         wait_gone "$CYRUS_PID" master cyrus
     fi
+    stop_postgres
 }
 
 cmd_stop() {
