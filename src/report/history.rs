@@ -291,6 +291,8 @@ pub struct JsonRunSummary<'a> {
     pub started_at: String,
     /// The run's label.
     pub label: Option<&'a str>,
+    /// The probe host that made the run.
+    pub host: Option<&'a str>,
     /// `direct` or `relay`.
     pub transport: &'a str,
     /// The local address sending bound to, if chosen.
@@ -314,6 +316,7 @@ impl RunList {
                 run_id: &r.run.id,
                 started_at: rfc3339(r.run.started_at),
                 label: r.run.label.as_deref(),
+                host: r.run.host.as_deref(),
                 transport: r.run.transport.as_str(),
                 source_ip: r.run.source_ip.as_deref(),
                 sender: &r.run.sender_from,
