@@ -333,12 +333,13 @@ impl RunList {
             "RUN",
             "STARTED",
             "LABEL",
+            "HOST",
             "TRANSPORT",
             "SOURCE IP",
             "FINISHED",
             "COUNTS",
         ];
-        let rows: Vec<[String; 7]> = self
+        let rows: Vec<[String; 8]> = self
             .to_json()
             .into_iter()
             .map(|r| {
@@ -346,6 +347,7 @@ impl RunList {
                     r.run_id.to_owned(),
                     r.started_at,
                     r.label.unwrap_or("-").to_owned(),
+                    r.host.unwrap_or("-").to_owned(),
                     r.transport.to_owned(),
                     r.source_ip.unwrap_or("-").to_owned(),
                     if r.finished { "yes" } else { "no" }.to_owned(),
