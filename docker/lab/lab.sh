@@ -44,7 +44,8 @@
 #                  run as user postgres, for `--store postgres://` tests:
 #                  superuser `probe`, password (scram-sha-256) in
 #                  $LAB_DIR/secrets/postgres.pass; TCP on 127.0.0.1 only, its
-#                  socket in $LAB_DIR/postgres/run. Started by `start` with the
+#                  socket in $LAB_DIR/postgres/run; TLS offered with the lab
+#                  certificate (plain TCP allowed too). Started by `start` with the
 #                  rest (also alone when only it is down), stopped by `stop`;
 #                  optional in `status` like Cyrus. Tests restart it with
 #                  `pg_ctl -D $LAB_DIR/postgres/data restart` (as postgres).
@@ -1117,6 +1118,9 @@ port = $PG_PORT
 unix_socket_directories = '$PG_DIR/run'
 max_connections = 200
 password_encryption = scram-sha-256
+ssl = on
+ssl_cert_file = '$PG_DIR/server.pem'
+ssl_key_file = '$PG_DIR/server.key'
 EOF
     cat <<EOF | put "$PG_DATA/pg_hba.conf" 0600
 # rendered by lab.sh: passwords only, loopback only
@@ -1124,6 +1128,10 @@ local all all scram-sha-256
 host  all all 127.0.0.1/32 scram-sha-256
 EOF
     chown postgres:postgres "$PG_DATA/lab.conf" "$PG_DATA/pg_hba.conf"
+    # TLS with the lab's certificate (127.0.0.1, signed by the lab CA): its own
+    # copy, as the lab's key is root-only (as for Cyrus).
+    install -m 0644 -o postgres -g postgres "$LAB_DIR/tls/server.pem" "$PG_DIR/server.pem"
+    install -m 0600 -o postgres -g postgres "$LAB_DIR/tls/server.key" "$PG_DIR/server.key"
 }
 
 # start_postgres: render, start unless running (reload when a setting

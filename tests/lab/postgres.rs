@@ -407,3 +407,31 @@ fn the_password_is_never_shown() {
         .output_lacks(&password)
         .run();
 }
+
+#[test]
+fn tls_is_verified_when_asked_for() {
+    let (url, _db) = fresh_db("tls");
+    let ca = crate::support::lab::lab_ca();
+    // The lab's certificate, verified against the lab CA: works.
+    let verified = format!("{url}?sslmode=require&sslrootcert={}", ca.display());
+    on_pg(Probe::new(), &verified, "host-a")
+        .args(["runs", "--json"])
+        .expect_exit(0)
+        .run();
+    // Without that CA the certificate does not verify: refused, nothing sent in plain text.
+    on_pg(Probe::new(), &format!("{url}?sslmode=require"), "host-a")
+        .args(["runs"])
+        .expect_exit(3)
+        .stderr_has("certificate")
+        .run();
+    // A missing CA file is named.
+    on_pg(
+        Probe::new(),
+        &format!("{url}?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+        "host-a",
+    )
+    .args(["runs"])
+    .expect_exit(3)
+    .stderr_has("sslrootcert /nonexistent/ca.pem")
+    .run();
+}
