@@ -756,12 +756,14 @@ impl Store {
         &self.host
     }
 
-    /// Records a new run, with this probe host's name.
+    /// Records a new run, with this probe host's name. Run ids are ULIDs, never reused: an id
+    /// already there is this very insert, retried after a dropped connection lost its answer.
     pub fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms,
                                source_ip, maillog_offset, label, host)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (id) DO NOTHING",
             vals![
                 &run.id,
                 unix_ms(run.started_at),
