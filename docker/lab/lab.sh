@@ -40,6 +40,15 @@
 #               tests and benchmarks call it. reset-mail empties that INBOX too.
 #
 # Ports (all on 127.0.0.1 only; nothing in the lab can reach another address):
+#   5433  PostgreSQL 15 (Debian's), a private cluster in $LAB_DIR/postgres/data
+#                  run as user postgres, for `--store postgres://` tests:
+#                  superuser `probe`, password (scram-sha-256) in
+#                  $LAB_DIR/secrets/postgres.pass; TCP on 127.0.0.1 only, its
+#                  socket in $LAB_DIR/postgres/run; TLS offered with the lab
+#                  certificate (plain TCP allowed too). Started by `start` with the
+#                  rest (also alone when only it is down), stopped by `stop`;
+#                  optional in `status` like Cyrus. Tests restart it with
+#                  `pg_ctl -D $LAB_DIR/postgres/data restart` (as postgres).
 #   2525  SMTP     the providers' MX (Postfix, config postfix/): STARTTLS offered,
 #                  no AUTH, accepts mail for the lab domains only
 #   1143  IMAP     Dovecot, plain + STARTTLS      } every seed's mailbox, login
@@ -186,13 +195,14 @@ SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
 START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
 RSPAMD_TIMEOUT=${SEEDPROBE_LAB_RSPAMD_TIMEOUT:-120}
 
-PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd)
+PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd postgresql)
 # One file per package, so a half-installed set is noticed.
 REQUIRED_FILES=(
     /usr/sbin/postfix /usr/sbin/postqueue /usr/sbin/postsuper
     /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp
     /usr/bin/sievec /usr/sbin/dnsmasq /usr/bin/swaks /usr/bin/openssl
     /usr/bin/rspamd /usr/bin/rspamc
+    /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql
 )
 
 PF_DIR=$LAB_DIR/postfix
@@ -239,6 +249,14 @@ CYRUS_IMAPS_PORT=3993
 CYRUS_LMTP_PORT=3024
 CYRUS_USER=seed
 CYRUS_PASS=$LAB_DIR/secrets/cyrus-seed.pass
+
+# PostgreSQL (for `--store postgres://`): Debian's 15, a private cluster.
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DIR=$LAB_DIR/postgres
+PG_DATA=$PG_DIR/data
+PG_PORT=5433
+PG_USER=probe
+PG_PASS=$LAB_DIR/secrets/postgres.pass
 # Junk mail goes to Quarantine (special-use \Junk); Spam is a decoy that only
 # looks like the spam folder by name.
 CYRUS_FOLDERS=('Quarantine (USE (\Junk))' 'Spam')
@@ -412,6 +430,9 @@ describe() {
     cyrus_healthy && what=ok || what=down
     printf 'cyrus imap 127.0.0.1:%s, imaps %s, lmtp %s %s (optional)\n' \
         "$CYRUS_IMAP_PORT" "$CYRUS_IMAPS_PORT" "$CYRUS_LMTP_PORT" "$what"
+    pg_answers && what=ok || what=down
+    printf 'postgresql 127.0.0.1:%s %s (optional; user %s, password in %s)\n' \
+        "$PG_PORT" "$what" "$PG_USER" "$PG_PASS"
 }
 
 show_logs() {
@@ -931,6 +952,13 @@ cmd_start() {
     if healthy; then
         refresh_dns
         refresh_postfix
+        # PostgreSQL (re)started when down, its settings applied (a reload) when
+        # this lab.sh changed them: cheap, so done on every start as root.
+        if [[ $EUID -eq 0 ]]; then
+            lock
+            start_postgres
+            unlock
+        fi
         # Cyrus alone may be missing (a lab started by an older lab.sh).
         cyrus_healthy && return 0
         need_root start
@@ -947,6 +975,7 @@ cmd_start() {
         start_daemons
         create_provider_folders
         start_cyrus
+        start_postgres
         log "lab running: smtp 127.0.0.1:2525, imap 127.0.0.1:1143, imaps 127.0.0.1:1993," \
             "relay submission 127.0.0.1:2587 / submissions 127.0.0.1:2465, dns 127.0.0.1:5353," \
             "judging smtp $JUDGE_ADDR:2525 (rspamd milter 127.0.0.1:$RS_MILTER_PORT), state $LAB_DIR"
@@ -1096,6 +1125,83 @@ start_cyrus() {
     log "cyrus running: imap 127.0.0.1:$CYRUS_IMAP_PORT (LOGINDISABLED), imaps 127.0.0.1:$CYRUS_IMAPS_PORT, lmtp 127.0.0.1:$CYRUS_LMTP_PORT"
 }
 
+# --- PostgreSQL ----------------------------------------------------------------
+
+# as_pg CMD...: run CMD as the postgres user, never with the lock or a pipe
+# that would keep the caller waiting (the server inherits them otherwise).
+as_pg() { runuser -u postgres -- "$@" </dev/null 9>&-; }
+pg_running() { [[ -e $PG_DATA/PG_VERSION ]] && as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
+pg_answers() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2 2>/dev/null; }
+
+# render_postgres: the cluster (initdb once: superuser probe, scram-sha-256,
+# password from PG_PASS) and its lab settings (loopback TCP only, its own
+# socket directory); a changed setting is applied by reloading a running server.
+render_postgres() {
+    install -d -m 0755 "$LAB_DIR/secrets"
+    # World-readable like the seeds' passwords: a test-only lab on loopback.
+    [[ -s $PG_PASS ]] || random_password | put "$PG_PASS" 0644
+    install -d -m 0755 -o postgres -g postgres "$PG_DIR" "$PG_DIR/run"
+    if [[ ! -e $PG_DATA/PG_VERSION ]]; then
+        rm -rf "$PG_DATA"
+        install -d -m 0700 -o postgres -g postgres "$PG_DATA"
+        install -m 0600 -o postgres -g postgres "$PG_PASS" "$PG_DIR/initdb.pass"
+        as_pg "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$PG_DIR/initdb.pass" \
+            --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 \
+            >>"$LOG_DIR/postgres.log" 2>&1 || die "initdb failed (see $LOG_DIR/postgres.log)"
+        rm -f "$PG_DIR/initdb.pass"
+        echo "include_if_exists = 'lab.conf'" >>"$PG_DATA/postgresql.conf"
+    fi
+    # Durability as in production (fsync, synchronous_commit): the restart test
+    # kills the server and checks that nothing committed is lost.
+    cat <<EOF | put "$PG_DATA/lab.conf" 0644
+# rendered by lab.sh
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_DIR/run'
+max_connections = 200
+password_encryption = scram-sha-256
+ssl = on
+ssl_cert_file = '$PG_DIR/server.pem'
+ssl_key_file = '$PG_DIR/server.key'
+EOF
+    cat <<EOF | put "$PG_DATA/pg_hba.conf" 0600
+# rendered by lab.sh: passwords only, loopback only
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+EOF
+    chown postgres:postgres "$PG_DATA/lab.conf" "$PG_DATA/pg_hba.conf"
+    # TLS with the lab's certificate (127.0.0.1, signed by the lab CA): its own
+    # copy, as the lab's key is root-only (as for Cyrus).
+    install -m 0644 -o postgres -g postgres "$LAB_DIR/tls/server.pem" "$PG_DIR/server.pem"
+    install -m 0600 -o postgres -g postgres "$LAB_DIR/tls/server.key" "$PG_DIR/server.key"
+}
+
+# start_postgres: render, start unless running (reload when a setting
+# changed), wait until it answers on 127.0.0.1:PG_PORT.
+start_postgres() {
+    [[ -x $PG_BIN/initdb ]] || cmd_install
+    render_postgres
+    if pg_running; then
+        if changed "$PG_DATA"; then
+            as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >>"$LOG_DIR/start.log" 2>&1
+        fi
+    else
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DIR/server.log" -w -t "$START_TIMEOUT" start \
+            >>"$LOG_DIR/start.log" 2>&1 || die "PostgreSQL failed to start (see $PG_DIR/server.log)"
+    fi
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until pg_answers; do
+        ((SECONDS < deadline)) || die "PostgreSQL did not answer on 127.0.0.1:$PG_PORT within ${START_TIMEOUT}s (see $PG_DIR/server.log)"
+        sleep 0.1
+    done
+}
+
+stop_postgres() {
+    pg_running || return 0
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >>"$LOG_DIR/start.log" 2>&1 ||
+        die "PostgreSQL did not stop (see $PG_DIR/server.log)"
+}
+
 # wait_gone PIDFILE COMM WHAT: poll until the process has exited (bounded).
 wait_gone() {
     local deadline=$((SECONDS + 30))
@@ -1132,6 +1238,7 @@ stop_daemons() {
         kill -TERM "$(<"$CYRUS_PID")" 2>/dev/null || true
         wait_gone "$CYRUS_PID" master cyrus
     fi
+    stop_postgres
 }
 
 cmd_stop() {

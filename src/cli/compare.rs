@@ -6,17 +6,21 @@ use clap::Args;
 
 use super::Exit;
 use crate::compare::compare;
-use crate::store::Store;
+use crate::store::{RunFilter, Store};
 
 /// Arguments of `compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The run before the change (its id).
-    #[arg(value_name = "BEFORE")]
-    pub before: String,
-    /// The run after the change (its id).
+    /// The run before the change (its id) [default with --host/--label: the one before the
+    /// latest].
+    #[arg(value_name = "BEFORE", requires = "after")]
+    pub before: Option<String>,
+    /// The run after the change (its id) [default with --host/--label: the latest].
     #[arg(value_name = "AFTER")]
-    pub after: String,
+    pub after: Option<String>,
+    /// Without BEFORE and AFTER: compare the latest two runs of this host and/or label.
+    #[command(flatten)]
+    pub filter: super::history::RunFilterArgs,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
@@ -24,16 +28,40 @@ pub struct CompareArgs {
 
 /// Prints the comparison; exit 1 when any seed or check got worse, 0 otherwise.
 pub fn main(store: &Store, args: &CompareArgs) -> anyhow::Result<Exit> {
+    let filter = args.filter.filter();
+    let (before, after) = match (&args.before, &args.after) {
+        (Some(before), Some(after)) if filter == RunFilter::default() => {
+            (before.clone(), after.clone())
+        }
+        (None, None) if filter != RunFilter::default() => {
+            let runs = store.runs_matching(&filter)?;
+            let [after, before, ..] = runs.as_slice() else {
+                eprintln!(
+                    "probe: error: compare needs two runs; {} match --host/--label",
+                    runs.len()
+                );
+                return Ok(Exit::Usage);
+            };
+            (before.id.clone(), after.id.clone())
+        }
+        _ => {
+            eprintln!(
+                "probe: error: give BEFORE and AFTER run ids, or --host/--label to compare \
+                 their latest two runs"
+            );
+            return Ok(Exit::Usage);
+        }
+    };
     // Unknown run ids are usage errors (exit 2), as everywhere.
-    let before = store.run(&args.before)?;
-    let after = store.run(&args.after)?;
+    let before_run = store.run(&before)?;
+    let after_run = store.run(&after)?;
     let comparison = compare(
-        &args.before,
-        &store.messages(&args.before)?,
-        &args.after,
-        &store.messages(&args.after)?,
+        &before,
+        &store.messages(&before)?,
+        &after,
+        &store.messages(&after)?,
     )
-    .with_checks(before.checks.as_ref(), after.checks.as_ref());
+    .with_checks(before_run.checks.as_ref(), after_run.checks.as_ref());
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &comparison)?;

@@ -43,8 +43,12 @@ impl From<Exit> for ExitCode {
 
 /// The exit code for an error that stopped the command.
 pub fn for_error(e: &anyhow::Error) -> Exit {
-    let user_error =
-        |store: &StoreError| matches!(store, StoreError::NoSuchRun(_) | StoreError::NoRun(_));
+    let user_error = |store: &StoreError| {
+        matches!(
+            store,
+            StoreError::NoSuchRun(_) | StoreError::NoRun(_) | StoreError::BadLocation { .. }
+        )
+    };
     for cause in e.chain() {
         if cause.is::<ConfigError>() {
             return Exit::Usage;

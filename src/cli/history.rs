@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use super::Exit;
 use crate::report::{RunList, RunReport};
-use crate::store::{Store, unix_ms};
+use crate::store::{RunFilter, Store, unix_ms};
 
 /// Arguments of `runs`.
 #[derive(Debug, Args)]
@@ -18,6 +18,30 @@ pub struct RunsArgs {
     /// Delete the runs started longer ago than this (e.g. `90d`), with all their records.
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     pub prune_older_than: Option<std::time::Duration>,
+    /// Which runs.
+    #[command(flatten)]
+    pub filter: RunFilterArgs,
+}
+
+/// `--host` and `--label`: which runs, in a store several probe hosts write into.
+#[derive(Debug, Clone, Args)]
+pub struct RunFilterArgs {
+    /// Only runs made on this probe host (its host name, or PROBE_HOST_NAME where it ran).
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+    /// Only runs with this label.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+}
+
+impl RunFilterArgs {
+    /// The store's filter.
+    pub fn filter(&self) -> RunFilter {
+        RunFilter {
+            host: self.host.clone(),
+            label: self.label.clone(),
+        }
+    }
 }
 
 /// Output formats of `report`.
@@ -36,9 +60,12 @@ pub enum ReportFormat {
 /// Arguments of `report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The run [default: the latest run].
+    /// The run [default: the latest run, of `--host`/`--label` if given].
     #[arg(value_name = "RUN")]
     pub run: Option<String>,
+    /// Which run is the latest (without RUN).
+    #[command(flatten)]
+    pub filter: RunFilterArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     pub format: ReportFormat,
@@ -50,6 +77,13 @@ pub struct ReportArgs {
 /// `probe runs [--json] [--prune-older-than AGE]`.
 pub fn runs(store: &mut Store, args: &RunsArgs) -> anyhow::Result<Exit> {
     if let Some(age) = args.prune_older_than {
+        if args.filter.filter() != RunFilter::default() {
+            eprintln!(
+                "probe: error: --prune-older-than deletes the old runs of every host and label; \
+                 leave out --host and --label"
+            );
+            return Ok(Exit::Usage);
+        }
         let before = unix_ms(SystemTime::now()) - age.as_millis() as i64;
         let deleted = store.prune_runs_started_before(before)?;
         println!(
@@ -60,7 +94,7 @@ pub fn runs(store: &mut Store, args: &RunsArgs) -> anyhow::Result<Exit> {
     }
     let list = RunList {
         runs: store
-            .runs()?
+            .runs_matching(&args.filter.filter())?
             .into_iter()
             .map(|run| {
                 let messages = store.messages(&run.id)?;
@@ -80,9 +114,16 @@ pub fn runs(store: &mut Store, args: &RunsArgs) -> anyhow::Result<Exit> {
 
 /// `probe report [RUN] [--format table|json|csv|html] [-o PATH]`; `verbose` is the global `-v`.
 pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result<Exit> {
+    let filter = args.filter.filter();
     let id = match &args.run {
+        Some(_) if filter != RunFilter::default() => {
+            eprintln!(
+                "probe: error: --host and --label choose the latest run; give them or a RUN, not both"
+            );
+            return Ok(Exit::Usage);
+        }
         Some(id) => id.clone(),
-        None => store.latest_run()?,
+        None => store.latest_run_matching(&filter)?,
     };
     let report = RunReport {
         run: store.run(&id)?,

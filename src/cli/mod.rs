@@ -26,7 +26,7 @@ pub use smtp::{QuitAfterArg, SmtpArgs};
 use crate::config::Config;
 use crate::report::RunReport;
 use crate::run::{self, Plan, RunError};
-use crate::store::Store;
+use crate::store::{Location, Store};
 use crate::verdict::Verdict;
 
 /// Measure where your mail lands: send tagged test messages to seed mailboxes, find them over
@@ -43,9 +43,11 @@ pub struct Cli {
         default_value = "seeds.yaml"
     )]
     pub config: PathBuf,
-    /// The SQLite store [default: the user's data directory].
-    #[arg(long, global = true, env = "PROBE_STORE")]
-    pub store: Option<PathBuf>,
+    /// The store: a SQLite file [default: in the user's data directory], or a PostgreSQL
+    /// database shared by several probe hosts, postgres://USER@HOST[:PORT]/DB (password from
+    /// PGPASSWORD or ~/.pgpass).
+    #[arg(long, global = true, env = "PROBE_STORE", value_name = "PATH|URL")]
+    pub store: Option<String>,
     /// More logging on stderr (-v info, -vv debug). PROBE_LOG overrides.
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -376,12 +378,14 @@ async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, St
 }
 
 fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let path = match &cli.store {
-        Some(p) => p.clone(),
-        None => Store::default_path()
-            .context("no home directory to put the store in; give --store or PROBE_STORE")?,
+    let location = match &cli.store {
+        Some(text) => Location::parse(text)?,
+        None => Location::Sqlite(
+            Store::default_path()
+                .context("no home directory to put the store in; give --store or PROBE_STORE")?,
+        ),
     };
-    Ok(Store::open(&path)?)
+    Ok(Store::open_at(&location)?)
 }
 
 fn load_report(store: &Store, run_id: &str) -> Result<RunReport, RunError> {

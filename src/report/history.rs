@@ -319,6 +319,8 @@ pub struct JsonRunSummary<'a> {
     pub started_at: String,
     /// The run's label.
     pub label: Option<&'a str>,
+    /// The probe host that made the run.
+    pub host: Option<&'a str>,
     /// `direct` or `relay`.
     pub transport: &'a str,
     /// The local address sending bound to, if chosen.
@@ -342,6 +344,7 @@ impl RunList {
                 run_id: &r.run.id,
                 started_at: rfc3339(r.run.started_at),
                 label: r.run.label.as_deref(),
+                host: r.run.host.as_deref(),
                 transport: r.run.transport.as_str(),
                 source_ip: r.run.source_ip.as_deref(),
                 sender: &r.run.sender_from,
@@ -358,12 +361,13 @@ impl RunList {
             "RUN",
             "STARTED",
             "LABEL",
+            "HOST",
             "TRANSPORT",
             "SOURCE IP",
             "FINISHED",
             "COUNTS",
         ];
-        let rows: Vec<[String; 7]> = self
+        let rows: Vec<[String; 8]> = self
             .to_json()
             .into_iter()
             .map(|r| {
@@ -371,6 +375,7 @@ impl RunList {
                     r.run_id.to_owned(),
                     r.started_at,
                     r.label.unwrap_or("-").to_owned(),
+                    r.host.unwrap_or("-").to_owned(),
                     r.transport.to_owned(),
                     r.source_ip.unwrap_or("-").to_owned(),
                     if r.finished { "yes" } else { "no" }.to_owned(),

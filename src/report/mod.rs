@@ -74,6 +74,8 @@ pub struct JsonReport<'a> {
     pub sender: &'a str,
     /// The run's label (`--label`), if given.
     pub label: Option<&'a str>,
+    /// The probe host that made the run (its host name, or `PROBE_HOST_NAME`).
+    pub host: Option<&'a str>,
     /// Why probe could not do its job in this run (the relay refused its login), else null.
     pub failure: Option<&'a str>,
     /// Messages per verdict, `pending` (sent, no verdict yet), and per send state for those
@@ -198,6 +200,7 @@ impl RunReport {
             transport: self.run.transport.as_str(),
             sender: &self.run.sender_from,
             label: self.run.label.as_deref(),
+            host: self.run.host.as_deref(),
             failure: self.run.failure.as_deref(),
             counts: self.counts(),
             messages: self

@@ -1,14 +1,29 @@
-//! The store: every run, message, SMTP attempt and observation, in SQLite.
+//! The store: every run, message, SMTP attempt and observation, in SQLite (the default, a
+//! file) or PostgreSQL (one database shared by several probe hosts; see [`Location`]).
 //!
 //! Each write is its own transaction, made as soon as the thing happened, so a crash or Ctrl-C
 //! loses nothing already seen. No secret is ever passed in: transcripts are redacted at capture.
+//!
+//! Both backends run the same SQL: every query and migration here is written once, in the
+//! SQLite dialect with `?N` parameters, and [`sql::to_postgres`] gives PostgreSQL's text (the
+//! parameters, 64-bit integers, the identity column). One statement differs and is chosen per
+//! backend (the JSON list of a run's not-tested seeds); the schema version lives in SQLite's
+//! `user_version` and in PostgreSQL's `probe_schema` table. One list of migrations, then,
+//! cannot drift between the two.
+
+mod location;
+mod pg;
+pub(crate) mod sql;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
+
+pub use location::{Location, PgTls, PgUrl, redact};
+use sql::{Row, Val, vals};
 
 use crate::config::Transport;
 use crate::poll::FolderRole;
@@ -43,39 +58,51 @@ const MIGRATIONS: &[&str] = &[
     // job (the relay refused probe's login).
     "ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT 'sent';
      ALTER TABLE runs ADD COLUMN failure TEXT;",
-    // 6: the sending IP's and domain's checks made with the run (`probe check`'s JSON).
+    // 6: the checks made before sending, as JSON (written by `run`'s checks).
     "ALTER TABLE runs ADD COLUMN checks_json TEXT;",
+    // 7: the probe host that made the run, for a database several hosts write into.
+    "ALTER TABLE runs ADD COLUMN host TEXT;
+     CREATE INDEX runs_host ON runs(host, started_at);",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The file or its directory cannot be created or opened.
-    #[error("store {path}: {reason}")]
-    Open {
-        /// The database file.
-        path: PathBuf,
-        /// Why.
+    /// A `--store` string that is neither a path nor a supported URL.
+    #[error("--store {given}: {reason}")]
+    BadLocation {
+        /// The string, with any password replaced by `***`.
+        given: String,
+        /// What is wrong with it.
         reason: String,
     },
-    /// The file was written by a newer seedprobe.
+    /// The file or its directory cannot be created or opened, or the database server cannot
+    /// be reached or refused probe.
+    #[error("store {store}: {reason}")]
+    Open {
+        /// The file, or the URL without its password.
+        store: String,
+        /// Why, in the database's words.
+        reason: String,
+    },
+    /// The store was written by a newer seedprobe.
     #[error(
-        "store {path} has schema version {found}; this probe knows up to {SCHEMA_VERSION}: upgrade probe"
+        "store {store} has schema version {found}; this probe knows up to {SCHEMA_VERSION}: upgrade probe"
     )]
     TooNew {
-        /// The database file.
-        path: PathBuf,
+        /// The file, or the URL without its password.
+        store: String,
         /// Its version.
         found: i64,
     },
     /// A query failed.
-    #[error("store {path}: {source}")]
+    #[error("store {store}: {reason}")]
     Sql {
-        /// The database file.
-        path: PathBuf,
-        /// SQLite's error.
-        source: rusqlite::Error,
+        /// The file, or the URL without its password.
+        store: String,
+        /// The database's error.
+        reason: String,
     },
     /// A run id that is not in the store.
     #[error("no run {0} in the store; give a run id that `probe send` printed")]
@@ -283,6 +310,8 @@ pub struct RunRecord {
     pub label: Option<String>,
     /// Why probe could not do its job in this run (the relay refused its login), if so.
     pub failure: Option<String>,
+    /// The probe host that made the run (none for runs stored before hosts were recorded).
+    pub host: Option<String>,
     /// Seeds left out because their mailbox could not be read before sending.
     pub not_tested: Vec<NotTested>,
     /// The checks made with the run (`probe check`'s object); `None` when they were off
@@ -411,24 +440,6 @@ fn stage_of(name: &str) -> Option<Stage> {
     STAGES.into_iter().find(|s| s.as_str() == name)
 }
 
-/// Column `idx` read back as the type its name was stored from. A name this build does not
-/// know (a store written by a newer probe, or edited by hand) is a conversion error, so the
-/// read fails with the column and the name instead of panicking or guessing.
-fn typed<T>(
-    r: &rusqlite::Row<'_>,
-    idx: usize,
-    parse: impl Fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
-    let name: String = r.get(idx)?;
-    parse(&name).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            format!("unknown stored name {name:?}").into(),
-        )
-    })
-}
-
 impl MessageRecord {
     /// Where it stands for [`crate::verdict::Placement`]: its verdict, or why it has none.
     pub fn placed(&self) -> Placed {
@@ -453,38 +464,99 @@ impl MessageRecord {
     }
 }
 
+/// The columns of a [`RunRecord`]; `{not_tested}` is the backend's JSON list of the run's
+/// `not_tested` observations (see [`Backend::not_tested_list`]).
 const RUN_COLUMNS: &str = "id, started_at, finished_at, config_path, transport, sender_from, \
-     timeout_ms, source_ip, maillog_offset, label, failure, \
-     (SELECT json_group_array(json(o.detail)) FROM observations o \
-      WHERE o.run_id = runs.id AND o.kind = 'not_tested'), checks_json";
+     timeout_ms, source_ip, maillog_offset, label, failure, host, {not_tested}, checks_json";
 
-fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+fn run_record(r: &Row) -> Result<RunRecord, String> {
     Ok(RunRecord {
-        id: r.get(0)?,
-        started_at: r.get(1)?,
-        finished_at: r.get(2)?,
-        config_path: r.get(3)?,
-        transport: typed(r, 4, Transport::from_label)?,
-        sender_from: r.get(5)?,
-        timeout_ms: r.get(6)?,
-        source_ip: r.get(7)?,
-        maillog_offset: r.get(8)?,
-        label: r.get(9)?,
-        failure: r.get(10)?,
+        id: r.text(0)?,
+        started_at: r.int(1)?,
+        finished_at: r.opt_int(2)?,
+        config_path: r.text(3)?,
+        transport: r.typed(4, Transport::from_label)?,
+        sender_from: r.text(5)?,
+        timeout_ms: r.int(6)?,
+        source_ip: r.opt_text(7)?,
+        maillog_offset: r.opt_int(8)?,
+        label: r.opt_text(9)?,
+        failure: r.opt_text(10)?,
+        host: r.opt_text(11)?,
         not_tested: r
-            .get::<_, Option<String>>(11)?
+            .opt_text(12)?
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
-        checks: r
-            .get::<_, Option<String>>(12)?
-            .and_then(|j| serde_json::from_str(&j).ok()),
+        checks: r.opt_text(13)?.and_then(|j| serde_json::from_str(&j).ok()),
     })
+}
+
+/// Which runs: every one, or those of one probe host and/or one label.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only the runs made on this host (its name as `runs.host` records it).
+    pub host: Option<String>,
+    /// Only the runs with this label.
+    pub label: Option<String>,
+}
+
+impl RunFilter {
+    /// The `WHERE` clause (empty for no filter) and its parameters.
+    fn clause(&self) -> (String, Vec<Val>) {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (column, value) in [("host", &self.host), ("label", &self.label)] {
+            if let Some(v) = value {
+                values.push(Val::from(v));
+                conditions.push(format!("{column} = ?{}", values.len()));
+            }
+        }
+        if conditions.is_empty() {
+            (String::new(), values)
+        } else {
+            (format!("WHERE {}", conditions.join(" AND ")), values)
+        }
+    }
+}
+
+/// The database behind a store.
+enum Backend {
+    Sqlite(Connection),
+    Postgres(pg::Pg),
+}
+
+impl Backend {
+    /// The run's `not_tested` observations as one JSON list: the one query that differs.
+    fn not_tested_list(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => {
+                "(SELECT json_group_array(json(o.detail)) FROM observations o \
+                  WHERE o.run_id = runs.id AND o.kind = 'not_tested')"
+            }
+            Backend::Postgres(_) => {
+                "(SELECT json_agg(o.detail::json ORDER BY o.id)::text FROM observations o \
+                  WHERE o.run_id = runs.id AND o.kind = 'not_tested')"
+            }
+        }
+    }
+}
+
+/// This machine's name, recorded with each run it starts: `PROBE_HOST_NAME` when set (a
+/// container's name says little), else the system's host name.
+fn this_host() -> String {
+    std::env::var("PROBE_HOST_NAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
 }
 
 /// An open store.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    backend: Backend,
+    /// Where it is, as shown in errors (a URL without its password).
+    shown: String,
+    /// This probe host's name.
+    host: String,
 }
 
 impl Store {
@@ -500,15 +572,14 @@ impl Store {
     /// process holds it (a scheduled run and a `probe runs` opening a new store together):
     /// so the switch is retried for as long as the busy timeout would wait, and skipped when
     /// the file is in WAL mode already.
-    fn use_wal(&self) -> rusqlite::Result<()> {
+    fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let mode: rusqlite::Result<String> =
-                self.conn
-                    .pragma_query_value(None, "journal_mode", |row| row.get(0));
+                conn.pragma_query_value(None, "journal_mode", |row| row.get(0));
             let result = match mode {
                 Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
-                Ok(_) => self.conn.pragma_update(None, "journal_mode", "WAL"),
+                Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
                 Err(e) => Err(e),
             };
             match result {
@@ -523,159 +594,263 @@ impl Store {
         }
     }
 
-    /// Opens (creating if needed) and migrates the store.
+    /// Opens (creating if needed) and migrates a SQLite store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_at(&Location::sqlite(path))
+    }
+
+    /// Opens (creating if needed) and migrates the store at `location`: a SQLite file, or a
+    /// PostgreSQL database (which must exist; its tables are created).
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        let shown = location.to_string();
         let open_err = |reason: String| StoreError::Open {
-            path: path.to_owned(),
+            store: shown.clone(),
             reason,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        let store = Store {
-            conn,
-            path: path.to_owned(),
+        let backend = match location {
+            Location::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+                }
+                let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+                conn.busy_timeout(Duration::from_secs(10))
+                    .map_err(|e| open_err(e.to_string()))?;
+                Store::use_wal(&conn)
+                    .map_err(|e| open_err(format!("not a usable SQLite database: {e}")))?;
+                Backend::Sqlite(conn)
+            }
+            Location::Postgres(url) => Backend::Postgres(pg::Pg::connect(url).map_err(open_err)?),
         };
-        store
-            .conn
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(|e| store.sql(e))?;
-        store
-            .use_wal()
-            .map_err(|e| open_err(format!("not a usable SQLite database: {e}")))?;
+        let store = Store {
+            backend,
+            shown: shown.clone(),
+            host: this_host(),
+        };
         store.migrate()?;
         Ok(store)
     }
 
-    fn sql(&self, source: rusqlite::Error) -> StoreError {
+    fn sql(&self, reason: impl fmt::Display) -> StoreError {
         StoreError::Sql {
-            path: self.path.clone(),
-            source,
+            store: self.shown.clone(),
+            reason: reason.to_string(),
         }
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        // The version is read and the steps applied under one write lock: two probes opening
-        // a new store at once (a scheduled run and a report) must not both migrate it.
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.sql(e))?;
-        let result = self.migrate_locked();
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        self.conn.execute_batch(end).map_err(|e| self.sql(e))?;
-        result
-    }
-
-    fn migrate_locked(&self) -> Result<(), StoreError> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.sql(e))?;
-        if version > SCHEMA_VERSION {
+        let found = match &self.backend {
+            Backend::Sqlite(conn) => {
+                // The version is read and the steps applied under one write lock: two probes
+                // opening a new store at once (a scheduled run and a report) must not both
+                // migrate it.
+                conn.execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| self.sql(e))?;
+                let result = Store::migrate_sqlite(conn);
+                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                conn.execute_batch(end).map_err(|e| self.sql(e))?;
+                result.map_err(|e| self.sql(e))?
+            }
+            Backend::Postgres(pg) => {
+                let steps = MIGRATIONS.iter().map(|s| s.to_string()).collect();
+                match pg.call(pg::Work::Migrate(steps)).map_err(|e| self.sql(e))? {
+                    pg::Answer::Version(v) => v,
+                    _ => return Err(self.sql("unexpected answer to a migration")),
+                }
+            }
+        };
+        if found > SCHEMA_VERSION {
             return Err(StoreError::TooNew {
-                path: self.path.clone(),
-                found: version,
+                store: self.shown.clone(),
+                found,
             });
-        }
-        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            self.conn
-                .execute_batch(&format!("{step} PRAGMA user_version = {};", i + 1))
-                .map_err(|e| self.sql(e))?;
         }
         Ok(())
     }
 
-    /// Records a new run.
+    /// Applies the missing steps; returns the version found (newer ones are left alone).
+    fn migrate_sqlite(conn: &Connection) -> rusqlite::Result<i64> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Ok(version);
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            conn.execute_batch(&format!("{step} PRAGMA user_version = {};", i + 1))?;
+        }
+        Ok(version)
+    }
+
+    /// Runs one statement; returns how many rows it changed.
+    fn exec(&self, sql: &str, values: Vec<Val>) -> Result<u64, StoreError> {
+        Ok(self.atomically(vec![(sql.to_owned(), values)])?[0])
+    }
+
+    /// Runs statements in one transaction; returns how many rows each changed.
+    fn atomically(&self, steps: Vec<(String, Vec<Val>)>) -> Result<Vec<u64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let run = || -> rusqlite::Result<Vec<u64>> {
+                    // Unchecked: the store is used from one thread, and nothing else is in a
+                    // transaction.
+                    let tx = conn.unchecked_transaction()?;
+                    let mut counts = Vec::with_capacity(steps.len());
+                    for (sql, values) in &steps {
+                        let n = tx.execute(sql, rusqlite::params_from_iter(values))?;
+                        counts.push(n as u64);
+                    }
+                    tx.commit()?;
+                    Ok(counts)
+                };
+                run().map_err(|e| self.sql(e))
+            }
+            Backend::Postgres(pg) => match pg.call(pg::Work::Atomic(steps)) {
+                Ok(pg::Answer::Counts(counts)) => Ok(counts),
+                Ok(_) => Err(self.sql("unexpected answer to a write")),
+                Err(e) => Err(self.sql(e)),
+            },
+        }
+    }
+
+    /// Runs a query; returns its rows.
+    fn query(&self, sql: &str, values: Vec<Val>) -> Result<Vec<Row>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let run = || -> rusqlite::Result<Vec<Row>> {
+                    let mut stmt = conn.prepare(sql)?;
+                    let width = stmt.column_count();
+                    let mut rows = stmt.query(rusqlite::params_from_iter(&values))?;
+                    let mut out = Vec::new();
+                    while let Some(r) = rows.next()? {
+                        out.push(Row((0..width)
+                            .map(|i| r.get_ref(i).map(Val::from_sqlite))
+                            .collect::<rusqlite::Result<_>>()?));
+                    }
+                    Ok(out)
+                };
+                run().map_err(|e| self.sql(e))
+            }
+            Backend::Postgres(pg) => match pg.call(pg::Work::Query(sql.to_owned(), values)) {
+                Ok(pg::Answer::Rows(rows)) => Ok(rows),
+                Ok(_) => Err(self.sql("unexpected answer to a query")),
+                Err(e) => Err(self.sql(e)),
+            },
+        }
+    }
+
+    /// Runs a query and reads each row with `read`; a row that does not read is an error
+    /// naming the store and what was wrong.
+    fn read<T>(
+        &self,
+        sql: &str,
+        values: Vec<Val>,
+        read: impl Fn(&Row) -> Result<T, String>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query(sql, values)?
+            .iter()
+            .map(|r| read(r).map_err(|e| self.sql(e)))
+            .collect()
+    }
+
+    fn run_columns(&self) -> String {
+        RUN_COLUMNS.replace("{not_tested}", self.backend.not_tested_list())
+    }
+
+    /// The name this probe host records with its runs.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Records a new run, with this probe host's name. Run ids are ULIDs, never reused: an id
+    /// already there is this very insert, retried after a dropped connection lost its answer.
     pub fn create_run(&self, run: &NewRun) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms,
-                                   source_ip, maillog_offset, label)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    run.id,
-                    unix_ms(run.started_at),
-                    run.config_path,
-                    run.transport.as_str(),
-                    run.sender_from,
-                    run.ehlo,
-                    run.timeout.as_millis() as i64,
-                    run.source_ip,
-                    run.maillog_offset.map(|o| o as i64),
-                    run.label,
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "INSERT INTO runs (id, started_at, config_path, transport, sender_from, ehlo, timeout_ms,
+                               source_ip, maillog_offset, label, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (id) DO NOTHING",
+            vals![
+                &run.id,
+                unix_ms(run.started_at),
+                &run.config_path,
+                run.transport.as_str(),
+                &run.sender_from,
+                &run.ehlo,
+                run.timeout.as_millis() as i64,
+                &run.source_ip,
+                run.maillog_offset.map(|o| o as i64),
+                &run.label,
+                &self.host,
+            ],
+        )?;
         Ok(())
     }
 
     /// Records one message's send outcome and all its attempts, in one transaction, in place
     /// of what was recorded of it before (its `queued` row).
     pub fn record_send(&self, r: &SendRecord) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        // Unchecked: the store is used from one thread, and nothing else is in a transaction.
-        let tx = self.conn.unchecked_transaction().map_err(sql)?;
         let now = unix_ms(SystemTime::now());
-        tx.execute("DELETE FROM smtp_attempts WHERE token = ?1", [&r.token])
-            .map_err(sql)?;
-        tx.execute("DELETE FROM messages WHERE token = ?1", [&r.token])
-            .map_err(sql)?;
-        tx.execute(
-            "INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
-                 sent_at, smtp_host, smtp_stage, smtp_code, smtp_enhanced, smtp_text, smtp_error,
-                 smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-            params![
-                r.token,
-                r.run_id,
-                r.seed,
-                r.provider,
-                r.address,
-                r.subject,
-                r.message_id,
-                unix_ms(r.sent_at),
-                r.smtp_host,
-                r.smtp_stage.map(Stage::as_str),
-                r.smtp_code,
-                r.smtp_enhanced,
-                r.smtp_text,
-                r.smtp_error,
-                r.smtp_error_kind,
-                r.tls_json,
-                r.decision.as_ref().map(|d| d.verdict.as_label()),
-                r.decision
-                    .as_ref()
-                    .map(|d| d.reason.clone())
-                    .or_else(|| r.note.clone()),
-                r.decision.as_ref().map(|_| now),
-                r.queue_id,
-                r.state.as_str(),
-            ],
-        )
-        .map_err(sql)?;
-        for (i, a) in r.attempts.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO smtp_attempts (token, attempt, host, addr, ending, tls_json, transcript)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    r.token,
-                    i as i64,
-                    a.host,
-                    a.addr,
-                    a.ending,
-                    a.tls_json,
-                    a.transcript_json
+        let mut steps = vec![
+            (
+                "DELETE FROM smtp_attempts WHERE token = ?1".to_owned(),
+                vals![&r.token],
+            ),
+            (
+                "DELETE FROM messages WHERE token = ?1".to_owned(),
+                vals![&r.token],
+            ),
+            (
+                "INSERT INTO messages (token, run_id, seed, provider, address, subject, message_id,
+                     sent_at, smtp_host, smtp_stage, smtp_code, smtp_enhanced, smtp_text, smtp_error,
+                     smtp_error_kind, tls_json, verdict, verdict_reason, decided_at, queue_id, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                         ?18, ?19, ?20, ?21)"
+                    .to_owned(),
+                vals![
+                    &r.token,
+                    &r.run_id,
+                    &r.seed,
+                    &r.provider,
+                    &r.address,
+                    &r.subject,
+                    &r.message_id,
+                    unix_ms(r.sent_at),
+                    &r.smtp_host,
+                    r.smtp_stage.map(Stage::as_str),
+                    r.smtp_code,
+                    &r.smtp_enhanced,
+                    &r.smtp_text,
+                    &r.smtp_error,
+                    &r.smtp_error_kind,
+                    &r.tls_json,
+                    r.decision.as_ref().map(|d| d.verdict.as_label()),
+                    r.decision
+                        .as_ref()
+                        .map(|d| d.reason.clone())
+                        .or_else(|| r.note.clone()),
+                    r.decision.as_ref().map(|_| now),
+                    &r.queue_id,
+                    r.state.as_str(),
                 ],
-            )
-            .map_err(sql)?;
+            ),
+        ];
+        for (i, a) in r.attempts.iter().enumerate() {
+            steps.push((
+                "INSERT INTO smtp_attempts (token, attempt, host, addr, ending, tls_json, transcript)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    .to_owned(),
+                vals![
+                    &r.token,
+                    i as i64,
+                    &a.host,
+                    &a.addr,
+                    &a.ending,
+                    &a.tls_json,
+                    &a.transcript_json
+                ],
+            ));
         }
-        tx.commit().map_err(sql)
+        self.atomically(steps)?;
+        Ok(())
     }
 
     /// Appends an observation.
@@ -687,20 +862,18 @@ impl Store {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO observations (run_id, token, seed, at, kind, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    run_id,
-                    token,
-                    seed,
-                    unix_ms(SystemTime::now()),
-                    kind,
-                    detail.to_string()
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "INSERT INTO observations (run_id, token, seed, at, kind, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            vals![
+                run_id,
+                token,
+                seed,
+                unix_ms(SystemTime::now()),
+                kind,
+                detail.to_string()
+            ],
+        )?;
         Ok(())
     }
 
@@ -718,13 +891,11 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         for seed in seeds {
-            self.conn
-                .execute(
-                    "UPDATE messages SET poll_error = ?3
-                     WHERE run_id = ?1 AND seed = ?2 AND verdict IS NULL",
-                    params![run_id, seed, error],
-                )
-                .map_err(|e| self.sql(e))?;
+            self.exec(
+                "UPDATE messages SET poll_error = ?3
+                 WHERE run_id = ?1 AND seed = ?2 AND verdict IS NULL",
+                vals![run_id, seed, error],
+            )?;
         }
         Ok(())
     }
@@ -737,118 +908,102 @@ impl Store {
         decision: &Decision,
         found: Option<Sighted<'_>>,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET verdict = ?2, verdict_reason = ?3, decided_at = ?4,
-                     folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8, tab = ?9
-                 WHERE token = ?1",
-                params![
-                    token,
-                    decision.verdict.as_label(),
-                    decision.reason,
-                    unix_ms(SystemTime::now()),
-                    found.map(|f| f.folder),
-                    found.map(|f| f.role.as_str()),
-                    found.map(|f| unix_ms(f.seen_at)),
-                    found.map(|f| f.headers),
-                    found.and_then(|f| f.tab),
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "UPDATE messages SET verdict = ?2, verdict_reason = ?3, decided_at = ?4,
+                 folder = ?5, folder_role = ?6, seen_at = ?7, headers_json = ?8, tab = ?9
+             WHERE token = ?1",
+            vals![
+                token,
+                decision.verdict.as_label(),
+                &decision.reason,
+                unix_ms(SystemTime::now()),
+                found.map(|f| f.folder),
+                found.map(|f| f.role.as_str()),
+                found.map(|f| unix_ms(f.seen_at)),
+                found.map(|f| f.headers),
+                found.and_then(|f| f.tab),
+            ],
+        )?;
         Ok(())
     }
 
     /// Records a folder's position for a seed of a run (the first one taken wins).
     pub fn record_position(&self, run_id: &str, p: &PositionRecord) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO positions
-                     (run_id, seed, folder, role, uidvalidity, uidnext, taken_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    run_id,
-                    p.seed,
-                    p.folder,
-                    p.role.as_str(),
-                    p.uid_validity,
-                    p.uid_next,
-                    unix_ms(SystemTime::now())
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "INSERT INTO positions (run_id, seed, folder, role, uidvalidity, uidnext, taken_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO NOTHING",
+            vals![
+                run_id,
+                &p.seed,
+                &p.folder,
+                p.role.as_str(),
+                p.uid_validity,
+                p.uid_next,
+                unix_ms(SystemTime::now())
+            ],
+        )?;
         Ok(())
     }
 
     /// A run's folder positions.
     pub fn positions(&self, run_id: &str) -> Result<Vec<PositionRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT seed, folder, role, uidvalidity, uidnext FROM positions
-                 WHERE run_id = ?1 ORDER BY seed, folder",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
+        self.read(
+            "SELECT seed, folder, role, uidvalidity, uidnext FROM positions
+             WHERE run_id = ?1 ORDER BY seed, folder",
+            vals![run_id],
+            |r| {
                 Ok(PositionRecord {
-                    seed: r.get(0)?,
-                    folder: r.get(1)?,
-                    role: typed(r, 2, FolderRole::from_label)?,
-                    uid_validity: r.get(3)?,
-                    uid_next: r.get(4)?,
+                    seed: r.text(0)?,
+                    folder: r.text(1)?,
+                    role: r.typed(2, FolderRole::from_label)?,
+                    uid_validity: r.opt_small(3)?.ok_or("column 3: NULL")?,
+                    uid_next: r.opt_small(4)?.ok_or("column 4: NULL")?,
                 })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+            },
+        )
     }
 
     /// Stores the downstream report that decided a message, or that is kept to decide it at
     /// the deadline (which one is for [`crate::verdict::weigh`] to say).
     pub fn record_downstream(&self, token: &str, report_json: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET downstream_json = ?2 WHERE token = ?1",
-                params![token, report_json],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "UPDATE messages SET downstream_json = ?2 WHERE token = ?1",
+            vals![token, report_json],
+        )?;
         Ok(())
     }
 
     /// Marks a message as being sent, just before its transaction begins: from now on it may
     /// reach the server, whatever happens to probe.
     pub fn mark_sending(&self, token: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET state = 'sending', sent_at = ?2 WHERE token = ?1",
-                params![token, unix_ms(SystemTime::now())],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "UPDATE messages SET state = 'sending', sent_at = ?2 WHERE token = ?1",
+            vals![token, unix_ms(SystemTime::now())],
+        )?;
         Ok(())
     }
 
     /// Marks a run's messages still `queued` as `not_sent`: the probe that was to send them
     /// stopped first (killed, interrupted). Returns how many there were.
     pub fn settle_unsent(&self, run_id: &str) -> Result<usize, StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET state = 'not_sent',
-                     verdict_reason = 'not sent: probe was stopped before sending it'
-                 WHERE run_id = ?1 AND state = 'queued'",
-                [run_id],
-            )
-            .map_err(|e| self.sql(e))
+        let n = self.exec(
+            "UPDATE messages SET state = 'not_sent',
+                 verdict_reason = 'not sent: probe was stopped before sending it'
+             WHERE run_id = ?1 AND state = 'queued'",
+            vals![run_id],
+        )?;
+        Ok(n as usize)
     }
 
     /// Marks a message whose transaction was interrupted, and that polling did not find by
     /// the timeout, as `interrupted`, with why it has no verdict.
     pub fn mark_interrupted(&self, token: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET state = 'interrupted', verdict_reason = ?2
-                 WHERE token = ?1 AND verdict IS NULL",
-                params![token, reason],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "UPDATE messages SET state = 'interrupted', verdict_reason = ?2
+             WHERE token = ?1 AND verdict IS NULL",
+            vals![token, reason],
+        )?;
         Ok(())
     }
 
@@ -859,23 +1014,19 @@ impl Store {
         checks: &crate::check::Report,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(checks).unwrap_or_else(|_| "null".into());
-        self.conn
-            .execute(
-                "UPDATE runs SET checks_json = ?2 WHERE id = ?1",
-                params![run_id, json],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "UPDATE runs SET checks_json = ?2 WHERE id = ?1",
+            vals![run_id, json],
+        )?;
         Ok(())
     }
 
     /// Records why probe could not do its job in a run (the relay refused its login).
     pub fn record_run_failure(&self, run_id: &str, failure: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET failure = ?2 WHERE id = ?1",
-                params![run_id, failure],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.exec(
+            "UPDATE runs SET failure = ?2 WHERE id = ?1",
+            vals![run_id, failure],
+        )?;
         Ok(())
     }
 
@@ -883,90 +1034,91 @@ impl Store {
     /// A message not sent, or interrupted and not found, awaits none; one `queued` or `sending`
     /// is in an unknown state, and keeps the run open.
     pub fn finish_run_if_done(&self, run_id: &str) -> Result<bool, StoreError> {
-        let pending: i64 = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*) FROM messages
-                 WHERE run_id = ?1 AND verdict IS NULL
-                   AND state NOT IN ('not_sent', 'interrupted')",
-                [run_id],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.sql(e))?;
-        if pending == 0 {
-            self.conn
-                .execute(
-                    "UPDATE runs SET finished_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
-                    params![run_id, unix_ms(SystemTime::now())],
-                )
-                .map_err(|e| self.sql(e))?;
+        let pending = self.read(
+            "SELECT COUNT(*) FROM messages
+             WHERE run_id = ?1 AND verdict IS NULL
+               AND state NOT IN ('not_sent', 'interrupted')",
+            vals![run_id],
+            |r| r.int(0),
+        )?;
+        let done = pending.first() == Some(&0);
+        if done {
+            self.exec(
+                "UPDATE runs SET finished_at = ?2 WHERE id = ?1 AND finished_at IS NULL",
+                vals![run_id, unix_ms(SystemTime::now())],
+            )?;
         }
-        Ok(pending == 0)
+        Ok(done)
     }
 
     /// The newest run that still has messages awaiting a verdict.
     pub fn latest_unfinished_run(&self) -> Result<String, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT id FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC, id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?
-            .ok_or(StoreError::NoRun("unfinished"))
+        self.read(
+            "SELECT id FROM runs WHERE finished_at IS NULL
+             ORDER BY started_at DESC, id DESC LIMIT 1",
+            vals![],
+            |r| r.text(0),
+        )?
+        .pop()
+        .ok_or(StoreError::NoRun("unfinished"))
     }
 
     /// A run by id.
     pub fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
-        self.conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                [id],
-                run_record,
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?
-            .ok_or_else(|| StoreError::NoSuchRun(id.to_owned()))
+        self.read(
+            &format!("SELECT {} FROM runs WHERE id = ?1", self.run_columns()),
+            vals![id],
+            run_record,
+        )?
+        .pop()
+        .ok_or_else(|| StoreError::NoSuchRun(id.to_owned()))
     }
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, id DESC"
-            ))
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt.query_map([], run_record).map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+        self.runs_matching(&RunFilter::default())
+    }
+
+    /// The runs `filter` keeps, newest first.
+    pub fn runs_matching(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let (clause, values) = filter.clause();
+        self.read(
+            &format!(
+                "SELECT {} FROM runs {clause} ORDER BY started_at DESC, id DESC",
+                self.run_columns()
+            ),
+            values,
+            run_record,
+        )
     }
 
     /// The newest run, finished or not.
     pub fn latest_run(&self) -> Result<String, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?
-            .ok_or(StoreError::NoRun("stored"))
+        self.latest_run_matching(&RunFilter::default())
+    }
+
+    /// The newest run `filter` keeps, finished or not.
+    pub fn latest_run_matching(&self, filter: &RunFilter) -> Result<String, StoreError> {
+        let (clause, values) = filter.clause();
+        self.read(
+            &format!("SELECT id FROM runs {clause} ORDER BY started_at DESC, id DESC LIMIT 1"),
+            values,
+            |r| r.text(0),
+        )?
+        .pop()
+        .ok_or(if *filter == RunFilter::default() {
+            StoreError::NoRun("stored")
+        } else {
+            StoreError::NoRun("matching")
+        })
     }
 
     /// Deletes every run started before `before` (Unix ms) with everything recorded for it
     /// (messages, SMTP attempts, observations, folder positions), in one transaction. Returns
     /// how many runs were deleted.
     pub fn prune_runs_started_before(&mut self, before: i64) -> Result<usize, StoreError> {
-        let path = self.path.clone();
-        let sql = |source| StoreError::Sql {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(sql)?;
         const OLD: &str = "SELECT id FROM runs WHERE started_at < ?1";
-        for statement in [
+        let steps: Vec<_> = [
             format!(
                 "DELETE FROM smtp_attempts WHERE token IN
                      (SELECT token FROM messages WHERE run_id IN ({OLD}))"
@@ -974,68 +1126,68 @@ impl Store {
             format!("DELETE FROM observations WHERE run_id IN ({OLD})"),
             format!("DELETE FROM positions WHERE run_id IN ({OLD})"),
             format!("DELETE FROM messages WHERE run_id IN ({OLD})"),
-        ] {
-            tx.execute(&statement, [before]).map_err(sql)?;
-        }
-        let runs = tx
-            .execute("DELETE FROM runs WHERE started_at < ?1", [before])
-            .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(runs)
+            "DELETE FROM runs WHERE started_at < ?1".to_owned(),
+        ]
+        .into_iter()
+        .map(|sql| (sql, vals![before]))
+        .collect();
+        let counts = self.atomically(steps)?;
+        Ok(counts.last().copied().unwrap_or(0) as usize)
     }
 
     /// A run's messages, in sending order.
     pub fn messages(&self, run_id: &str) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
-                        smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
-                        folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab,
-                        state
-                 FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map([run_id], |r| {
-                let verdict: Option<String> = r.get(12)?;
-                let stage: Option<String> = r.get(6)?;
-                let state: String = r.get(21)?;
+        self.read(
+            "SELECT token, seed, provider, address, sent_at, smtp_host, smtp_stage, smtp_code,
+                    smtp_enhanced, smtp_text, smtp_error, tls_json, verdict, verdict_reason,
+                    folder, seen_at, headers_json, poll_error, queue_id, downstream_json, tab,
+                    state
+             FROM messages WHERE run_id = ?1 ORDER BY sent_at, token",
+            vals![run_id],
+            |r| {
                 Ok(MessageRecord {
-                    token: r.get(0)?,
-                    seed: r.get(1)?,
-                    provider: r.get(2)?,
-                    address: r.get(3)?,
-                    sent_at: r.get(4)?,
-                    state: SendState::from_stored(&state),
+                    token: r.text(0)?,
+                    seed: r.text(1)?,
+                    provider: r.text(2)?,
+                    address: r.text(3)?,
+                    sent_at: r.int(4)?,
+                    state: SendState::from_stored(&r.text(21)?),
                     smtp: SmtpOutcome {
-                        host: r.get(5)?,
-                        stage: stage.as_deref().and_then(stage_of),
-                        code: r.get(7)?,
-                        enhanced: r.get(8)?,
-                        text: r.get(9)?,
-                        error: r.get(10)?,
+                        host: r.opt_text(5)?,
+                        stage: r.opt_text(6)?.as_deref().and_then(stage_of),
+                        code: r.opt_small(7)?,
+                        enhanced: r.opt_text(8)?,
+                        text: r.opt_text(9)?,
+                        error: r.opt_text(10)?,
                     },
-                    tls_json: r.get(11)?,
-                    verdict: verdict.as_deref().and_then(Verdict::from_label),
-                    verdict_reason: r.get(13)?,
-                    folder: r.get(14)?,
-                    seen_at: r.get(15)?,
-                    headers_json: r.get(16)?,
-                    poll_error: r.get(17)?,
-                    queue_id: r.get(18)?,
-                    downstream_json: r.get(19)?,
-                    tab: r.get(20)?,
+                    tls_json: r.opt_text(11)?,
+                    verdict: r.opt_text(12)?.as_deref().and_then(Verdict::from_label),
+                    verdict_reason: r.opt_text(13)?,
+                    folder: r.opt_text(14)?,
+                    seen_at: r.opt_int(15)?,
+                    headers_json: r.opt_text(16)?,
+                    poll_error: r.opt_text(17)?,
+                    queue_id: r.opt_text(18)?,
+                    downstream_json: r.opt_text(19)?,
+                    tab: r.opt_text(20)?,
                 })
-            })
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
+            },
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Store {
+        fn sqlite(&self) -> &Connection {
+            match &self.backend {
+                Backend::Sqlite(conn) => conn,
+                Backend::Postgres(_) => panic!("a SQLite store was expected"),
+            }
+        }
+    }
 
     fn test_run(id: &str) -> NewRun {
         NewRun {
@@ -1101,7 +1253,7 @@ mod tests {
         // Every message of an older store was sent.
         assert_eq!(s.messages("OLD").unwrap()[0].state, SendState::Sent);
         let version: i64 = s
-            .conn
+            .sqlite()
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
@@ -1322,7 +1474,7 @@ mod tests {
         s.record_position("R1", &position).unwrap();
         // The same strings as before the types: old stores read the same.
         let stored: (String, String) = s
-            .conn
+            .sqlite()
             .query_row(
                 "SELECT r.transport, p.role FROM runs r JOIN positions p ON p.run_id = r.id",
                 [],
@@ -1333,7 +1485,7 @@ mod tests {
         assert_eq!(s.run("R1").unwrap().transport, Transport::Relay);
         assert_eq!(s.positions("R1").unwrap(), [position]);
         // A name this build does not know is an error, not a panic.
-        s.conn
+        s.sqlite()
             .execute_batch("UPDATE runs SET transport = 'carrier'; UPDATE positions SET role = 'x'")
             .unwrap();
         assert!(matches!(s.run("R1"), Err(StoreError::Sql { .. })));
@@ -1350,7 +1502,7 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(s.run("R1").unwrap().transport, Transport::Direct);
         assert!(matches!(s.run("nope"), Err(StoreError::NoSuchRun(_))));
-        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        s.sqlite().pragma_update(None, "user_version", 99).unwrap();
         drop(s);
         assert!(matches!(
             Store::open(&path),

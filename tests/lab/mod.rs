@@ -20,6 +20,7 @@ mod mailbox_untouched;
 mod not_tested;
 mod oauth2_dovecot;
 mod polling;
+mod postgres;
 mod precedence;
 mod progress;
 mod relay;
