@@ -15,6 +15,7 @@ mod dkim;
 mod imap_faults;
 mod kit;
 mod lab;
+mod maillog;
 mod metrics_format;
 mod oauth2;
 mod polling;

@@ -6,6 +6,7 @@ mod check;
 mod compare;
 mod exit;
 mod history;
+mod maillog;
 mod metrics;
 mod progress;
 mod seeds;
@@ -77,6 +78,9 @@ pub enum Command {
     /// Read bounces (files, mboxes, Maildirs, directories, `-`): per failed or delayed
     /// recipient its status, reply code, reason and provider; needs no seeds file.
     Bounce(bounce::BounceArgs),
+    /// Summarise a Postfix log per provider: delivered, deferred, bounced, rejected, expired
+    /// and the top reasons; needs no seeds file.
+    Maillog(maillog::MaillogArgs),
 }
 
 /// Which seeds.
@@ -150,6 +154,10 @@ pub fn main() -> ExitCode {
     if let Command::Bounce(args) = &cli.command {
         return bounce::main(args).into();
     }
+    // `probe maillog` likewise reads files only.
+    if let Command::Maillog(args) = &cli.command {
+        return maillog::main(args).into();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -210,6 +218,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
         Command::Bounce(_) => anyhow::bail!("probe bounce runs from main, outside execute"),
+        Command::Maillog(_) => anyhow::bail!("probe maillog runs from main, outside execute"),
         Command::Seeds(seeds::SeedsCommand::Check(args)) => {
             let config = Config::load(&cli.config)?;
             seeds::check(&config, args).await
