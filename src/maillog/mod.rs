@@ -404,6 +404,9 @@ Nov 29 16:13:00 mx postfix/error[1]: CCC: to=<d@yahoo.com>, relay=none, delay=9,
 Nov 29 16:13:00 mx postfix/local[4]: DDD: to=<e@ours.test>, relay=local, delay=0, dsn=2.0.0, status=sent (forwarded as EEE)
 ";
 
+    /// (provider, domains, delivered, deferred, bounced, (reason, count)s)
+    type Row<'a> = (&'a str, Vec<&'a str>, u64, u64, u64, Vec<(&'a str, u64)>);
+
     #[test]
     fn counts_per_provider() {
         let s = summary_of(LOG, None);
@@ -417,7 +420,7 @@ Nov 29 16:13:00 mx postfix/local[4]: DDD: to=<e@ours.test>, relay=local, delay=0
                 expired: 1
             }
         );
-        let rows: Vec<(&str, Vec<&str>, u64, u64, u64, Vec<(&str, u64)>)> = s
+        let rows: Vec<Row> = s
             .providers
             .iter()
             .map(|p| {
