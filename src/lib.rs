@@ -24,7 +24,8 @@
 //! Beside the flow, [`check`] (`probe check`) looks at the sending IP's and domain's DNS and
 //! their listings on DNS block and allow lists before anything is sent, and [`bounce`]
 //! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason by
-//! [`reason`].
+//! [`reason`]; [`maillog`] (`probe maillog`) summarises a Postfix log per provider with the
+//! same reasons.
 //!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
@@ -38,6 +39,7 @@ pub mod compare;
 pub mod config;
 pub mod downstream;
 pub mod evidence;
+pub mod maillog;
 pub mod message;
 pub mod poll;
 pub mod reason;

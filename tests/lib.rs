@@ -16,6 +16,7 @@ mod imap_faults;
 mod init;
 mod kit;
 mod lab;
+mod maillog;
 mod metrics_format;
 mod oauth2;
 mod polling;

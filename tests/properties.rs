@@ -113,6 +113,10 @@ const LOG_LINES: &[&str] = &[
     "Nov 28 08:10:02 relay postfix/smtp[812]: 4D16198E6AE: to=<defer@defer.lab.test>, relay=127.0.0.1[127.0.0.1]:2525, delay=0.05, delays=0.01/0/0.02/0.02, dsn=4.7.1, status=deferred (host 127.0.0.1[127.0.0.1] said: 450 4.7.1 <defer@defer.lab.test>: Recipient address rejected: Temporarily deferred (in reply to RCPT TO command))\n",
     "2026-11-28T08:10:03.123456+00:00 relay postfix-relay/smtp[813]: 5E27298E6AF: to=<reject@reject.lab.test>, relay=127.0.0.1[127.0.0.1]:2525, delay=0.04, dsn=5.7.1, status=bounced (host 127.0.0.1[127.0.0.1] said: 550 5.7.1 refused (in reply to RCPT TO command))\n",
     "Nov 28 08:10:04 relay postfix/smtp[814]: 6F38398E6B0: to=<inbox@inbox.lab.test>, relay=127.0.0.1[127.0.0.1]:2525, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 1234)\n",
+    "Nov  9 16:09:07 mx postfix/smtpd[11372]: NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 550 5.7.1 <reject@reject.lab.test>: Recipient address rejected: refused; from=<p@s.test> to=<reject@reject.lab.test> proto=ESMTP helo=<h>\n",
+    "Nov 29 16:11:49 smtp postfix-relay/qmgr[11368]: B25E598FFC2: from=<probe@sender.lab.test>, status=expired, returned to sender\n",
+    "Nov 29 16:11:49 smtp postfix-relay/qmgr[11368]: B25E598FFC2: removed\n",
+    "Nov 29 16:40:23 mx postfix/cleanup[31559]: 12F4398E27C: milter-reject: END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 try later; from=<a@b> to=<c@d>\n",
 ];
 
 const UTF7: &[&str] = &[
@@ -163,6 +167,24 @@ fn use_dsn(raw: &[u8]) {
 fn use_log_line(line: &str) {
     if let Some(entry) = maillog::parse_line(line) {
         let _ = entry.report.reply_code();
+    }
+    use_log_bytes(line.as_bytes());
+}
+
+/// `probe maillog`'s path: the byte parser, the stamp, and a whole tally with and without
+/// `--since`, its summary serialised.
+fn use_log_bytes(bytes: &[u8]) {
+    use seedprobe::maillog::{Tally, line, since::Stamp};
+    let now = Stamp::from_system(std::time::SystemTime::now());
+    if let Some(parsed) = line::parse(bytes) {
+        let _ = Stamp::parse(parsed.stamp, now);
+    }
+    for since in [None, Some(now)] {
+        let mut tally = Tally::new(since, now);
+        bytes.split(|&b| b == b'\n').for_each(|l| tally.line(l));
+        let summary = tally.finish();
+        let _ = serde_json::to_string(&summary);
+        let _ = summary.over(0.0);
     }
 }
 
@@ -262,6 +284,18 @@ proptest! {
     #[test]
     fn damaged_postfix_log_lines_never_panic(raw in mutated(LOG_LINES)) {
         use_log_line(&lossy(&raw));
+    }
+
+    #[test]
+    fn postfix_log_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..600)) {
+        use_log_bytes(&raw);
+    }
+
+    #[test]
+    fn damaged_postfix_logs_never_panic(
+        lines in prop::collection::vec(mutated(LOG_LINES), 1..8),
+    ) {
+        use_log_bytes(&lines.concat());
     }
 
     #[test]

@@ -195,13 +195,14 @@ SEEDS=${SEEDPROBE_LAB_SEEDS:-$LAB_SRC/seeds.list}
 START_TIMEOUT=${SEEDPROBE_LAB_TIMEOUT:-30}
 RSPAMD_TIMEOUT=${SEEDPROBE_LAB_RSPAMD_TIMEOUT:-120}
 
-PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd postgresql)
+# pflogsumm: the reference `probe maillog`'s counts are checked against (tests/lab/maillog.rs).
+PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve dnsmasq-base swaks openssl rspamd postgresql pflogsumm)
 # One file per package, so a half-installed set is noticed.
 REQUIRED_FILES=(
     /usr/sbin/postfix /usr/sbin/postqueue /usr/sbin/postsuper
     /usr/sbin/dovecot /usr/bin/doveadm /usr/lib/dovecot/imap /usr/lib/dovecot/lmtp
     /usr/bin/sievec /usr/sbin/dnsmasq /usr/bin/swaks /usr/bin/openssl
-    /usr/bin/rspamd /usr/bin/rspamc
+    /usr/bin/rspamd /usr/bin/rspamc /usr/sbin/pflogsumm
     /usr/lib/postgresql/15/bin/initdb /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql
 )
 

@@ -8,6 +8,7 @@ mod completions;
 mod exit;
 mod history;
 mod init;
+mod maillog;
 mod metrics;
 mod progress;
 mod seeds;
@@ -89,6 +90,9 @@ pub enum Command {
     /// Print the man page (roff): `probe man > /usr/local/share/man/man1/probe.1`; `--dir`
     /// writes one page per subcommand too.
     Man(completions::ManArgs),
+    /// Summarise a Postfix log per provider: delivered, deferred, bounced, rejected, expired
+    /// and the top reasons; needs no seeds file.
+    Maillog(maillog::MaillogArgs),
 }
 
 /// Which seeds.
@@ -166,6 +170,10 @@ pub fn main() -> ExitCode {
     if let Command::Bounce(args) = &cli.command {
         return bounce::main(args).into();
     }
+    // `probe maillog` likewise reads files only.
+    if let Command::Maillog(args) = &cli.command {
+        return maillog::main(args).into();
+    }
     match &cli.command {
         Command::Completions(args) => return completions::completions(args).into(),
         Command::Man(args) => return completions::man(args).into(),
@@ -235,6 +243,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             anyhow::bail!("completions and the man page are printed from main, outside execute")
         }
         Command::Init(args) => init::main(&cli.config, args).await,
+        Command::Maillog(_) => anyhow::bail!("probe maillog runs from main, outside execute"),
         Command::Seeds(seeds::SeedsCommand::Check(args)) => {
             let config = Config::load(&cli.config)?;
             seeds::check(&config, args).await

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Downstream, DownstreamAction, DownstreamSource};
+use crate::maillog::line::{self, Event, Status};
 
 /// One delivery line of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,45 +19,29 @@ pub struct LogEntry {
     pub report: Downstream,
 }
 
-/// Parses one log line; `None` for lines that are not a delivery status.
+/// Parses one log line; `None` for lines that are not a delivery status. The line format is
+/// read in one place, [`crate::maillog::line`], which `probe maillog` uses too.
 pub fn parse_line(line: &str) -> Option<LogEntry> {
-    // "... postfix/smtp[123]: 4D16198E6AE: to=<a@b>, relay=..., dsn=4.7.1, status=deferred (...)"
-    let (_, rest) = line.split_once("]: ")?;
-    let (queue_id, fields) = rest.split_once(": ")?;
-    if queue_id.is_empty() || !queue_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+    let parsed = line::parse(line.as_bytes())?;
+    let Event::Status(s) = parsed.event else {
         return None;
-    }
-    let fields = fields.strip_prefix("to=<")?;
-    let (to, fields) = fields.split_once('>')?;
-    let (before_status, status) = fields.split_once("status=")?;
-    let (word, text) = match status.split_once(' ') {
-        Some((w, t)) => (w, Some(t.trim())),
-        None => (status.trim(), None),
     };
-    let action = match word {
-        "sent" => DownstreamAction::Delivered,
-        "deferred" => DownstreamAction::Delayed,
-        "bounced" | "expired" => DownstreamAction::Failed,
-        _ => return None,
+    let action = match s.status {
+        Status::Sent | Status::Forwarded => DownstreamAction::Delivered,
+        Status::Deferred => DownstreamAction::Delayed,
+        Status::Bounced | Status::Expired => DownstreamAction::Failed,
     };
-    let field = |name: &str| {
-        before_status
-            .split(", ")
-            .find_map(|f| f.trim().strip_prefix(name))
-            .map(|v| v.trim_end_matches(',').to_owned())
-    };
-    let diagnostic = text
-        .map(|t| t.strip_prefix('(').unwrap_or(t))
-        .map(|t| t.strip_suffix(')').unwrap_or(t).to_owned());
+    // The line is a str, so each part of it is one too.
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     Some(LogEntry {
-        queue_id: queue_id.to_owned(),
+        queue_id: text(s.queue_id),
         report: Downstream {
             source: DownstreamSource::Maillog,
             action,
-            recipient: Some(to.to_owned()),
-            status: field("dsn="),
-            remote_mta: field("relay="),
-            diagnostic,
+            recipient: Some(text(s.recipient)),
+            status: s.dsn.map(text),
+            remote_mta: s.relay.map(text),
+            diagnostic: s.text.map(text),
         },
     })
 }

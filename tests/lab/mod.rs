@@ -17,6 +17,7 @@ mod interrupt;
 mod judging;
 mod killed_send;
 mod mailbox_untouched;
+mod maillog;
 mod not_tested;
 mod oauth2_dovecot;
 mod polling;
