@@ -1,8 +1,8 @@
 //! `probe bounce`: read bounce messages from files, mboxes, Maildirs, directories or standard
 //! input, and say per failed or delayed recipient what happened and why ([`reason`]).
 //!
-//! Parsing is [`crate::downstream::dsn`]'s, the one relay mode uses, so both understand the
-//! same formats. What is read is untrusted: every message is capped at [`MAX_MESSAGE`] bytes
+//! Parsing is [`crate::downstream::dsn`]'s (with [`crate::downstream::plain`] for bounces
+//! that are no DSN), the one relay mode uses, so both understand the same formats. What is read is untrusted: every message is capped at [`MAX_MESSAGE`] bytes
 //! and nothing in it can make this panic.
 
 use std::fs::File;
@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::downstream::{DownstreamAction, dsn};
+use crate::downstream::DownstreamAction;
+use crate::downstream::dsn::{self, enhanced_status};
 use crate::reason::{self, provider::provider};
 
 /// The most of one message that is read; a bounce is small, and a huge file must not fill
@@ -41,7 +42,7 @@ pub struct Bounce {
     pub file: String,
     /// The recipient the report is about.
     pub recipient: Option<String>,
-    /// `failed` or `delayed`.
+    /// `failed` or `delayed`; `feedback` for a complaint of an abuse report.
     pub action: String,
     /// The enhanced status code (`5.1.1`).
     pub status: Option<String>,
@@ -172,61 +173,66 @@ fn cap(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The failed and delayed recipients of one message; `None` when it is no bounce (no DSN and
-/// no rejection MDN), `Some` of an empty list when it is a report of delivery only.
+/// The failed and delayed recipients of one message, and the complaints of an abuse report;
+/// `None` when it is no bounce (no DSN, no rejection MDN, no plain-text bounce, no abuse
+/// report), `Some` of an empty list when it is a report of delivery only.
 pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
     let report = dsn::parse(&message.bytes)?;
-    Some(
-        report
-            .recipients
-            .iter()
-            .filter_map(|r| {
-                let action = match r.action {
-                    DownstreamAction::Failed => "failed",
-                    DownstreamAction::Delayed => "delayed",
-                    DownstreamAction::Delivered => return None,
-                };
-                let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
-                let status = r
-                    .status
-                    .as_deref()
-                    .and_then(enhanced_status)
-                    .or_else(|| diagnostic.as_deref().and_then(enhanced_status));
-                let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
-                Some(Bounce {
-                    file: message.file.clone(),
-                    recipient: r.recipient.clone(),
-                    action: action.to_owned(),
-                    // Given up on a temporary failure: the retries ran out, whatever the
-                    // last attempt said (Sisimai says the same).
-                    reason: match (action, status.as_deref()) {
-                        ("failed", Some(s)) if s.starts_with("4.") => "expired",
-                        _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
-                    },
-                    reply_code: r.reply_code(),
-                    provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
-                    status,
-                    remote_mta,
-                    diagnostic,
-                })
-            })
-            .collect(),
-    )
+    let complaints = report.feedback.iter().map(|f| Bounce {
+        file: message.file.clone(),
+        recipient: f.recipient.clone(),
+        action: "feedback".to_owned(),
+        status: None,
+        reply_code: None,
+        reason: FEEDBACK,
+        remote_mta: report.reporting_mta.clone(),
+        diagnostic: Some(format!("feedback-type: {}", f.feedback_type)),
+        provider: provider(None, f.recipient.as_deref()),
+    });
+    let failures = report.recipients.iter().filter_map(|r| {
+        let action = match r.action {
+            DownstreamAction::Failed => "failed",
+            DownstreamAction::Delayed => "delayed",
+            DownstreamAction::Delivered => return None,
+        };
+        let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
+        let status = status(r.status.as_deref(), diagnostic.as_deref());
+        let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
+        Some(Bounce {
+            file: message.file.clone(),
+            recipient: r.recipient.clone(),
+            action: action.to_owned(),
+            // Given up on a temporary failure: the retries ran out, whatever the last
+            // attempt said (Sisimai says the same).
+            reason: match (action, status.as_deref()) {
+                ("failed", Some(s)) if s.starts_with("4.") => "expired",
+                _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
+            },
+            reply_code: r.reply_code(),
+            provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
+            status,
+            remote_mta,
+            diagnostic,
+        })
+    });
+    Some(complaints.chain(failures).collect())
 }
 
-/// The first `D.D{1,3}.D{1,3}` with a class of 2, 4 or 5 in `text` (`5.1.1 (user unknown)`).
-fn enhanced_status(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map(|w| w.trim_matches('.'))
-        .find(|w| {
-            let parts: Vec<&str> = w.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(str::to_owned)
+/// The reason of a complaint in an abuse feedback report (Sisimai's name).
+const FEEDBACK: &str = "feedback";
+
+/// The recipient's enhanced status: the report's `Status`, unless it only gives the class
+/// (`5.0.0`) and the remote reply quoted in the diagnostic is more precise (`5.7.1`).
+fn status(field: Option<&str>, diagnostic: Option<&str>) -> Option<String> {
+    let field = field.and_then(enhanced_status);
+    let quoted = diagnostic.and_then(enhanced_status);
+    match (field, quoted) {
+        (Some(f), Some(q)) if f.ends_with(".0.0") && !q.ends_with(".0.0") && q[..1] == f[..1] => {
+            Some(q)
+        }
+        (Some(f), _) => Some(f),
+        (None, q) => q,
+    }
 }
 
 #[cfg(test)]
