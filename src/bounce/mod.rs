@@ -197,17 +197,29 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         };
         let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
         let status = status(r.status.as_deref(), diagnostic.as_deref());
+        let reason = match (action, status.as_deref()) {
+            // Given up on a temporary failure: the retries ran out, unless the last attempt's
+            // words say why (Sisimai reads it the same way).
+            ("failed", Some(s)) if s.starts_with("4.") => {
+                match reason::classify(None, diagnostic.as_deref()) {
+                    reason::UNDEFINED => "expired",
+                    said => said,
+                }
+            }
+            _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
+        };
+        // No code in the report at all: Sisimai's code for the reason, so that the status
+        // column still says what kind of failure it was.
+        let status = status.or_else(|| {
+            let temporary = action == "delayed" || r.reply_code().is_some_and(|c| c < 500);
+            reason::pseudo_status(reason, temporary)
+        });
         let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
         Some(Bounce {
             file: message.file.clone(),
             recipient: r.recipient.clone(),
             action: action.to_owned(),
-            // Given up on a temporary failure: the retries ran out, whatever the last
-            // attempt said (Sisimai says the same).
-            reason: match (action, status.as_deref()) {
-                ("failed", Some(s)) if s.starts_with("4.") => "expired",
-                _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
-            },
+            reason,
             reply_code: r.reply_code(),
             provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
             status,

@@ -66,11 +66,11 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    // Not `Auto-Submitted: auto-replied`: Exim and Google set it on their bounces too.
     if markers
         .autoreply
         .iter()
         .any(|m| subject.starts_with(m.as_str()))
-        || header_says(message, "Auto-Submitted", "auto-replied")
     {
         return None;
     }
@@ -101,7 +101,11 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
 
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     for line in region {
-        if let Some((address, rest)) = leading_address(line) {
+        let current = found.last().map(|(a, _)| a.as_str());
+        if let Some((address, rest)) = leading_address(line)
+            // Exim folds a long reply so that a line can start with the same recipient.
+            && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
+        {
             found.push((address, vec![rest.trim().to_owned()]));
         } else if let Some((_, why)) = found.last_mut() {
             why.push(line.trim().to_owned());
@@ -196,12 +200,6 @@ fn body_text(message: &Message<'_>) -> String {
         }
     }
     text
-}
-
-fn header_says(message: &Message<'_>, name: &str, word: &str) -> bool {
-    message
-        .header_raw(name)
-        .is_some_and(|v| v.to_ascii_lowercase().contains(word))
 }
 
 /// Sent by a mail system rather than a person: the only messages without a report marker
