@@ -189,6 +189,7 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         diagnostic: Some(format!("feedback-type: {}", f.feedback_type)),
         provider: provider(None, f.recipient.as_deref()),
     });
+    let mentions_rcpt = contains_ignore_case(&message.bytes, b"rcpt");
     let failures = report.recipients.iter().filter_map(|r| {
         let action = match r.action {
             DownstreamAction::Failed => "failed",
@@ -208,6 +209,7 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             }
             _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
         };
+        let reason = filtered_or_unknown(reason, status.as_deref(), mentions_rcpt);
         // No code in the report at all: Sisimai's code for the reason, so that the status
         // column still says what kind of failure it was.
         let status = status.or_else(|| {
@@ -228,6 +230,28 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         })
     });
     Some(complaints.chain(failures).collect())
+}
+
+/// Sisimai's line between an unknown user and a filter: "no such user" said in reply to RCPT,
+/// or with an address status (`5.1.x`), is the address; said later (after DATA, where a
+/// content filter or forwarding rule answers), it is the filter's refusal.
+fn filtered_or_unknown(
+    reason: &'static str,
+    status: Option<&str>,
+    mentions_rcpt: bool,
+) -> &'static str {
+    let address_status = status.is_some_and(|s| s.get(1..4) == Some(".1."));
+    if reason == "userunknown" && !address_status && !mentions_rcpt {
+        "filtered"
+    } else {
+        reason
+    }
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The reason of a complaint in an abuse feedback report (Sisimai's name).

@@ -17,7 +17,7 @@ use super::{Downstream, DownstreamAction, DownstreamSource, reply_code_in};
 const MARKERS: &str = include_str!("markers.tsv");
 
 /// The most of a recipient's explanation kept: enough for any reply, bounded for the output.
-const MAX_DIAGNOSTIC: usize = 1000;
+const MAX_DIAGNOSTIC: usize = 2000;
 
 /// `markers.tsv`, lowercased, by kind.
 #[derive(Debug, Default)]
@@ -114,11 +114,12 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     if found.is_empty() {
         // No line starts with an address: the report names it inside a sentence
         // (`... could not be delivered to: <a@b>`), or only a header does.
-        let named = region.iter().find_map(|l| first_address(l)).or_else(|| {
-            message
-                .header_raw("X-Failed-Recipients")
-                .and_then(|v| v.split(',').find_map(first_address))
-        })?;
+        // The header (Exim, Google) is more certain than an address in prose, which can be
+        // the sender's (`Hello a@b,`).
+        let named = message
+            .header_raw("X-Failed-Recipients")
+            .and_then(|v| v.split(',').find_map(first_address))
+            .or_else(|| region.iter().find_map(|l| first_address(l)))?;
         found.push((named, region.iter().map(|l| l.trim().to_owned()).collect()));
     }
 
@@ -225,6 +226,13 @@ fn leading_address(line: &str) -> Option<(String, &str)> {
     let t = line.trim_start_matches(|c: char| {
         c.is_whitespace() || matches!(c, '<' | '>' | '"' | '*' | '-' | '\'')
     });
+    // Sendmail's transcript: `550 <a@b>... User unknown`.
+    let t = match t.get(..5) {
+        Some(code) if code.ends_with(" <") && code[..3].bytes().all(|b| b.is_ascii_digit()) => {
+            &t[5..]
+        }
+        _ => t,
+    };
     let end = t
         .find(|c: char| c.is_whitespace() || matches!(c, '>' | '"' | ',' | ';' | '(' | '[' | '<'))
         .unwrap_or(t.len());
@@ -320,6 +328,10 @@ mod tests {
             ("a@example.org: 550 5.1.1 no", Some("a@example.org")),
             ("To: a@example.org", None),
             ("550 5.1.1 <a@example.org>... User unknown", None),
+            (
+                "554 <a@example.org>... 550 Host unknown",
+                Some("a@example.org"),
+            ),
             ("host mx.example.org said", None),
         ];
         for (line, want) in table {
