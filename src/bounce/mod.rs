@@ -209,11 +209,20 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             }
             _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
         };
-        let reason = filtered_or_unknown(reason, status.as_deref(), mentions_rcpt);
+        let reason = filtered_or_unknown(
+            reason,
+            status.as_deref(),
+            diagnostic.as_deref(),
+            mentions_rcpt,
+        );
         // No code in the report at all: Sisimai's code for the reason, so that the status
         // column still says what kind of failure it was.
         let status = status.or_else(|| {
-            let temporary = action == "delayed" || r.reply_code().is_some_and(|c| c < 500);
+            let temporary = action == "delayed"
+                || r.reply_code().is_some_and(|c| c < 500)
+                || diagnostic
+                    .as_deref()
+                    .is_some_and(|d| d.to_ascii_lowercase().contains("temporary"));
             reason::pseudo_status(reason, temporary)
         });
         let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
@@ -238,10 +247,28 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
 fn filtered_or_unknown(
     reason: &'static str,
     status: Option<&str>,
+    diagnostic: Option<&str>,
     mentions_rcpt: bool,
 ) -> &'static str {
-    let address_status = status.is_some_and(|s| s.get(1..4) == Some(".1."));
-    if reason == "userunknown" && !address_status && !mentions_rcpt {
+    let after_data = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        [
+            "end of data",
+            "command data",
+            "data command",
+            ">>> data",
+            "after data",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+    };
+    let filtered = match status {
+        // A DSN's own status that is no address status, and no RCPT in the whole report.
+        Some(s) => s.get(1..4) != Some(".1.") && !mentions_rcpt,
+        // A plain-text report: refused after DATA, or no RCPT named anywhere.
+        None => diagnostic.is_some_and(after_data) || !mentions_rcpt,
+    };
+    if reason == "userunknown" && filtered {
         "filtered"
     } else {
         reason
@@ -257,15 +284,14 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 /// The reason of a complaint in an abuse feedback report (Sisimai's name).
 const FEEDBACK: &str = "feedback";
 
-/// The recipient's enhanced status: the report's `Status`, unless it only gives the class
-/// (`5.0.0`) and the remote reply quoted in the diagnostic is more precise (`5.7.1`).
+/// The recipient's enhanced status: the report's `Status`, unless the remote reply quoted in
+/// the diagnostic gives another of the same class (`Status: 5.1.1` for `550 5.7.1 IP address
+/// blacklisted`): the remote host's own word is the more precise (Sisimai reads it so too).
 fn status(field: Option<&str>, diagnostic: Option<&str>) -> Option<String> {
     let field = field.and_then(enhanced_status);
     let quoted = diagnostic.and_then(enhanced_status);
     match (field, quoted) {
-        (Some(f), Some(q)) if f.ends_with(".0.0") && !q.ends_with(".0.0") && q[..1] == f[..1] => {
-            Some(q)
-        }
+        (Some(f), Some(q)) if q != f && !q.ends_with(".0.0") && q[..1] == f[..1] => Some(q),
         (Some(f), _) => Some(f),
         (None, q) => q,
     }

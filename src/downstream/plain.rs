@@ -149,9 +149,13 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     }
     for r in &mut recipients {
         let text = r.diagnostic.as_deref().unwrap_or("");
-        r.status = enhanced_status(text)
-            .or_else(|| reply_code_in(text).map(|c| format!("{}.0.0", c / 100)));
-        let temporary = r.status.as_deref().is_some_and(|s| s.starts_with("4."));
+        // Without an enhanced code the status stays unknown: the reply code's class alone
+        // would claim a precision (`5.0.0`) the report does not give.
+        r.status = enhanced_status(text);
+        let temporary = match r.status.as_deref() {
+            Some(s) => s.starts_with("4."),
+            None => reply_code_in(text).is_some_and(|c| c < 500),
+        };
         if delayed && temporary {
             r.action = DownstreamAction::Delayed;
         }
