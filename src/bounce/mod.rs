@@ -200,9 +200,9 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         let status = status(r.status.as_deref(), diagnostic.as_deref());
         let reason = match (action, status.as_deref()) {
             // Given up on a temporary failure: the retries ran out, unless the last attempt's
-            // words say why (Sisimai reads it the same way).
+            // words or status say why (Sisimai reads it the same way).
             ("failed", Some(s)) if s.starts_with("4.") => {
-                match reason::classify(None, diagnostic.as_deref()) {
+                match reason::classify(Some(s), diagnostic.as_deref()) {
                     reason::UNDEFINED => "expired",
                     said => said,
                 }
@@ -268,7 +268,22 @@ fn filtered_or_unknown(
         // A plain-text report: refused after DATA, or no RCPT named anywhere.
         None => diagnostic.is_some_and(after_data) || !mentions_rcpt,
     };
-    if reason == "userunknown" && filtered {
+    // Only the generic wordings, which any filter can answer with; a mailbox system's own
+    // (Exchange's "recipient name is not recognized", Yahoo's "doesn't have a ... account")
+    // is about the address wherever it is said.
+    let generic = diagnostic.is_some_and(|d| {
+        let d = d.to_ascii_lowercase();
+        [
+            "user unknown",
+            "unknown user",
+            "no such user",
+            "user not exist",
+            "mailbox unavailable",
+        ]
+        .iter()
+        .any(|w| d.contains(w))
+    });
+    if reason == "userunknown" && filtered && generic {
         "filtered"
     } else {
         reason
