@@ -101,10 +101,23 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
     };
     // A recipient block is one with an Action; some MTAs leave out the blank line after the
     // per-message fields, so the first block can be one too.
-    let recipients = groups
+    let recipients: Vec<Downstream> = groups
         .iter()
         .filter_map(|fields| {
-            let action = get(fields, "Action")?.trim().to_ascii_lowercase();
+            // A block without an Action but with a recipient and a status (some MTAs leave
+            // the Action out) says by the status's class what happened.
+            let action = match get(fields, "Action") {
+                Some(a) => a.trim().to_ascii_lowercase(),
+                None => {
+                    get(fields, "Final-Recipient")?;
+                    match get(fields, "Status")?.trim().get(..1)? {
+                        "5" => "failed".to_owned(),
+                        "4" => "delayed".to_owned(),
+                        "2" => "delivered".to_owned(),
+                        _ => return None,
+                    }
+                }
+            };
             let action = match action.as_str() {
                 "failed" => DownstreamAction::Failed,
                 "delayed" => DownstreamAction::Delayed,
@@ -127,6 +140,14 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
             })
         })
         .collect();
+    // A delivery-status part with no recipient block in it: the report's text may still
+    // name them.
+    if recipients.is_empty()
+        && let Some(report) = plain::parse(&message)
+        && !report.recipients.is_empty()
+    {
+        return Some(report);
+    }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
         probe_id,

@@ -119,7 +119,16 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         let named = message
             .header_raw("X-Failed-Recipients")
             .and_then(|v| v.split(',').find_map(first_address))
-            .or_else(|| region.iter().find_map(|l| first_address(l)))?;
+            .or_else(|| region.iter().find_map(|l| first_address(l)))
+            // Only the returned message says to whom it was (`To:`).
+            .or_else(|| {
+                lines[end..].iter().find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("To")
+                        .then(|| first_address(value))?
+                })
+            })?;
         found.push((named, region.iter().map(|l| l.trim().to_owned()).collect()));
     }
 
