@@ -174,7 +174,7 @@ fn parse_feedback(block: &str, returned_to: Option<String>) -> DsnReport {
     let mut recipients: Vec<Option<String>> = get_all("Original-Rcpt-To")
         .into_iter()
         .chain(get_all("Removal-Recipient"))
-        .map(Some)
+        .map(|a| Some(a.trim_matches(['<', '>', ' ']).to_owned()))
         .collect();
     if recipients.is_empty() {
         recipients.push(returned_to.map(|t| {
