@@ -101,7 +101,7 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
     };
     // A recipient block is one with an Action; some MTAs leave out the blank line after the
     // per-message fields, so the first block can be one too.
-    let recipients: Vec<Downstream> = groups
+    let mut recipients: Vec<Downstream> = groups
         .iter()
         .filter_map(|fields| {
             // A block without an Action but with a recipient and a status (some MTAs leave
@@ -147,6 +147,23 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
         && !report.recipients.is_empty()
     {
         return Some(report);
+    }
+    // A recipient block without Diagnostic-Code (OpenSMTPD): the report's text quotes the
+    // remote reply for the same address.
+    if recipients.iter().any(|r| r.diagnostic.is_none())
+        && let Some(text) = plain::parse(&message)
+    {
+        for r in recipients.iter_mut().filter(|r| r.diagnostic.is_none()) {
+            r.diagnostic = text
+                .recipients
+                .iter()
+                .find(|t| {
+                    t.recipient.is_some()
+                        && t.recipient.as_deref().map(str::to_ascii_lowercase)
+                            == r.recipient.as_deref().map(str::to_ascii_lowercase)
+                })
+                .and_then(|t| t.diagnostic.clone());
+        }
     }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
