@@ -188,3 +188,113 @@ fn garbage_is_skipped_without_a_panic() {
         .stderr_lacks("panicked")
         .run();
 }
+
+/// Plain-text bounces of many MTAs (invented addresses, each MTA's real shape), abuse
+/// reports and DSNs without `Action`: (fixture, recipient, action, status, reason), one row
+/// per recipient in the order `probe bounce` prints them.
+#[test]
+fn every_format_gives_recipient_status_and_reason() {
+    let table: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "exim-userunknown.eml",
+            "ghost@example.org",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        (
+            "qmail-mailboxfull.eml",
+            "full@example.net",
+            "failed",
+            "5.2.2",
+            "mailboxfull",
+        ),
+        (
+            "qmail-mailboxfull.eml",
+            "nobody@example.net",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        (
+            "sendmail-transcript.eml",
+            "lost@nowhere.example",
+            "failed",
+            "5.0.912",
+            "hostunknown",
+        ),
+        (
+            "gmail-expired.eml",
+            "slow@example.com",
+            "failed",
+            "5.0.947",
+            "expired",
+        ),
+        (
+            "exchange-userunknown.eml",
+            "left@corp.example.net",
+            "failed",
+            "5.0.911",
+            "userunknown",
+        ),
+        (
+            "dsn-no-action.eml",
+            "gone@example.org",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        (
+            "arf-abuse.eml",
+            "annoyed@example.com",
+            "feedback",
+            "",
+            "feedback",
+        ),
+    ];
+    let mut probe = Probe::new().args(["bounce", "--json"]);
+    let mut files: Vec<&str> = table.iter().map(|row| row.0).collect();
+    files.dedup();
+    for file in &files {
+        probe = probe.arg(fixture(file));
+    }
+    let ran = probe.expect_exit(0).run();
+    let json = ran.json();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), table.len(), "{json:#}");
+    for (row, (file, recipient, action, status, reason)) in rows.iter().zip(table) {
+        assert!(row["file"].as_str().unwrap().ends_with(file), "{row}");
+        assert_eq!(row["recipient"], *recipient, "{file}: {row}");
+        assert_eq!(row["action"], *action, "{file}: {row}");
+        assert_eq!(
+            row["status"].as_str().unwrap_or(""),
+            *status,
+            "{file}: {row}"
+        );
+        assert_eq!(row["reason"], *reason, "{file}: {row}");
+    }
+}
+
+#[test]
+fn an_auto_reply_is_no_bounce() {
+    Probe::new()
+        .args(["bounce", "--json"])
+        .arg(fixture("autoreply.eml"))
+        .expect_exit(0)
+        .stderr_has("autoreply.eml: not a bounce, skipped")
+        .run();
+}
+
+/// Relay mode reads its bounces mailbox with the same parser: a plain-text bounce names our
+/// message by the returned `X-Probe-Id` and fails the recipient.
+#[test]
+fn relay_mode_understands_a_plain_text_bounce() {
+    use seedprobe::downstream::{DownstreamAction, dsn};
+    let report = dsn::parse(&read("exim-userunknown.eml")).expect("a bounce");
+    assert_eq!(report.token(), Some("01JEXIMEXIMEXIMEXIMEXIMEXI"));
+    let r = &report.recipients[0];
+    assert_eq!(r.action, DownstreamAction::Failed);
+    assert_eq!(r.recipient.as_deref(), Some("ghost@example.org"));
+    assert_eq!(r.reply_code(), Some(550));
+    assert!(dsn::parse(&read("autoreply.eml")).is_none());
+}

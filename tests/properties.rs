@@ -107,6 +107,11 @@ const DSNS: &[&str] = &[
     include_str!("../docker/lab/samples/dsn-expired.eml"),
     include_str!("../docker/lab/samples/dsn-failed-full-message.eml"),
     include_str!("../docker/lab/samples/dovecot-sieve-reject.eml"),
+    // Plain-text bounces and an abuse report, which take the other parsers' paths.
+    include_str!("fixtures/bounces/exim-userunknown.eml"),
+    include_str!("fixtures/bounces/qmail-mailboxfull.eml"),
+    include_str!("fixtures/bounces/sendmail-transcript.eml"),
+    include_str!("fixtures/bounces/arf-abuse.eml"),
 ];
 
 const LOG_LINES: &[&str] = &[

@@ -1,8 +1,8 @@
 //! `probe bounce`: read bounce messages from files, mboxes, Maildirs, directories or standard
 //! input, and say per failed or delayed recipient what happened and why ([`reason`]).
 //!
-//! Parsing is [`crate::downstream::dsn`]'s, the one relay mode uses, so both understand the
-//! same formats. What is read is untrusted: every message is capped at [`MAX_MESSAGE`] bytes
+//! Parsing is [`crate::downstream::dsn`]'s (with [`crate::downstream::plain`] for bounces
+//! that are no DSN), the one relay mode uses, so both understand the same formats. What is read is untrusted: every message is capped at [`MAX_MESSAGE`] bytes
 //! and nothing in it can make this panic.
 
 use std::fs::File;
@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::downstream::{DownstreamAction, dsn};
+use crate::downstream::DownstreamAction;
+use crate::downstream::dsn::{self, enhanced_status};
 use crate::reason::{self, provider::provider};
 
 /// The most of one message that is read; a bounce is small, and a huge file must not fill
@@ -41,7 +42,7 @@ pub struct Bounce {
     pub file: String,
     /// The recipient the report is about.
     pub recipient: Option<String>,
-    /// `failed` or `delayed`.
+    /// `failed` or `delayed`; `feedback` for a complaint of an abuse report.
     pub action: String,
     /// The enhanced status code (`5.1.1`).
     pub status: Option<String>,
@@ -172,61 +173,143 @@ fn cap(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The failed and delayed recipients of one message; `None` when it is no bounce (no DSN and
-/// no rejection MDN), `Some` of an empty list when it is a report of delivery only.
+/// The failed and delayed recipients of one message, and the complaints of an abuse report;
+/// `None` when it is no bounce (no DSN, no rejection MDN, no plain-text bounce, no abuse
+/// report), `Some` of an empty list when it is a report of delivery only.
 pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
     let report = dsn::parse(&message.bytes)?;
-    Some(
-        report
-            .recipients
-            .iter()
-            .filter_map(|r| {
-                let action = match r.action {
-                    DownstreamAction::Failed => "failed",
-                    DownstreamAction::Delayed => "delayed",
-                    DownstreamAction::Delivered => return None,
-                };
-                let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
-                let status = r
-                    .status
+    let complaints = report.feedback.iter().map(|f| Bounce {
+        file: message.file.clone(),
+        recipient: f.recipient.clone(),
+        action: "feedback".to_owned(),
+        status: None,
+        reply_code: None,
+        reason: FEEDBACK,
+        remote_mta: report.reporting_mta.clone(),
+        diagnostic: Some(format!("feedback-type: {}", f.feedback_type)),
+        provider: provider(None, f.recipient.as_deref()),
+    });
+    let mentions_rcpt = contains_ignore_case(&message.bytes, b"rcpt");
+    let failures = report.recipients.iter().filter_map(|r| {
+        let action = match r.action {
+            DownstreamAction::Failed => "failed",
+            DownstreamAction::Delayed => "delayed",
+            DownstreamAction::Delivered => return None,
+        };
+        let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
+        let status = status(r.status.as_deref(), diagnostic.as_deref());
+        let reason = match (action, status.as_deref()) {
+            // Given up on a temporary failure: the retries ran out, unless the last attempt's
+            // words or status say why (Sisimai reads it the same way).
+            ("failed", Some(s)) if s.starts_with("4.") => {
+                match reason::classify(Some(s), diagnostic.as_deref()) {
+                    reason::UNDEFINED => "expired",
+                    said => said,
+                }
+            }
+            _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
+        };
+        let reason = filtered_or_unknown(
+            reason,
+            status.as_deref(),
+            diagnostic.as_deref(),
+            mentions_rcpt,
+        );
+        // No code in the report at all: Sisimai's code for the reason, so that the status
+        // column still says what kind of failure it was.
+        let status = status.or_else(|| {
+            let temporary = action == "delayed"
+                || r.reply_code().is_some_and(|c| c < 500)
+                || diagnostic
                     .as_deref()
-                    .and_then(enhanced_status)
-                    .or_else(|| diagnostic.as_deref().and_then(enhanced_status));
-                let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
-                Some(Bounce {
-                    file: message.file.clone(),
-                    recipient: r.recipient.clone(),
-                    action: action.to_owned(),
-                    // Given up on a temporary failure: the retries ran out, whatever the
-                    // last attempt said (Sisimai says the same).
-                    reason: match (action, status.as_deref()) {
-                        ("failed", Some(s)) if s.starts_with("4.") => "expired",
-                        _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
-                    },
-                    reply_code: r.reply_code(),
-                    provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
-                    status,
-                    remote_mta,
-                    diagnostic,
-                })
-            })
-            .collect(),
-    )
+                    .is_some_and(|d| d.to_ascii_lowercase().contains("temporary"));
+            reason::pseudo_status(reason, temporary)
+        });
+        let remote_mta = r.remote_mta.clone().or(report.reporting_mta.clone());
+        Some(Bounce {
+            file: message.file.clone(),
+            recipient: r.recipient.clone(),
+            action: action.to_owned(),
+            reason,
+            reply_code: r.reply_code(),
+            provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
+            status,
+            remote_mta,
+            diagnostic,
+        })
+    });
+    Some(complaints.chain(failures).collect())
 }
 
-/// The first `D.D{1,3}.D{1,3}` with a class of 2, 4 or 5 in `text` (`5.1.1 (user unknown)`).
-fn enhanced_status(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map(|w| w.trim_matches('.'))
-        .find(|w| {
-            let parts: Vec<&str> = w.split('.').collect();
-            parts.len() == 3
-                && matches!(parts[0], "2" | "4" | "5")
-                && parts[1..]
-                    .iter()
-                    .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(str::to_owned)
+/// Sisimai's line between an unknown user and a filter: "no such user" said in reply to RCPT,
+/// or with an address status (`5.1.x`), is the address; said later (after DATA, where a
+/// content filter or forwarding rule answers), it is the filter's refusal.
+fn filtered_or_unknown(
+    reason: &'static str,
+    status: Option<&str>,
+    diagnostic: Option<&str>,
+    mentions_rcpt: bool,
+) -> &'static str {
+    let after_data = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        [
+            "end of data",
+            "command data",
+            "data command",
+            ">>> data",
+            "after data",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+    };
+    let filtered = match status {
+        // A DSN's own status that is no address status, and no RCPT in the whole report.
+        Some(s) => s.get(1..4) != Some(".1.") && !mentions_rcpt,
+        // A plain-text report: refused after DATA, or no RCPT named anywhere.
+        None => diagnostic.is_some_and(after_data) || !mentions_rcpt,
+    };
+    // Only the generic wordings, which any filter can answer with; a mailbox system's own
+    // (Exchange's "recipient name is not recognized", Yahoo's "doesn't have a ... account")
+    // is about the address wherever it is said.
+    let generic = diagnostic.is_some_and(|d| {
+        let d = d.to_ascii_lowercase();
+        [
+            "user unknown",
+            "unknown user",
+            "no such user",
+            "user not exist",
+            "mailbox unavailable",
+        ]
+        .iter()
+        .any(|w| d.contains(w))
+    });
+    if reason == "userunknown" && filtered && generic {
+        "filtered"
+    } else {
+        reason
+    }
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The reason of a complaint in an abuse feedback report (Sisimai's name).
+const FEEDBACK: &str = "feedback";
+
+/// The recipient's enhanced status: the report's `Status`, unless the remote reply quoted in
+/// the diagnostic gives another of the same class (`Status: 5.1.1` for `550 5.7.1 IP address
+/// blacklisted`): the remote host's own word is the more precise (Sisimai reads it so too).
+fn status(field: Option<&str>, diagnostic: Option<&str>) -> Option<String> {
+    let field = field.and_then(enhanced_status);
+    let quoted = diagnostic.and_then(enhanced_status);
+    match (field, quoted) {
+        (Some(f), Some(q)) if q != f && !q.ends_with(".0.0") && q[..1] == f[..1] => Some(q),
+        (Some(f), _) => Some(f),
+        (None, q) => q,
+    }
 }
 
 #[cfg(test)]

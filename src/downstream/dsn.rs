@@ -4,7 +4,7 @@
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use super::{Downstream, DownstreamAction, DownstreamSource};
+use super::{Downstream, DownstreamAction, DownstreamSource, plain};
 
 /// A parsed DSN: which message it is about, and what it says per recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,18 @@ pub struct DsnReport {
     pub reporting_mta: Option<String>,
     /// One report per recipient block.
     pub recipients: Vec<Downstream>,
+    /// Complaints, when the message is an abuse feedback report (ARF, RFC 5965) rather than a
+    /// bounce: one per complaining recipient. Relay mode has no use for them.
+    pub feedback: Vec<Feedback>,
+}
+
+/// One complaint of an abuse feedback report (RFC 5965).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    /// Who complained: `Original-Rcpt-To`, else the returned message's `To`.
+    pub recipient: Option<String>,
+    /// `Feedback-Type` (`abuse`, `opt-out`, ...).
+    pub feedback_type: String,
 }
 
 impl DsnReport {
@@ -26,7 +38,8 @@ impl DsnReport {
     }
 }
 
-/// Parses a whole message; `None` when it is neither a DSN nor a rejection MDN.
+/// Parses a whole message; `None` when it is no bounce: neither a DSN, nor a rejection MDN,
+/// nor a plain-text bounce ([`plain`]), nor an abuse feedback report.
 ///
 /// Besides DSNs this reads the rejection notice Dovecot's delivery agent sends for a Sieve
 /// `reject` (RFC 5429): a `multipart/report; report-type=disposition-notification` (RFC 8098)
@@ -35,6 +48,8 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
     let message = MessageParser::new().parse(raw)?;
     let mut status_block = None;
     let mut mdn_block = None;
+    let mut feedback_block = None;
+    let mut returned_to = None;
     let mut explanation = None;
     let mut probe_id = None;
     for part in &message.parts {
@@ -53,17 +68,28 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
             ("message", "disposition-notification" | "global-disposition-notification") => {
                 mdn_block = Some(String::from_utf8_lossy(body).into_owned());
             }
+            ("message", "feedback-report") => {
+                feedback_block = Some(String::from_utf8_lossy(body).into_owned());
+            }
             ("text", "plain") if explanation.is_none() => {
                 explanation = part.text_contents().map(str::to_owned);
             }
             ("text", "rfc822-headers") | ("message", "rfc822" | "global") if probe_id.is_none() => {
-                probe_id = header_value(&String::from_utf8_lossy(body), "X-Probe-Id");
+                let headers = String::from_utf8_lossy(body);
+                probe_id = header_value(&headers, "X-Probe-Id");
+                returned_to = header_value(&headers, "To");
             }
             _ => {}
         }
     }
+    if let Some(block) = feedback_block {
+        return Some(parse_feedback(&block, returned_to));
+    }
     let Some(status_block) = status_block else {
-        return parse_rejection_mdn(&mdn_block?, explanation.as_deref(), probe_id);
+        return match mdn_block {
+            Some(block) => parse_rejection_mdn(&block, explanation.as_deref(), probe_id),
+            None => plain::parse(&message),
+        };
     };
     let groups = field_groups(&status_block);
     let per_message = groups.first()?;
@@ -73,11 +99,25 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let recipients = groups
+    // A recipient block is one with an Action; some MTAs leave out the blank line after the
+    // per-message fields, so the first block can be one too.
+    let mut recipients: Vec<Downstream> = groups
         .iter()
-        .skip(1)
         .filter_map(|fields| {
-            let action = get(fields, "Action")?.trim().to_ascii_lowercase();
+            // A block without an Action but with a recipient and a status (some MTAs leave
+            // the Action out) says by the status's class what happened.
+            let action = match get(fields, "Action") {
+                Some(a) => a.trim().to_ascii_lowercase(),
+                None => {
+                    get(fields, "Final-Recipient")?;
+                    match get(fields, "Status")?.trim().get(..1)? {
+                        "5" => "failed".to_owned(),
+                        "4" => "delayed".to_owned(),
+                        "2" => "delivered".to_owned(),
+                        _ => return None,
+                    }
+                }
+            };
             let action = match action.as_str() {
                 "failed" => DownstreamAction::Failed,
                 "delayed" => DownstreamAction::Delayed,
@@ -100,12 +140,95 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
             })
         })
         .collect();
+    // A delivery-status part with no recipient block in it: the report's text may still
+    // name them.
+    if recipients.is_empty()
+        && let Some(report) = plain::parse(&message)
+        && !report.recipients.is_empty()
+    {
+        return Some(report);
+    }
+    // A recipient block without Diagnostic-Code (OpenSMTPD): the report's text quotes the
+    // remote reply for the same address.
+    if recipients.iter().any(|r| r.diagnostic.is_none())
+        && let Some(text) = plain::parse(&message)
+    {
+        for r in recipients.iter_mut().filter(|r| r.diagnostic.is_none()) {
+            r.diagnostic = text
+                .recipients
+                .iter()
+                .find(|t| {
+                    t.recipient.is_some()
+                        && t.recipient.as_deref().map(str::to_ascii_lowercase)
+                            == r.recipient.as_deref().map(str::to_ascii_lowercase)
+                })
+                .and_then(|t| t.diagnostic.clone());
+        }
+    }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
         probe_id,
         reporting_mta: get(per_message, "Reporting-MTA").map(|v| strip_type(&v)),
         recipients,
+        feedback: Vec::new(),
     })
+}
+
+/// An abuse feedback report: one complaint per `Original-Rcpt-To` (or the returned `To`).
+fn parse_feedback(block: &str, returned_to: Option<String>) -> DsnReport {
+    let fields: Vec<(String, String)> = field_groups(block).into_iter().flatten().collect();
+    let get_all = |name: &str| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| strip_type(v))
+            .collect()
+    };
+    let feedback_type = get_all("Feedback-Type")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "other".to_owned());
+    let mut recipients: Vec<Option<String>> = get_all("Original-Rcpt-To")
+        .into_iter()
+        .chain(get_all("Removal-Recipient"))
+        .map(|a| Some(a.trim_matches(['<', '>', ' ']).to_owned()))
+        .collect();
+    if recipients.is_empty() {
+        recipients.push(returned_to.map(|t| {
+            let t = t.trim();
+            t.rsplit_once('<')
+                .map_or(t, |(_, a)| a.trim_end_matches('>'))
+                .to_owned()
+        }));
+    }
+    DsnReport {
+        envelope_id: None,
+        probe_id: None,
+        reporting_mta: get_all("Reporting-MTA").into_iter().next(),
+        recipients: Vec::new(),
+        feedback: recipients
+            .into_iter()
+            .map(|recipient| Feedback {
+                recipient,
+                feedback_type: feedback_type.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The first `D.D{1,3}.D{1,3}` with a class of 2, 4 or 5 in `text` (`5.1.1 (user unknown)`).
+pub fn enhanced_status(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|w| w.trim_matches('.'))
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..]
+                    .iter()
+                    .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(str::to_owned)
 }
 
 /// A disposition notification counts only when it reports the message deleted unread (a Sieve
@@ -161,6 +284,7 @@ fn parse_rejection_mdn(
                 .map(|v| v.split(';').next().unwrap_or("").trim().to_owned()),
             diagnostic,
         }],
+        feedback: Vec::new(),
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod dsn;
 pub mod maillog;
+pub mod plain;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,23 @@ impl Downstream {
             None => d,
         };
         let code = d.trim_start().get(..3)?;
-        code.parse().ok().filter(|c| (200..600).contains(c))
+        code.parse()
+            .ok()
+            .filter(|c| (200..600).contains(c))
+            .or_else(|| reply_code_in(d))
     }
+}
+
+/// The first SMTP reply code (`550`, `421-`) in free text: a word of three digits with a class
+/// of 4 or 5, as plain-text bounces quote the remote reply mid-sentence.
+pub fn reply_code_in(text: &str) -> Option<u16> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, ':' | '(' | ')' | '[' | ']' | '\'' | '"'))
+        .find_map(|w| {
+            let w = w.strip_suffix('-').unwrap_or(w);
+            let code = w.strip_prefix('#').unwrap_or(w);
+            (code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| code.parse::<u16>().ok())
+                .flatten()
+                .filter(|c| (400..600).contains(c))
+        })
 }

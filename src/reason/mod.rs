@@ -104,6 +104,19 @@ pub fn classify(status: Option<&str>, diagnostic: Option<&str>) -> &'static str 
     UNDEFINED
 }
 
+/// Sisimai's own status code for a reason, for a bounce that gives none (`5.0.911` for
+/// userunknown): class 4 when the failure was temporary. From `pseudo-status.tsv`.
+pub fn pseudo_status(reason: &str, temporary: bool) -> Option<String> {
+    const TABLE: &str = include_str!("pseudo-status.tsv");
+    let detail = TABLE
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .find(|(r, _)| *r == reason)
+        .map(|(_, d)| d.trim())?;
+    Some(format!("{}.0.{detail}", if temporary { 4 } else { 5 }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,358 @@
+//! Bounces that are no RFC 3464 DSN: the plain-text reports of qmail, Exim, Sendmail, older
+//! Postfix, Exchange, Gmail, Yahoo and many more, which say the same things in prose.
+//!
+//! Every such report has one shape: an opening sentence, then per recipient a line that
+//! starts with its address and the lines of why below it, then the returned message. Where
+//! the report opens and ends is data (`markers.tsv`, one line per MTA wording); finding the
+//! recipients and their reasons in between is the logic here, the same for every MTA.
+
+use std::sync::OnceLock;
+
+use mail_parser::{Message, PartType};
+
+use super::dsn::{DsnReport, enhanced_status};
+use super::{Downstream, DownstreamAction, DownstreamSource, reply_code_in};
+
+/// The marker table, compiled in.
+const MARKERS: &str = include_str!("markers.tsv");
+
+/// The most of a recipient's explanation kept: enough for any reply, bounded for the output.
+const MAX_DIAGNOSTIC: usize = 2000;
+
+/// `markers.tsv`, lowercased, by kind.
+#[derive(Debug, Default)]
+struct Markers {
+    start: Vec<String>,
+    end: Vec<String>,
+    end_line: Vec<String>,
+    delayed: Vec<String>,
+    autoreply: Vec<String>,
+}
+
+fn markers() -> &'static Markers {
+    static PARSED: OnceLock<Markers> = OnceLock::new();
+    PARSED.get_or_init(|| parse_markers(MARKERS))
+}
+
+fn parse_markers(text: &str) -> Markers {
+    let mut m = Markers::default();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut cols = line.split('\t');
+        let (Some(_mta), Some(kind), Some(marker)) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        let list = match kind {
+            "start" => &mut m.start,
+            "end" => &mut m.end,
+            "end-line" => &mut m.end_line,
+            "delayed" => &mut m.delayed,
+            "autoreply" => &mut m.autoreply,
+            _ => continue,
+        };
+        list.push(marker.to_ascii_lowercase());
+    }
+    m
+}
+
+/// Reads a plain-text bounce; `None` when the message is no bounce (no report marker, and
+/// not from a mailer daemon), or an auto-reply.
+pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
+    let markers = markers();
+    let subject = message
+        .header_raw("Subject")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    // Not `Auto-Submitted: auto-replied`: Exim and Google set it on their bounces too.
+    if markers
+        .autoreply
+        .iter()
+        .any(|m| subject.starts_with(m.as_str()))
+    {
+        return None;
+    }
+    let text = body_text(message);
+    let lines: Vec<&str> = text.lines().collect();
+    let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
+    let start = lower
+        .iter()
+        .position(|l| markers.start.iter().any(|m| l.contains(m.as_str())));
+    let start = match start {
+        Some(i) => i,
+        // Without a marker, only a message from a mailer daemon is read as a bounce.
+        None if from_a_daemon(message) => 0,
+        None => return None,
+    };
+    let end = lower[start..]
+        .iter()
+        .position(|l| {
+            let t = l.trim_start();
+            markers.end.iter().any(|m| l.contains(m.as_str()))
+                || markers.end_line.iter().any(|m| t.starts_with(m.as_str()))
+        })
+        .map_or(lines.len(), |n| start + n);
+    let region = &lines[start..end];
+    let delayed = lower[..end]
+        .iter()
+        .any(|l| markers.delayed.iter().any(|m| l.contains(m.as_str())));
+
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
+    for line in region {
+        let current = found.last().map(|(a, _)| a.as_str());
+        if let Some((address, rest)) = leading_address(line)
+            // Exim folds a long reply so that a line can start with the same recipient.
+            && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
+        {
+            found.push((address, vec![rest.trim().to_owned()]));
+        } else if let Some((_, why)) = found.last_mut() {
+            why.push(line.trim().to_owned());
+        }
+    }
+    if found.is_empty() {
+        // No line starts with an address: the report names it inside a sentence
+        // (`... could not be delivered to: <a@b>`), or only a header does.
+        // The header (Exim, Google) is more certain than an address in prose, which can be
+        // the sender's (`Hello a@b,`).
+        let named = message
+            .header_raw("X-Failed-Recipients")
+            .and_then(|v| v.split(',').find_map(first_address))
+            .or_else(|| region.iter().find_map(|l| first_address(l)))
+            // Only the returned message says to whom it was (`To:`).
+            .or_else(|| {
+                lines[end..].iter().find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("To")
+                        .then(|| first_address(value))?
+                })
+            })?;
+        found.push((named, region.iter().map(|l| l.trim().to_owned()).collect()));
+    }
+
+    // One recipient once, in the order of first mention (Mail.Ru repeats the report in two
+    // languages); a later mention with an explanation fills an empty first one.
+    let mut recipients: Vec<Downstream> = Vec::new();
+    for (address, why) in found {
+        let diagnostic = join(&why);
+        if let Some(seen) = recipients.iter_mut().find(|r| {
+            r.recipient
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(&address))
+        }) {
+            if seen.diagnostic.is_none() {
+                seen.diagnostic = diagnostic;
+            }
+            continue;
+        }
+        recipients.push(Downstream {
+            source: DownstreamSource::Dsn,
+            action: DownstreamAction::Failed,
+            recipient: Some(address),
+            status: None,
+            remote_mta: None,
+            diagnostic,
+        });
+    }
+    for r in &mut recipients {
+        let text = r.diagnostic.as_deref().unwrap_or("");
+        // Without an enhanced code the status stays unknown: the reply code's class alone
+        // would claim a precision (`5.0.0`) the report does not give.
+        r.status = enhanced_status(text);
+        let temporary = match r.status.as_deref() {
+            Some(s) => s.starts_with("4."),
+            None => reply_code_in(text).is_some_and(|c| c < 500),
+        };
+        if delayed && temporary {
+            r.action = DownstreamAction::Delayed;
+        }
+        r.remote_mta = remote_host(text);
+    }
+    Some(DsnReport {
+        envelope_id: None,
+        probe_id: returned_probe_id(&text),
+        reporting_mta: None,
+        recipients,
+        feedback: Vec::new(),
+    })
+}
+
+/// The explanation's lines as one, without the report's decoration.
+fn join(lines: &[String]) -> Option<String> {
+    let mut out = String::new();
+    for line in lines {
+        let line =
+            line.trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '=' || c == '*');
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line);
+        if out.len() >= MAX_DIAGNOSTIC {
+            let mut cut = MAX_DIAGNOSTIC;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            break;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The text parts of the report itself (not of a returned message), one after another.
+fn body_text(message: &Message<'_>) -> String {
+    let mut text = String::new();
+    for part in &message.parts {
+        if let PartType::Text(t) = &part.body {
+            text.push_str(t);
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// Sent by a mail system rather than a person: the only messages without a report marker
+/// that are still read as bounces.
+fn from_a_daemon(message: &Message<'_>) -> bool {
+    let from = message
+        .header_raw("From")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    [
+        "mailer-daemon",
+        "postmaster",
+        "mail delivery",
+        "mail.delivery",
+    ]
+    .iter()
+    .any(|w| from.contains(w))
+}
+
+/// A line that starts with an address (`a@b`, `<a@b>:`, `"a@b":`, `>>> a@b`, `* a@b`,
+/// `-- a@b`): the address, and the rest of the line.
+fn leading_address(line: &str) -> Option<(String, &str)> {
+    let t = line.trim_start_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '<' | '>' | '"' | '*' | '-' | '\'')
+    });
+    // Sendmail's transcript: `550 <a@b>... User unknown`.
+    let t = match t.get(..5) {
+        Some(code) if code.ends_with(" <") && code[..3].bytes().all(|b| b.is_ascii_digit()) => {
+            &t[5..]
+        }
+        _ => t,
+    };
+    let end = t
+        .find(|c: char| c.is_whitespace() || matches!(c, '>' | '"' | ',' | ';' | '(' | '[' | '<'))
+        .unwrap_or(t.len());
+    let token = t[..end].trim_end_matches([':', '.']);
+    is_address(token).then(|| {
+        (
+            token.to_owned(),
+            t[end..].trim_start_matches(['>', '"', ':']),
+        )
+    })
+}
+
+/// The first address anywhere in `text`.
+fn first_address(text: &str) -> Option<String> {
+    text.split(|c: char| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '<' | '>' | '"' | ',' | ';' | '(' | ')' | '[' | ']' | '\''
+            )
+    })
+    .map(|w| w.trim_matches([':', '.']))
+    .find(|w| is_address(w))
+    .map(str::to_owned)
+}
+
+fn is_address(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && s.len() <= 254
+        && !local.contains('@')
+        && !local.contains(':')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// `host mx.example.org [192.0.2.1]` or `mx.example.org[192.0.2.1]`: the remote host named.
+fn remote_host(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find("host ")? + 5;
+    let rest = text.get(at..)?.trim_start_matches([' ', ':']);
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    (name.contains('.') && name.chars().any(|c| c.is_ascii_alphabetic())).then_some(name)
+}
+
+/// Our `X-Probe-Id`, when the returned message is quoted in the text.
+fn returned_probe_id(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("X-Probe-Id")
+            .then(|| value.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_marker_line_has_a_known_kind() {
+        let lines = MARKERS
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count();
+        let m = parse_markers(MARKERS);
+        let parsed = m.start.len() + m.end.len() + m.end_line.len() + m.delayed.len();
+        assert_eq!(
+            parsed + m.autoreply.len(),
+            lines,
+            "a malformed line in markers.tsv"
+        );
+    }
+
+    #[test]
+    fn addresses_at_the_start_of_a_line() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("  kijitora@example.jp", Some("kijitora@example.jp")),
+            ("<a@example.org>:", Some("a@example.org")),
+            ("\"a@example.org\":", Some("a@example.org")),
+            (">>> a@example.org <a@example.org>", Some("a@example.org")),
+            ("   * a@example.org", Some("a@example.org")),
+            ("a@example.org: 550 5.1.1 no", Some("a@example.org")),
+            ("To: a@example.org", None),
+            ("550 5.1.1 <a@example.org>... User unknown", None),
+            (
+                "554 <a@example.org>... 550 Host unknown",
+                Some("a@example.org"),
+            ),
+            ("host mx.example.org said", None),
+        ];
+        for (line, want) in table {
+            assert_eq!(
+                leading_address(line).map(|(a, _)| a).as_deref(),
+                *want,
+                "{line}"
+            );
+        }
+    }
+}
