@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use clap::{Args, ValueEnum};
 
 use super::Exit;
+use crate::report::trend::Trend;
 use crate::report::{RunList, RunReport};
 use crate::store::{RunFilter, Store, unix_ms};
 
@@ -72,6 +73,12 @@ pub struct ReportArgs {
     /// Write the report to this file instead of standard output.
     #[arg(short = 'o', long, value_name = "PATH")]
     pub output: Option<std::path::PathBuf>,
+    /// Inbox share per provider over time, from the stored runs (table, json or html).
+    #[arg(long, conflicts_with = "run")]
+    pub trend: bool,
+    /// With --trend: only runs started within this time (e.g. `30d`, `12h`) [default: every run].
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration, requires = "trend")]
+    pub since: Option<std::time::Duration>,
 }
 
 /// `probe runs [--json] [--prune-older-than AGE]`.
@@ -114,6 +121,9 @@ pub fn runs(store: &mut Store, args: &RunsArgs) -> anyhow::Result<Exit> {
 
 /// `probe report [RUN] [--format table|json|csv|html] [-o PATH]`; `verbose` is the global `-v`.
 pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result<Exit> {
+    if args.trend {
+        return trend(store, args);
+    }
     let filter = args.filter.filter();
     let id = match &args.run {
         Some(_) if filter != RunFilter::default() => {
@@ -139,7 +149,13 @@ pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result
         ReportFormat::Csv => report.to_csv(),
         ReportFormat::Html => report.to_html(),
     };
-    match &args.output {
+    write_output(args.output.as_deref(), &text)?;
+    Ok(Exit::Ok)
+}
+
+/// The report's text to `-o PATH`, or to standard output.
+fn write_output(output: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    match output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
         None => {
@@ -148,6 +164,38 @@ pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result
             out.flush()?;
         }
     }
+    Ok(())
+}
+
+/// `probe report --trend [--since AGE] [--host H] [--label L] [--format table|json|html]`.
+fn trend(store: &Store, args: &ReportArgs) -> anyhow::Result<Exit> {
+    if args.format == ReportFormat::Csv {
+        eprintln!("probe: error: --trend prints a table, json or html, not csv");
+        return Ok(Exit::Usage);
+    }
+    let since = args
+        .since
+        .map(|age| unix_ms(SystemTime::now()) - age.as_millis() as i64);
+    let runs = store
+        .runs_matching(&args.filter.filter())?
+        .into_iter()
+        .filter(|run| since.is_none_or(|since| run.started_at >= since))
+        .map(|run| {
+            let messages = store.messages(&run.id)?;
+            Ok(RunReport { run, messages })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let trend = Trend::of(&runs, since);
+    let text = match args.format {
+        ReportFormat::Table => trend.to_table(),
+        ReportFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&trend.to_json())?;
+            s.push('\n');
+            s
+        }
+        ReportFormat::Html | ReportFormat::Csv => trend.to_html(),
+    };
+    write_output(args.output.as_deref(), &text)?;
     Ok(Exit::Ok)
 }
 

@@ -3,6 +3,7 @@
 mod history;
 pub mod html;
 pub mod metrics;
+pub mod trend;
 
 pub use crate::verdict::Placement;
 pub use history::{CSV_HEADER, JsonRunSummary, RunList, csv_field, summary_line};
