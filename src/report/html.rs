@@ -44,10 +44,21 @@ table.checks td.warn{background:#fff3a6}
 table.checks td.fail{background:#f5a3a3}
 table.checks td.error{background:#dcdcdc}
 span.verdict{padding:1px 8px;border-radius:10px;font-weight:600}
-.seed{background:#fff;border:1px solid #d6dae1;border-radius:6px;margin:0 0 14px;padding:10px 14px}
-.seed h3{margin:0 0 8px;font-size:15px}
-.seed table{width:100%}
-.seed th{width:170px}
+.seeds-head,details.seed>summary{display:grid;grid-template-columns:minmax(140px,1.3fr) minmax(90px,.8fr) 120px minmax(120px,1.6fr) minmax(80px,.8fr) 70px;gap:0 12px;padding:4px 10px 4px 26px;align-items:baseline}
+.seeds-head{font-weight:600;background:#eef1f5;border:1px solid #d6dae1;border-bottom:0}
+details.seed{background:#fff;border:1px solid #d6dae1;border-top:0}
+details.seed:first-of-type{border-top:1px solid #d6dae1}
+details.seed>summary{cursor:pointer;list-style:none;position:relative}
+details.seed>summary::-webkit-details-marker{display:none}
+details.seed>summary::before{content:'\\25b8';position:absolute;left:10px;color:#889}
+details.seed[open]>summary::before{content:'\\25be'}
+details.seed>summary span{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+details.seed>summary .name{font-weight:600}
+details.seed>summary .lat{text-align:right;font-variant-numeric:tabular-nums}
+details.seed[open]{padding-bottom:10px}
+details.seed[open]>summary{background:#f3f5f8}
+details.seed table{width:calc(100% - 36px);margin:8px 0 0 26px}
+details.seed th{width:170px}
 code,pre{font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-all;margin:0}
 table.headers th{width:260px;font-weight:normal;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .none{color:#889}
@@ -137,7 +148,12 @@ impl RunReport {
         checks_section(&mut o, self.run.checks.as_ref());
 
         // Per seed.
-        o.push_str("<h2>Seeds</h2>\n");
+        let _ = writeln!(
+            o,
+            "<h2>Seeds</h2>\n<p class=\"none\">One row per seed; open a row for its SMTP reply, \
+             authentication results, header evidence and cause.</p>"
+        );
+        seed_list_head(&mut o);
         for (record, m) in self.messages.iter().zip(&json.messages) {
             seed_details(&mut o, record, m);
         }
@@ -173,13 +189,36 @@ fn checks_section(o: &mut String, checks: Option<&crate::check::Report>) {
     o.push_str("</tbody>\n</table>\n");
 }
 
+/// The seed list's columns: one compact row per seed, the rest folded.
+const SEED_COLUMNS: [&str; 6] = ["seed", "provider", "verdict", "reason", "folder", "latency"];
+
+/// The seed list's header row, in the grid the rows use.
+fn seed_list_head(o: &mut String) {
+    o.push_str("<div class=\"seeds-head\">");
+    for c in SEED_COLUMNS {
+        let _ = write!(o, "<span>{c}</span>");
+    }
+    o.push_str("</div>\n");
+}
+
+/// One seed: a compact row (the `<summary>`), its details folded under it.
 fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
     let verdict = m.verdict.unwrap_or("pending");
-    let _ = write!(
+    let latency = secs(m.latency_ms.map(|l| l as i64));
+    let reason = m.reason.or(m.cause.as_ref().map(|c| c.reason));
+    let _ = writeln!(
         o,
-        "<section class=\"seed\">\n<h3>{} <span class=\"verdict {verdict}\">{verdict}</span></h3>\n<table>\n",
-        escape(m.seed)
+        "<details class=\"seed\" data-verdict=\"{verdict}\"><summary>\
+         <span class=\"name\">{}</span><span>{}</span>\
+         <span><span class=\"verdict {verdict}\">{verdict}</span></span>\
+         <span>{}</span><span>{}</span><span class=\"lat\">{}</span></summary>",
+        escape(m.seed),
+        escape(m.provider),
+        or_none(reason.map(str::to_owned)),
+        or_none(m.folder.map(str::to_owned)),
+        or_none(latency.clone()),
     );
+    o.push_str("<table class=\"detail\">\n");
     // `None` shows as a dash of its own style, not the outcome's plain "-".
     let smtp = record.smtp.reply().or_else(|| record.smtp.error.clone());
     let auth = if m.authentication.is_empty() {
@@ -213,11 +252,8 @@ fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
         None => (None, None),
     };
     let opt = |s: Option<&str>| s.map(str::to_owned);
-    let rows: [(&str, Option<String>, bool); 13] = [
-        ("provider", opt(Some(m.provider)), false),
+    let rows: [(&str, Option<String>, bool); 9] = [
         ("address", opt(Some(m.address)), false),
-        ("verdict", opt(Some(verdict)), false),
-        ("reason", opt(m.reason), false),
         ("SMTP reply", smtp, true),
         (
             "SMTP host / stage",
@@ -228,14 +264,13 @@ fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
             )),
             false,
         ),
-        ("folder", opt(m.folder), false),
         ("tab", opt(m.tab), false),
         ("authentication", auth, false),
         ("spam score", score, false),
         ("spam marks", marks, false),
         (
             "latency",
-            secs(m.latency_ms.map(|l| l as i64)).map(|l| match secs(m.delivery_latency_ms) {
+            latency.map(|l| match secs(m.delivery_latency_ms) {
                 Some(d) => format!("{l} (provider's Received: {d})"),
                 None => l,
             }),
@@ -258,25 +293,39 @@ fn seed_details(o: &mut String, record: &MessageRecord, m: &JsonMessage<'_>) {
         .clone()
         .and_then(|h| serde_json::from_value::<HeaderEvidence>(h).ok());
     if let Some(h) = headers {
-        o.push_str("<h4>Header evidence</h4>\n<table class=\"headers\">\n");
-        if let Some(s) = &h.subject {
-            let _ = writeln!(
-                o,
-                "<tr><th>Subject</th><td><pre>{}</pre></td></tr>",
-                escape(s)
-            );
-        }
-        for (name, value) in &h.fields {
+        o.push_str("<table class=\"headers\">\n");
+        for (name, value) in header_rows(&h) {
             let _ = writeln!(
                 o,
                 "<tr><th>{}</th><td><pre>{}</pre></td></tr>",
-                escape(name),
+                escape(&name),
                 escape(value)
             );
         }
         o.push_str("</table>\n");
     }
-    o.push_str("</section>\n");
+    o.push_str("</details>\n");
+}
+
+/// The header evidence's rows: the decoded Subject once, then the kept raw fields; the raw
+/// Subject field only when it differs from the decoded one (encoded words), named so.
+fn header_rows(h: &HeaderEvidence) -> Vec<(String, &str)> {
+    let mut rows = Vec::new();
+    if let Some(s) = &h.subject {
+        rows.push(("Subject".to_owned(), s.as_str()));
+    }
+    for (name, value) in &h.fields {
+        if name.eq_ignore_ascii_case("subject") {
+            match &h.subject {
+                Some(s) if s.trim() == value.trim() => continue,
+                Some(_) => rows.push(("Subject (raw)".to_owned(), value.as_str())),
+                None => rows.push((name.clone(), value.as_str())),
+            }
+        } else {
+            rows.push((name.clone(), value.as_str()));
+        }
+    }
+    rows
 }
 
 /// The cause's rows of a seed's table: reason and source, hint, and the provider's page as a
@@ -320,5 +369,35 @@ mod tests {
             .map(|v| v.as_label())
             .collect();
         assert_eq!(verdicts, COLUMNS[..6]);
+    }
+
+    #[test]
+    fn the_subject_shows_once_unless_the_raw_field_differs() {
+        let field = |v: &str| ("Subject".to_owned(), v.to_owned());
+        let other = ("X-Spam".to_owned(), "yes".to_owned());
+        let cases: [(&str, Option<&str>, Vec<(String, String)>, Vec<&str>); 4] = [
+            (
+                "decoded equals raw",
+                Some("hi"),
+                vec![field("hi"), other.clone()],
+                vec!["Subject", "X-Spam"],
+            ),
+            (
+                "encoded raw",
+                Some("hé"),
+                vec![field("=?utf-8?q?h=C3=A9?=")],
+                vec!["Subject", "Subject (raw)"],
+            ),
+            ("no decoded", None, vec![field("hi")], vec!["Subject"]),
+            ("no field", Some("hi"), vec![], vec!["Subject"]),
+        ];
+        for (name, subject, fields, want) in cases {
+            let h = HeaderEvidence {
+                subject: subject.map(str::to_owned),
+                fields,
+            };
+            let got: Vec<String> = header_rows(&h).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 }
