@@ -11,6 +11,7 @@ mod support;
 
 mod bounce;
 mod config_errors;
+mod contrib;
 mod dkim;
 mod imap_faults;
 mod init;

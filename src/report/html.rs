@@ -371,11 +371,19 @@ mod tests {
         assert_eq!(verdicts, COLUMNS[..6]);
     }
 
+    /// A case: its name, the decoded subject, the raw fields, the row names wanted.
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<(String, String)>,
+        Vec<&'static str>,
+    );
+
     #[test]
     fn the_subject_shows_once_unless_the_raw_field_differs() {
         let field = |v: &str| ("Subject".to_owned(), v.to_owned());
         let other = ("X-Spam".to_owned(), "yes".to_owned());
-        let cases: [(&str, Option<&str>, Vec<(String, String)>, Vec<&str>); 4] = [
+        let cases: [Case; 4] = [
             (
                 "decoded equals raw",
                 Some("hi"),

@@ -14,6 +14,11 @@
 //!   (see `verdict::cause`; inbox and undecided messages have none). Only the reasons that
 //!   occur are written: zeros for all of Sisimai's ~30 reasons per provider would bury the few
 //!   that matter, and an alert on a reason is an alert on its presence.
+//! - `seedprobe_check_failed{check,list,subject}`: 1 when a check made with the run (`probe run
+//!   --check`, see `probe check`) failed, 0 when it did not (pass, warn, or could not be
+//!   checked); `list` is the DNS list's zone for `dnsbl`/`dnswl`, else empty. Every stored
+//!   result is written, so an alert on `== 1` fires when a listing appears. Absent for a run
+//!   made without checks.
 //! - `seedprobe_last_run_timestamp_seconds`: when the run started (Unix time).
 //! - `seedprobe_poll_errors`: messages whose last poll recorded a problem.
 //! - `seedprobe_up`: 1 when probe could do its job, 0 when no seed mailbox could be polled.
@@ -126,6 +131,7 @@ pub fn render(report: &RunReport, up: bool) -> String {
         }
     }
     reasons(&mut out, report);
+    checks(&mut out, report);
     family(
         &mut out,
         "seedprobe_last_run_timestamp_seconds",
@@ -176,6 +182,31 @@ fn reasons(out: &mut String, report: &RunReport) {
             "seedprobe_messages_by_reason",
             &[("provider", provider), ("reason", reason)],
             n as f64,
+        );
+    }
+}
+
+/// `seedprobe_check_failed`: each check made with the run, 1 for a failure.
+fn checks(out: &mut String, report: &RunReport) {
+    let Some(checks) = &report.run.checks else {
+        return;
+    };
+    family(
+        out,
+        "seedprobe_check_failed",
+        "1 when a check made with the last run failed (a listing, no PTR, SPF fail, ...), else 0.",
+    );
+    for r in &checks.results {
+        let failed = r.status == crate::check::Status::Fail;
+        sample(
+            out,
+            "seedprobe_check_failed",
+            &[
+                ("check", &r.check),
+                ("list", r.list.as_deref().unwrap_or("")),
+                ("subject", &r.subject),
+            ],
+            if failed { 1.0 } else { 0.0 },
         );
     }
 }
