@@ -44,7 +44,7 @@ table.checks td.warn{background:#fff3a6}
 table.checks td.fail{background:#f5a3a3}
 table.checks td.error{background:#dcdcdc}
 span.verdict{padding:1px 8px;border-radius:10px;font-weight:600}
-.seeds-head,details.seed>summary{display:grid;grid-template-columns:minmax(140px,1.3fr) minmax(90px,.8fr) 120px minmax(120px,1.6fr) minmax(80px,.8fr) 70px;gap:0 12px;padding:4px 10px 4px 26px;align-items:baseline}
+.seeds-head,details.seed>summary{display:grid;grid-template-columns:minmax(140px,1.3fr) minmax(90px,.8fr) 136px minmax(120px,1.6fr) minmax(80px,.8fr) 70px;gap:0 12px;padding:4px 10px 4px 26px;align-items:baseline}
 .seeds-head{font-weight:600;background:#eef1f5;border:1px solid #d6dae1;border-bottom:0}
 details.seed{background:#fff;border:1px solid #d6dae1;border-top:0}
 details.seed:first-of-type{border-top:1px solid #d6dae1}

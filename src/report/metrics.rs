@@ -14,8 +14,8 @@
 //!   (see `verdict::cause`; inbox and undecided messages have none). Only the reasons that
 //!   occur are written: zeros for all of Sisimai's ~30 reasons per provider would bury the few
 //!   that matter, and an alert on a reason is an alert on its presence.
-//! - `seedprobe_check_failed{check,list,subject}`: 1 when a check made with the run (`probe run
-//!   --check`, see `probe check`) failed, 0 when it did not (pass, warn, or could not be
+//! - `seedprobe_check_failed{check,list,subject}`: 1 when a check made with the run (`probe
+//!   check`'s, which `probe run` makes unless `--no-check`) failed, 0 when it did not (pass, warn, or could not be
 //!   checked); `list` is the DNS list's zone for `dnsbl`/`dnswl`, else empty. Every stored
 //!   result is written, so an alert on `== 1` fires when a listing appears. Absent for a run
 //!   made without checks.
