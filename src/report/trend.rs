@@ -348,34 +348,35 @@ pub fn chart(trend: &Trend) -> String {
         if span == 0.0 {
             (x0 + x1) / 2.0
         } else {
-            x0 + 8.0 + (x1 - x0 - 16.0) * (at - min) as f64 / span
+            x0 + 40.0 + (x1 - x0 - 80.0) * (at - min) as f64 / span
         }
     };
-    // Time axis: up to six date labels, evenly spaced; times only when the span is short.
+    // Time axis: up to six labels, evenly spaced, as precise as the span needs (dates over
+    // days, hours and minutes over hours, seconds within an hour); a label equal to the one
+    // before it is left out.
     let ticks = if span == 0.0 { 1 } else { 6 };
+    let (from, len) = match max - min {
+        d if d >= 2 * DAY_MS => (0, 10),
+        d if d >= 3_600_000 => (5, 11),
+        _ => (11, 8),
+    };
+    let mut last = String::new();
     for i in 0..ticks {
         let at = if ticks == 1 {
             min
         } else {
             min + ((max - min) as f64 * i as f64 / (ticks - 1) as f64) as i64
         };
-        let stamp = rfc3339(at);
-        let text = if max - min < 2 * DAY_MS {
-            stamp[..16].replace('T', " ")
-        } else {
-            stamp[..10].to_owned()
-        };
+        let text = rfc3339(at)[from..from + len].replace('T', " ");
+        if text == last {
+            continue;
+        }
+        last.clone_from(&text);
         let xx = x(at);
-        let anchor = match (ticks, i) {
-            (1, _) => "middle",
-            (_, 0) => "start",
-            (t, i) if i == t - 1 => "end",
-            _ => "middle",
-        };
         let _ = writeln!(
             o,
             "<line x1=\"{xx:.1}\" y1=\"{y0}\" x2=\"{xx:.1}\" y2=\"{}\" stroke=\"#9aa3b0\"/>\
-             <text x=\"{xx:.1}\" y=\"{}\" text-anchor=\"{anchor}\" fill=\"#555\">{}</text>",
+             <text x=\"{xx:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
             y0 + 5.0,
             y0 + 20.0,
             escape(&text)

@@ -30,4 +30,5 @@ mod secrets;
 mod seeds_check;
 mod smtp_cli;
 mod store_commits;
+mod trend;
 mod verdicts;
