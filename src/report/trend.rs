@@ -396,8 +396,20 @@ pub fn chart(trend: &Trend) -> String {
             .unwrap_or(0);
         COLOURS[i % COLOURS.len()]
     };
+    // Earlier providers draw wider, under the later ones: two providers with the same shares
+    // show as a line with a halo instead of one hiding the other.
+    let width = |provider: &str| {
+        let i = trend
+            .providers
+            .iter()
+            .position(|p| p == provider)
+            .unwrap_or(0);
+        let under = (trend.providers.len() - 1 - i).min(3);
+        2.0 + 1.5 * under as f64
+    };
     for (provider, dots) in &series {
         let c = colour(provider);
+        let w = width(provider);
         let _ = write!(
             o,
             "<g class=\"series\" data-provider=\"{}\">",
@@ -410,7 +422,7 @@ pub fn chart(trend: &Trend) -> String {
                 .collect();
             let _ = write!(
                 o,
-                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" stroke-linejoin=\"round\" points=\"{}\"/>",
+                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"{w}\" stroke-linejoin=\"round\" points=\"{}\"/>",
                 pts.join(" ")
             );
         }
@@ -419,9 +431,10 @@ pub fn chart(trend: &Trend) -> String {
             for d in dots {
                 let _ = write!(
                     o,
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{c}\"><title>{}</title></circle>",
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{}\" fill=\"{c}\"><title>{}</title></circle>",
                     x(d.at),
                     y(d.share),
+                    w / 2.0 + 2.0,
                     escape(&d.title)
                 );
             }
