@@ -43,6 +43,23 @@ const MIGRATIONS: &[&str] = &[
     // job (the relay refused probe's login).
     "ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT 'sent';
      ALTER TABLE runs ADD COLUMN failure TEXT;",
+    // 6: checks inside run/send (placeholder; the checks work owns it).
+    "ALTER TABLE runs ADD COLUMN checks_json TEXT;",
+    // 7: the host a run was made on (placeholder; the shared store work owns it).
+    "ALTER TABLE runs ADD COLUMN host TEXT;",
+    // 8: `probe rescue`: each message moved (or tried) from the spam folder to INBOX. Plain
+    // SQL that SQLite and PostgreSQL both take; no row id, as none is needed.
+    "CREATE TABLE rescues (
+         run_id      TEXT NOT NULL,
+         seed        TEXT NOT NULL,
+         token       TEXT NOT NULL,
+         at          BIGINT NOT NULL,          -- Unix ms
+         from_folder TEXT NOT NULL,            -- wire name (modified UTF-7)
+         method      TEXT NOT NULL,            -- move | copy
+         outcome     TEXT NOT NULL,            -- moved | copied | failed
+         detail      TEXT                      -- the server's words, or why a copy stays
+     );
+     CREATE INDEX rescues_run ON rescues(run_id);",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -339,6 +356,34 @@ pub struct MessageRecord {
     pub queue_id: Option<String>,
     /// The first downstream report that decided or may decide the verdict, JSON.
     pub downstream_json: Option<String>,
+}
+
+/// One message's rescue (`probe rescue`), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RescueRecord {
+    /// The run the message belongs to.
+    pub run_id: String,
+    /// Seed name.
+    pub seed: String,
+    /// The message's token.
+    pub token: String,
+    /// When, Unix ms.
+    pub at: i64,
+    /// The spam folder it was taken from (wire name).
+    pub from_folder: String,
+    /// `move` or `copy`.
+    pub method: String,
+    /// `moved`, `copied` (the original stays in the spam folder) or `failed`.
+    pub outcome: String,
+    /// The server's words for a failure, or why a copy's original stays.
+    pub detail: Option<String>,
+}
+
+impl RescueRecord {
+    /// True when the message reached INBOX (moved, or copied).
+    pub fn succeeded(&self) -> bool {
+        self.outcome != "failed"
+    }
 }
 
 /// How a message's SMTP transaction ended, as stored: the final reply, or the error when no
@@ -949,6 +994,7 @@ impl Store {
             ),
             format!("DELETE FROM observations WHERE run_id IN ({OLD})"),
             format!("DELETE FROM positions WHERE run_id IN ({OLD})"),
+            format!("DELETE FROM rescues WHERE run_id IN ({OLD})"),
             format!("DELETE FROM messages WHERE run_id IN ({OLD})"),
         ] {
             tx.execute(&statement, [before]).map_err(sql)?;
@@ -958,6 +1004,53 @@ impl Store {
             .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(runs)
+    }
+
+    /// Records one message's rescue.
+    pub fn record_rescue(&self, r: &RescueRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO rescues (run_id, seed, token, at, from_folder, method, outcome, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    r.run_id,
+                    r.seed,
+                    r.token,
+                    r.at,
+                    r.from_folder,
+                    r.method,
+                    r.outcome,
+                    r.detail
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// A run's rescues, oldest first.
+    pub fn rescues(&self, run_id: &str) -> Result<Vec<RescueRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT run_id, seed, token, at, from_folder, method, outcome, detail
+                 FROM rescues WHERE run_id = ?1 ORDER BY at, token",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([run_id], |r| {
+                Ok(RescueRecord {
+                    run_id: r.get(0)?,
+                    seed: r.get(1)?,
+                    token: r.get(2)?,
+                    at: r.get(3)?,
+                    from_folder: r.get(4)?,
+                    method: r.get(5)?,
+                    outcome: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// A run's messages, in sending order.
