@@ -494,3 +494,55 @@ mod tests {
         assert!(fixed.seeds[0].reason_changed);
     }
 }
+
+/// A seed rescued from the spam folder in BEFORE (`probe rescue`), and where its message is in
+/// AFTER: the not-spam loop's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RescueNote {
+    /// Seed name.
+    pub seed: String,
+    /// The run whose message was rescued (BEFORE).
+    pub rescued_in: String,
+    /// AFTER's verdict (`pending` when undecided), `None` when the seed is not in AFTER.
+    pub now: Option<String>,
+    /// Whether the placement changed from BEFORE's (`spam`) to something else.
+    pub changed: bool,
+}
+
+/// For each seed whose BEFORE message was brought to INBOX (`rescues`: BEFORE's, as
+/// [`crate::store::Store::rescues`] returns them), where AFTER placed it.
+pub fn rescue_notes(
+    comparison: &Comparison,
+    rescues: &[crate::store::RescueRecord],
+) -> Vec<RescueNote> {
+    let mut notes: Vec<RescueNote> = Vec::new();
+    for r in rescues.iter().filter(|r| r.succeeded()) {
+        if notes.iter().any(|n| n.seed == r.seed) {
+            continue;
+        }
+        let change = comparison.seeds.iter().find(|s| s.seed == r.seed);
+        let before = change.and_then(|s| s.before.clone());
+        let now = change.and_then(|s| s.after.clone());
+        notes.push(RescueNote {
+            seed: r.seed.clone(),
+            rescued_in: r.run_id.clone(),
+            changed: now.is_some() && now != before,
+            now,
+        });
+    }
+    notes
+}
+
+/// The text lines for [`rescue_notes`]: `seed: rescued in RUN; now inbox`.
+pub fn rescue_text(notes: &[RescueNote]) -> String {
+    let mut out = String::new();
+    for n in notes {
+        let now = match &n.now {
+            Some(v) if n.changed => format!("now {v}"),
+            Some(v) => format!("still {v}"),
+            None => "not in the later run".to_owned(),
+        };
+        let _ = writeln!(out, "{}: rescued in {}; {now}", n.seed, n.rescued_in);
+    }
+    out
+}

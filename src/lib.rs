@@ -42,6 +42,7 @@ pub mod message;
 pub mod poll;
 pub mod reason;
 pub mod report;
+pub mod rescue;
 pub mod run;
 pub mod secrets;
 pub mod send;
