@@ -23,6 +23,7 @@ mod polling;
 mod precedence;
 mod progress;
 mod relay;
+mod rescue;
 mod secrets;
 mod seeds_check;
 mod smtp_cli;
