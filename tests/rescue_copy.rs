@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::imap::{FakeImap, Reply};
+use crate::support::imap::{FakeImap, Reply, RunningImap};
 use crate::support::smtp::Holder;
 use crate::support::{Password, Probe, Seed, Seeds};
 
@@ -75,33 +75,44 @@ fn open(
     Reply::Send(reply)
 }
 
-/// A run against the fake (the message lands in Junk), then `probe rescue`; what the fake
-/// received during the rescue.
-fn run_then_rescue(caps: &'static str, expect: &[&str]) -> (Vec<String>, crate::support::Ran) {
-    let holder = Holder::start();
-    let imap = fake(caps).start();
-    let dir = tempfile::tempdir().unwrap();
-    let password = dir.path().join("seed.pass");
+/// The seeds file: one seed polled on the fake at `port`.
+fn seeds(dir: &std::path::Path, mx: &str, port: u16) -> Seeds {
+    let password = dir.join("seed.pass");
     std::fs::write(&password, "secret-pw\n").unwrap();
-    let seeds = Seeds::new()
+    Seeds::new()
         .from("probe@sender.lab.test")
         .timing("poll_interval", "1s")
         .timing("timeout", "10s")
         .timing("imap_timeout", "5s")
         .seed(
             Seed::new("fake", "user@fake.test")
-                .mx(&holder.mx())
-                .imap_server("127.0.0.1", imap.port)
+                .mx(mx)
+                .imap_server("127.0.0.1", port)
                 .tls("none")
                 .password(Password::File(password)),
-        );
+        )
+}
+
+/// A run against `imap` in which the message lands in Junk: its directory and MX.
+fn spam_run(imap: &RunningImap) -> (tempfile::TempDir, Holder) {
+    let holder = Holder::start();
+    let dir = tempfile::tempdir().unwrap();
     let ran = Probe::in_dir(dir.path())
         .args(["run", "--all", "--json"])
-        .config(&seeds)
+        .config(&seeds(dir.path(), &holder.mx(), imap.port))
         .expect_exit(1)
         .spawn()
         .finish(Duration::from_secs(30));
     assert_eq!(ran.message("fake")["verdict"], "spam", "{}", ran.show());
+    (dir, holder)
+}
+
+/// A run against the fake (the message lands in Junk), then `probe rescue`; what the fake
+/// received during the rescue, and the JSON report after it.
+fn run_then_rescue(caps: &'static str, expect: &[&str]) -> (Vec<String>, crate::support::Ran) {
+    let imap = fake(caps).start();
+    let (dir, holder) = spam_run(&imap);
+    let seeds = seeds(dir.path(), &holder.mx(), imap.port);
     let before = imap.lines().len();
     let mut probe = Probe::in_dir(dir.path())
         .args(["rescue"])
@@ -112,14 +123,13 @@ fn run_then_rescue(caps: &'static str, expect: &[&str]) -> (Vec<String>, crate::
     for e in expect {
         probe = probe.stderr_has(*e);
     }
-    let rescued = probe.run();
+    probe.run();
     let lines = imap.lines()[before..].to_vec();
     let report = Probe::in_dir(dir.path())
         .args(["report", "--format", "json"])
         .config(&seeds)
         .expect_exit(0)
         .run();
-    drop(rescued);
     (lines, report)
 }
 
@@ -200,4 +210,55 @@ fn without_move_or_uidplus_the_original_stays_and_it_says_so() {
             .contains("neither MOVE nor UIDPLUS"),
         "{m:#}"
     );
+}
+
+#[test]
+fn a_refused_move_is_exit_1_in_the_servers_words_and_recorded() {
+    let imap = fake("IMAP4rev1 MOVE UIDPLUS")
+        .reply("UID MOVE", "{tag} NO [CANNOT] no moving today\r\n")
+        .start();
+    let (dir, holder) = spam_run(&imap);
+    let seeds = seeds(dir.path(), &holder.mx(), imap.port);
+    Probe::in_dir(dir.path())
+        .args(["rescue"])
+        .config(&seeds)
+        .expect_exit(1)
+        .stderr_has("fake: could not be moved: ")
+        .stderr_has("UID MOVE failed")
+        .stderr_has("no moving today")
+        .run();
+    let report = Probe::in_dir(dir.path())
+        .args(["report", "--format", "json"])
+        .expect_exit(0)
+        .run();
+    let m = report.message("fake");
+    assert_eq!(m["rescue"]["outcome"], "failed", "{m:#}");
+    assert_eq!(m["rescue"]["method"], "move", "{m:#}");
+    assert_eq!(report.json()["rescued"], 0);
+    // A failed rescue is tried again next time.
+    Probe::in_dir(dir.path())
+        .args(["rescue"])
+        .config(&seeds)
+        .expect_exit(1)
+        .stderr_has("this CHANGES seed mailboxes")
+        .run();
+}
+
+#[test]
+fn no_usable_mailbox_is_exit_3_and_nothing_is_recorded() {
+    let imap = fake("IMAP4rev1 MOVE").start();
+    let (dir, holder) = spam_run(&imap);
+    let closed = crate::support::net::closed_port();
+    Probe::in_dir(dir.path())
+        .args(["rescue"])
+        .config(&seeds(dir.path(), &holder.mx(), closed))
+        .expect_exit(3)
+        .stderr_has("no seed mailbox could be used for the rescue")
+        .stderr_has(format!("127.0.0.1:{closed}: cannot connect"))
+        .run();
+    let report = Probe::in_dir(dir.path())
+        .args(["report", "--format", "json"])
+        .expect_exit(0)
+        .run();
+    assert!(report.message("fake")["rescue"].is_null());
 }
