@@ -18,26 +18,46 @@ static MAILBOX: Mutex<()> = Mutex::new(());
 const USER: &str = "junk@junk.lab.test";
 const SPAM: &str = "Filtered";
 
-/// A plain IMAP connection to the lab's Dovecot (127.0.0.1:1143, clear text on loopback).
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+/// The test's own IMAP connection to a lab server.
 struct Imap {
-    r: BufReader<TcpStream>,
-    w: TcpStream,
+    r: BufReader<Box<dyn Stream>>,
     n: u32,
 }
 
 impl Imap {
+    /// The junk seed on the lab's Dovecot (127.0.0.1:1143, clear text on loopback).
     fn login() -> Imap {
-        let w = TcpStream::connect("127.0.0.1:1143").unwrap();
-        w.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let tcp = TcpStream::connect("127.0.0.1:1143").unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Imap::start(Box::new(tcp), USER, &crate::support::lab::password("junk"))
+    }
+
+    /// Cyrus's `seed` over implicit TLS (127.0.0.1:3993), trusting the lab CA.
+    fn cyrus() -> Imap {
+        let tcp = TcpStream::connect("127.0.0.1:3993").unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let trust = seedprobe::tls::Trust::load(Some(&crate::support::lab::lab_ca())).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(trust.verifying(), name).unwrap();
+        let tls = rustls::StreamOwned::new(conn, tcp);
+        Imap::start(
+            Box::new(tls),
+            "seed",
+            &crate::support::lab::password("cyrus-seed"),
+        )
+    }
+
+    fn start(stream: Box<dyn Stream>, user: &str, password: &str) -> Imap {
         let mut imap = Imap {
-            r: BufReader::new(w.try_clone().unwrap()),
-            w,
+            r: BufReader::new(stream),
             n: 0,
         };
         let mut greeting = String::new();
         imap.r.read_line(&mut greeting).unwrap();
-        let password = crate::support::lab::password("junk");
-        imap.cmd(&format!("LOGIN \"{USER}\" \"{password}\""));
+        imap.cmd(&format!("LOGIN \"{user}\" \"{password}\""));
         imap
     }
 
@@ -46,7 +66,8 @@ impl Imap {
     fn cmd(&mut self, text: &str) -> Vec<String> {
         self.n += 1;
         let tag = format!("t{}", self.n);
-        write!(self.w, "{tag} {text}\r\n").unwrap();
+        write!(self.r.get_mut(), "{tag} {text}\r\n").unwrap();
+        self.r.get_mut().flush().unwrap();
         self.read(&tag)
     }
 
@@ -84,16 +105,14 @@ impl Imap {
         );
         self.n += 1;
         let tag = format!("t{}", self.n);
-        write!(
-            self.w,
-            "{tag} APPEND {folder} ({flags}) {{{}}}\r\n",
-            body.len()
-        )
-        .unwrap();
+        let w = self.r.get_mut();
+        write!(w, "{tag} APPEND {folder} ({flags}) {{{}}}\r\n", body.len()).unwrap();
+        w.flush().unwrap();
         let mut cont = String::new();
         self.r.read_line(&mut cont).unwrap();
         assert!(cont.starts_with('+'), "{cont}");
-        write!(self.w, "{body}\r\n").unwrap();
+        write!(self.r.get_mut(), "{body}\r\n").unwrap();
+        self.r.get_mut().flush().unwrap();
         let done = self.read(&tag);
         let last = done.last().unwrap();
         let uid = last
@@ -344,4 +363,63 @@ fn run_with_rescue_moves_after_the_verdicts() {
     let mut imap = Imap::login();
     assert!(imap.find(SPAM, token).is_empty());
     assert_eq!(imap.find("INBOX", token).len(), 1);
+}
+
+/// Cyrus IMAP (MOVE, its `\\Junk` folder `Quarantine` shown only to SPECIAL-USE listing): the
+/// message is moved to INBOX with `$NotJunk`, the user's own mail in Quarantine stays.
+#[test]
+fn cyrus_quarantine_message_is_moved_to_inbox() {
+    use crate::support::smtp::{Holder, hand_over};
+    use crate::support::{Password, Seed};
+    let holder = Holder::start();
+    let seeds = Seeds::lab("30s").seed(
+        Seed::new("cyrus", "seed@cyrus.lab.test")
+            .mx(&holder.mx())
+            .imap_server("127.0.0.1", 3993)
+            .tls("implicit")
+            .imap_key("username", "seed")
+            .password(Password::lab("cyrus-seed"))
+            .ca_file(&crate::support::lab::lab_ca()),
+    );
+    let sent = Probe::new()
+        .lab()
+        .args(["send", "--all", "--json"])
+        .config(&seeds)
+        .expect_exit(0)
+        .run();
+    let held = holder.next();
+    hand_over(
+        "127.0.0.1:3024",
+        "LHLO",
+        "probe@example.org",
+        "seed+Quarantine",
+        &held,
+    );
+    let out = Probe::in_dir(sent.dir())
+        .args(["poll", "--json"])
+        .config(&seeds)
+        .expect_exit(1)
+        .run();
+    let m = out.message("cyrus");
+    assert_eq!(m["verdict"], "spam", "{m:#}");
+    let token = m["token"].as_str().unwrap().to_owned();
+
+    let mut imap = Imap::cyrus();
+    let neighbour = imap.append("Quarantine", "", &format!("cyrus-{}", token.to_lowercase()));
+    let before = imap.snapshot("Quarantine");
+    let ours = imap.find("Quarantine", &token);
+    assert_eq!(ours.len(), 1);
+    Probe::in_dir(sent.dir())
+        .args(["rescue"])
+        .config(&seeds)
+        .expect_exit(0)
+        .stderr_has("cyrus: moved from Quarantine to INBOX (move, marked $NotJunk)")
+        .run();
+    assert!(imap.find("Quarantine", &token).is_empty());
+    let moved = imap.find("INBOX", &token);
+    assert_eq!(moved.len(), 1);
+    assert!(imap.snapshot("INBOX")[&moved[0]].contains(&"$NotJunk".to_owned()));
+    let after = imap.snapshot("Quarantine");
+    untouched("Quarantine", &before, &after, &ours);
+    assert!(after.contains_key(&neighbour));
 }
