@@ -24,7 +24,8 @@
 //! Beside the flow, [`check`] (`probe check`) looks at the sending IP's and domain's DNS and
 //! their listings on DNS block and allow lists before anything is sent, and [`bounce`]
 //! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason by
-//! [`reason`].
+//! [`reason`]. [`rescue`] (`probe rescue`) moves a run's spam-folder messages back to INBOX,
+//! as a user's "not spam" click does: the one change probe ever makes to a seed mailbox.
 //!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
