@@ -263,7 +263,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, true)?;
             let report = load_report(&store, &run_id)?;
             if args.json {
-                print_json(&report)?;
+                print_json(&store, &report)?;
             } else {
                 println!("{run_id}");
             }
@@ -405,7 +405,7 @@ fn finish(
 ) -> anyhow::Result<Exit> {
     let report = load_report(store, run_id)?;
     if json {
-        print_json(&report)?;
+        print_json(store, &report)?;
     } else {
         print!("{}", report.to_table());
     }
@@ -427,9 +427,13 @@ fn finish(
     )
 }
 
-fn print_json(report: &RunReport) -> anyhow::Result<()> {
+/// The run's JSON document, with each message's rescue: the same document `probe report
+/// --format json` prints.
+fn print_json(store: &Store, report: &RunReport) -> anyhow::Result<()> {
+    let rescues = store.rescues(&report.run.id)?;
+    let json = crate::report::json_with_rescues(&report.to_json(), &rescues)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+    serde_json::to_writer_pretty(&mut out, &json)?;
     writeln!(out)?;
     Ok(())
 }

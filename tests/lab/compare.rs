@@ -68,7 +68,14 @@ fn compare_two_runs_from_different_source_addresses() {
     };
     assert_eq!(
         keys(&json),
-        ["after_run", "before_run", "providers", "seeds", "worse"]
+        [
+            "after_run",
+            "before_run",
+            "providers",
+            "rescued",
+            "seeds",
+            "worse"
+        ]
     );
     assert_eq!(json["before_run"], a.as_str());
     assert_eq!(json["after_run"], b.as_str());
