@@ -546,3 +546,72 @@ pub fn rescue_text(notes: &[RescueNote]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod rescue_tests {
+    use super::*;
+    use crate::store::RescueRecord;
+
+    fn change(seed: &str, before: &str, after: Option<&str>) -> SeedChange {
+        SeedChange {
+            seed: seed.into(),
+            provider: "-".into(),
+            before: Some(before.into()),
+            after: after.map(str::to_owned),
+            change: Change::Same,
+            detail: None,
+            reason_before: None,
+            reason_after: None,
+            reason_changed: false,
+        }
+    }
+
+    fn rescued(seed: &str, outcome: &str) -> RescueRecord {
+        RescueRecord {
+            run_id: "A".into(),
+            seed: seed.into(),
+            token: format!("T-{seed}"),
+            at: 0,
+            from_folder: "Junk".into(),
+            method: "move".into(),
+            outcome: outcome.into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_rescued_seed_is_followed_into_the_later_run() {
+        let comparison = Comparison {
+            before_run: "A".into(),
+            after_run: "B".into(),
+            worse: false,
+            seeds: vec![
+                change("now-inbox", "spam", Some("inbox")),
+                change("still-spam", "spam", Some("spam")),
+                change("gone", "spam", None),
+                change("failed", "spam", Some("inbox")),
+            ],
+            providers: Vec::new(),
+        };
+        let rescues = [
+            rescued("now-inbox", "moved"),
+            rescued("still-spam", "copied"),
+            rescued("gone", "moved"),
+            // A rescue that failed put nothing in INBOX: not part of the loop.
+            rescued("failed", "failed"),
+        ];
+        let notes = rescue_notes(&comparison, &rescues);
+        let changed: Vec<(&str, bool)> =
+            notes.iter().map(|n| (n.seed.as_str(), n.changed)).collect();
+        assert_eq!(
+            changed,
+            [("now-inbox", true), ("still-spam", false), ("gone", false)]
+        );
+        assert_eq!(
+            rescue_text(&notes),
+            "now-inbox: rescued in A; now inbox\n\
+             still-spam: rescued in A; still spam\n\
+             gone: rescued in A; not in the later run\n"
+        );
+    }
+}

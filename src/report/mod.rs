@@ -502,12 +502,16 @@ pub fn json_with_rescues(
 /// when there was none).
 pub fn rescue_lines(rescues: &[crate::store::RescueRecord]) -> String {
     let mut out = String::new();
+    // Each message once, in the order first rescued, with its latest attempt.
     let mut seen: Vec<&str> = Vec::new();
-    for r in rescues.iter().rev() {
-        if seen.contains(&r.token.as_str()) {
+    for first in rescues {
+        if seen.contains(&first.token.as_str()) {
             continue;
         }
-        seen.push(&r.token);
+        seen.push(&first.token);
+        let Some(r) = rescues.iter().rev().find(|r| r.token == first.token) else {
+            continue;
+        };
         let line = match r.outcome.as_str() {
             "moved" => format!(
                 "{}: rescued ({}) from {} to INBOX at {}",
