@@ -21,6 +21,7 @@ mod metrics_format;
 mod oauth2;
 mod polling;
 mod properties;
+mod rescue_copy;
 mod secret_command;
 mod smtp_cli;
 mod smtp_ehlo;

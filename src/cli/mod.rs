@@ -11,6 +11,7 @@ mod init;
 mod maillog;
 mod metrics;
 mod progress;
+mod rescue;
 mod seeds;
 mod smtp;
 
@@ -87,6 +88,9 @@ pub enum Command {
     Init(init::InitArgs),
     /// Print the shell completion script: `probe completions bash > /etc/bash_completion.d/probe`.
     Completions(completions::CompletionsArgs),
+    /// Move a run's spam-folder messages (default: the latest run's) back to INBOX, as a
+    /// user's "not spam" click does, and record it: the one command that changes a mailbox.
+    Rescue(rescue::RescueArgs),
     /// Print the man page (roff): `probe man > /usr/local/share/man/man1/probe.1`; `--dir`
     /// writes one page per subcommand too.
     Man(completions::ManArgs),
@@ -132,6 +136,10 @@ pub struct SendArgs {
     /// The metrics file option.
     #[command(flatten)]
     pub metrics: metrics::MetricsArgs,
+    /// (`run` only) After the verdicts, move the run's spam-folder messages to INBOX as
+    /// `probe rescue` does (this changes the seed mailboxes).
+    #[arg(long)]
+    pub rescue: bool,
 }
 
 /// Arguments of `poll`.
@@ -255,6 +263,10 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 eprintln!("probe: error: --fail-under applies to `probe run`, not `probe send`");
                 return Ok(Exit::Usage);
             }
+            if args.rescue {
+                eprintln!("probe: error: --rescue applies to `probe run`, not `probe send`");
+                return Ok(Exit::Usage);
+            }
             let (config, plan, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
@@ -266,7 +278,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, true)?;
             let report = load_report(&store, &run_id)?;
             if args.json {
-                print_json(&report)?;
+                print_json(&store, &report)?;
             } else {
                 println!("{run_id}");
             }
@@ -298,12 +310,27 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let exit =
                 poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file)
                     .await?;
-            history::fail_under(&store, &run_id, args.fail_under, exit)
+            let exit = history::fail_under(&store, &run_id, args.fail_under, exit)?;
+            if !args.rescue {
+                return Ok(exit);
+            }
+            // The run's own exit stands unless the rescue did worse (3 over 1 over 0).
+            let rescued = rescue::after_run(&config, &plan, &store, &run_id).await?;
+            Ok(
+                if rescued.code() > exit.code() && exit != Exit::Interrupted {
+                    rescued
+                } else {
+                    exit
+                },
+            )
         }
         Command::Check(args) => check::main(&Config::load(&cli.config)?, args).await,
         Command::Runs(args) => history::runs(&mut open_store(cli)?, args),
         Command::Report(args) => history::report(&open_store(cli)?, args, cli.verbose > 0),
         Command::Compare(args) => compare::main(&open_store(cli)?, args),
+        Command::Rescue(args) => {
+            rescue::main(&Config::load(&cli.config)?, &open_store(cli)?, args).await
+        }
         Command::Poll(args) => {
             let config = Config::load(&cli.config)?;
             let store = open_store(cli)?;
@@ -412,7 +439,7 @@ fn finish(
 ) -> anyhow::Result<Exit> {
     let report = load_report(store, run_id)?;
     if json {
-        print_json(&report)?;
+        print_json(store, &report)?;
     } else {
         print!("{}", report.to_table());
     }
@@ -434,9 +461,13 @@ fn finish(
     )
 }
 
-fn print_json(report: &RunReport) -> anyhow::Result<()> {
+/// The run's JSON document, with each message's rescue: the same document `probe report
+/// --format json` prints.
+fn print_json(store: &Store, report: &RunReport) -> anyhow::Result<()> {
+    let rescues = store.rescues(&report.run.id)?;
+    let json = crate::report::json_with_rescues(&report.to_json(), &rescues)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+    serde_json::to_writer_pretty(&mut out, &json)?;
     writeln!(out)?;
     Ok(())
 }

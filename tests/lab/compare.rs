@@ -141,6 +141,7 @@ fn compare_two_runs_from_different_source_addresses() {
             "before_run",
             "checks",
             "providers",
+            "rescued",
             "seeds",
             "worse"
         ]

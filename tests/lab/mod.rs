@@ -25,6 +25,7 @@ mod postgres;
 mod precedence;
 mod progress;
 mod relay;
+mod rescue;
 mod run_checks;
 mod secrets;
 mod seeds_check;
