@@ -274,14 +274,17 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
             let ui = progress::Renderer::stderr(&config);
-            let run_id = run::send(&config, &plan, &seeds, &mut store, label, &mut |p| {
-                ui.borrow_mut().event(p)
-            })
-            .await?;
+            let done = progress::ticking(
+                &ui,
+                run::send_then_poll(&config, &plan, &seeds, &mut store, label, &mut |p| {
+                    ui.borrow_mut().event(p)
+                }),
+            )
+            .await;
+            ui.borrow_mut().finish();
+            let run::Done { run_id, summary } = done?;
             let metrics_file = args.metrics.metrics_file.as_deref();
-            let exit =
-                poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file)
-                    .await?;
+            let exit = report_and_metrics(&store, &run_id, args.json, metrics_file, summary)?;
             history::fail_under(&store, &run_id, args.fail_under, exit)
         }
         Command::Check(args) => check::main(&Config::load(&cli.config)?, args).await,
@@ -295,45 +298,29 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 Some(id) => id.clone(),
                 None => store.latest_unfinished_run()?,
             };
-            let messages = store.messages(&run_id)?;
-            let wanted: Vec<String> = messages
-                .iter()
-                .filter(|m| m.awaits_verdict())
-                .map(|m| m.seed.clone())
-                .filter(|name| config.seeds.iter().any(|s| &s.name == name))
-                .collect();
-            let seeds = config.select(&wanted)?;
-            let plan = if wanted.is_empty() {
-                Plan::nothing(&config)
-            } else {
-                Plan::build(&config, &seeds).await?
-            };
+            // Confirms the run exists before the plan reads any password.
+            store.run(&run_id)?;
             let ui = progress::Renderer::stderr(&config);
+            let summary = progress::ticking(
+                &ui,
+                run::resume(&config, &store, &run_id, &mut |p| ui.borrow_mut().event(p)),
+            )
+            .await;
+            ui.borrow_mut().finish();
             let metrics_file = args.metrics.metrics_file.as_deref();
-            poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file).await
+            report_and_metrics(&store, &run_id, args.json, metrics_file, summary?)
         }
     }
 }
 
-/// Polls a run with the progress display, prints the report, writes the metrics file.
-async fn poll_and_report(
-    config: &Config,
-    plan: &Plan,
+/// After polling: prints the report, writes the metrics file.
+fn report_and_metrics(
     store: &Store,
     run_id: &str,
-    ui: std::cell::RefCell<progress::Renderer>,
     json: bool,
     metrics_file: Option<&std::path::Path>,
+    summary: run::PollSummary,
 ) -> anyhow::Result<Exit> {
-    let summary = progress::ticking(
-        &ui,
-        run::poll(config, plan, store, run_id, &mut |p| {
-            ui.borrow_mut().event(p)
-        }),
-    )
-    .await;
-    ui.borrow_mut().finish();
-    let summary = summary?;
     let up = metrics::up(&summary);
     let exit = finish(store, run_id, json, summary)?;
     metrics::write(metrics_file, store, run_id, up)?;
