@@ -26,6 +26,9 @@
 //! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason by
 //! [`reason`].
 //!
+//! [`serve`] (`probe serve`) makes the runs on a schedule, in-process, and serves their
+//! reports, comparisons and Prometheus metrics over HTTP.
+//!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
 //! uses only `secrets`, and `run` and `cli` sit on top.
@@ -45,6 +48,7 @@ pub mod report;
 pub mod run;
 pub mod secrets;
 pub mod send;
+pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod verdict;

@@ -11,6 +11,7 @@ mod init;
 mod metrics;
 mod progress;
 mod seeds;
+mod serve;
 mod smtp;
 
 use std::io::Write as _;
@@ -87,6 +88,9 @@ pub enum Command {
     /// Print the man page (roff): `probe man > /usr/local/share/man/man1/probe.1`; `--dir`
     /// writes one page per subcommand too.
     Man(completions::ManArgs),
+    /// Run every seed on a schedule (--every, schedule.every) and serve the reports, the
+    /// comparisons and Prometheus metrics over HTTP (--listen) until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 /// Which seeds.
@@ -176,6 +180,16 @@ pub fn main() -> ExitCode {
             return Exit::ProbeFailure.into();
         }
     };
+    // `probe serve` stops on SIGTERM and Ctrl-C itself, finishing cleanly.
+    if let Command::Serve(args) = &cli.command {
+        return match runtime.block_on(serve::main(&cli, args)) {
+            Ok(exit) => exit.into(),
+            Err(e) => {
+                eprintln!("probe: error: {e:#}");
+                exit::for_error(&e).into()
+            }
+        };
+    }
     let result = runtime.block_on(async {
         tokio::select! {
             r = execute(&cli) => r,
@@ -225,6 +239,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
         Command::Bounce(_) => anyhow::bail!("probe bounce runs from main, outside execute"),
+        Command::Serve(_) => anyhow::bail!("probe serve runs from main, outside execute"),
         Command::Completions(_) | Command::Man(_) => {
             anyhow::bail!("completions and the man page are printed from main, outside execute")
         }
@@ -342,12 +357,16 @@ async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, St
 }
 
 fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let path = match &cli.store {
-        Some(p) => p.clone(),
+    Ok(Store::open(&store_path(cli)?)?)
+}
+
+/// `--store`, `PROBE_STORE` or the default.
+fn store_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    match &cli.store {
+        Some(p) => Ok(p.clone()),
         None => Store::default_path()
-            .context("no home directory to put the store in; give --store or PROBE_STORE")?,
-    };
-    Ok(Store::open(&path)?)
+            .context("no home directory to put the store in; give --store or PROBE_STORE"),
+    }
 }
 
 fn load_report(store: &Store, run_id: &str) -> Result<RunReport, RunError> {

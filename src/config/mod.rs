@@ -26,7 +26,7 @@ use serde::Deserialize;
 use check::{Checker, check_config};
 use raw::RawConfig;
 
-pub use check::DEFAULT_SUBJECT;
+pub use check::{DEFAULT_SUBJECT, parse_every};
 pub use provider::{KNOWN_SPAM_FOLDERS, Profile, Provider};
 
 use crate::secrets::SecretSource;

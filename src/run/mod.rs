@@ -129,6 +129,14 @@ pub struct PollSummary {
     pub unpolled: Vec<String>,
 }
 
+impl PollSummary {
+    /// Whether polling could do its job: false when every seed mailbox login failed
+    /// (`seedprobe_up` in the metrics).
+    pub fn up(&self) -> bool {
+        !(self.accounts > 0 && self.logged_in == 0)
+    }
+}
+
 /// The name polling problems of the bounces mailbox are filed under.
 const BOUNCES: &str = "(bounces mailbox)";
 
