@@ -24,6 +24,7 @@ mod progress;
 mod relay;
 mod secrets;
 mod seeds_check;
+mod serve;
 mod smtp_cli;
 mod store_commits;
 mod verdicts;
