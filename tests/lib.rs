@@ -21,6 +21,7 @@ mod oauth2;
 mod polling;
 mod properties;
 mod secret_command;
+mod serve;
 mod smtp_cli;
 mod smtp_ehlo;
 mod smtp_faults;
