@@ -832,8 +832,8 @@ mod tests {
         for (s, line, error) in [
             (
                 "schedule",
-                "every: 10s",
-                "t.yaml:4:10: schedule.every: 10s is too short: write a duration from 1m to 7d; each run sends to every seed",
+                "every: 10ms",
+                "t.yaml:4:10: schedule.every: 10ms is too short: write a duration from 1s to 7d",
             ),
             (
                 "schedule",
