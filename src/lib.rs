@@ -28,6 +28,9 @@
 //! same reasons. [`rescue`] (`probe rescue`) moves a run's spam-folder messages back to INBOX,
 //! as a user's "not spam" click does: the one change probe ever makes to a seed mailbox.
 //!
+//! [`serve`] (`probe serve`) makes the runs on a schedule, in-process, and serves their
+//! reports, comparisons and Prometheus metrics over HTTP.
+//!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
 //! uses only `secrets`, and `run` and `cli` sit on top.
@@ -49,6 +52,7 @@ pub mod rescue;
 pub mod run;
 pub mod secrets;
 pub mod send;
+pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod verdict;

@@ -23,6 +23,7 @@ mod polling;
 mod properties;
 mod rescue_copy;
 mod secret_command;
+mod serve;
 mod smtp_cli;
 mod smtp_ehlo;
 mod smtp_faults;

@@ -13,6 +13,7 @@ mod metrics;
 mod progress;
 mod rescue;
 mod seeds;
+mod serve;
 mod smtp;
 
 use std::io::Write as _;
@@ -97,6 +98,9 @@ pub enum Command {
     /// Summarise a Postfix log per provider: delivered, deferred, bounced, rejected, expired
     /// and the top reasons; needs no seeds file.
     Maillog(maillog::MaillogArgs),
+    /// Run every seed on a schedule (--every, schedule.every) and serve the reports, the
+    /// comparisons and Prometheus metrics over HTTP (--listen) until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 /// Which seeds.
@@ -198,6 +202,16 @@ pub fn main() -> ExitCode {
             return Exit::ProbeFailure.into();
         }
     };
+    // `probe serve` stops on SIGTERM and Ctrl-C itself, finishing cleanly.
+    if let Command::Serve(args) = &cli.command {
+        return match runtime.block_on(serve::main(&cli, args)) {
+            Ok(exit) => exit.into(),
+            Err(e) => {
+                eprintln!("probe: error: {e:#}");
+                exit::for_error(&e).into()
+            }
+        };
+    }
     let result = runtime.block_on(async {
         tokio::select! {
             r = execute(&cli) => r,
@@ -247,6 +261,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
         Command::Bounce(_) => anyhow::bail!("probe bounce runs from main, outside execute"),
+        Command::Serve(_) => anyhow::bail!("probe serve runs from main, outside execute"),
         Command::Completions(_) | Command::Man(_) => {
             anyhow::bail!("completions and the man page are printed from main, outside execute")
         }
@@ -302,14 +317,17 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
             let ui = progress::Renderer::stderr(&config);
-            let run_id = run::send(&config, &plan, &seeds, &mut store, label, &mut |p| {
-                ui.borrow_mut().event(p)
-            })
-            .await?;
+            let done = progress::ticking(
+                &ui,
+                run::send_then_poll(&config, &plan, &seeds, &mut store, label, &mut |p| {
+                    ui.borrow_mut().event(p)
+                }),
+            )
+            .await;
+            ui.borrow_mut().finish();
+            let run::Done { run_id, summary } = done?;
             let metrics_file = args.metrics.metrics_file.as_deref();
-            let exit =
-                poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file)
-                    .await?;
+            let exit = report_and_metrics(&store, &run_id, args.json, metrics_file, summary)?;
             let exit = history::fail_under(&store, &run_id, args.fail_under, exit)?;
             if !args.rescue {
                 return Ok(exit);
@@ -338,45 +356,29 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 Some(id) => id.clone(),
                 None => store.latest_unfinished_run()?,
             };
-            let messages = store.messages(&run_id)?;
-            let wanted: Vec<String> = messages
-                .iter()
-                .filter(|m| m.awaits_verdict())
-                .map(|m| m.seed.clone())
-                .filter(|name| config.seeds.iter().any(|s| &s.name == name))
-                .collect();
-            let seeds = config.select(&wanted)?;
-            let plan = if wanted.is_empty() {
-                Plan::nothing(&config)
-            } else {
-                Plan::build(&config, &seeds).await?
-            };
+            // Confirms the run exists before the plan reads any password.
+            store.run(&run_id)?;
             let ui = progress::Renderer::stderr(&config);
+            let summary = progress::ticking(
+                &ui,
+                run::resume(&config, &store, &run_id, &mut |p| ui.borrow_mut().event(p)),
+            )
+            .await;
+            ui.borrow_mut().finish();
             let metrics_file = args.metrics.metrics_file.as_deref();
-            poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file).await
+            report_and_metrics(&store, &run_id, args.json, metrics_file, summary?)
         }
     }
 }
 
-/// Polls a run with the progress display, prints the report, writes the metrics file.
-async fn poll_and_report(
-    config: &Config,
-    plan: &Plan,
+/// After polling: prints the report, writes the metrics file.
+fn report_and_metrics(
     store: &Store,
     run_id: &str,
-    ui: std::cell::RefCell<progress::Renderer>,
     json: bool,
     metrics_file: Option<&std::path::Path>,
+    summary: run::PollSummary,
 ) -> anyhow::Result<Exit> {
-    let summary = progress::ticking(
-        &ui,
-        run::poll(config, plan, store, run_id, &mut |p| {
-            ui.borrow_mut().event(p)
-        }),
-    )
-    .await;
-    ui.borrow_mut().finish();
-    let summary = summary?;
     let up = metrics::up(&summary);
     let exit = finish(store, run_id, json, summary)?;
     metrics::write(metrics_file, store, run_id, up)?;
@@ -414,14 +416,18 @@ async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, St
 }
 
 fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let location = match &cli.store {
+    Ok(Store::open_at(&store_location(cli)?)?)
+}
+
+/// `--store`, `PROBE_STORE` or the default: a SQLite file or a PostgreSQL URL.
+fn store_location(cli: &Cli) -> anyhow::Result<Location> {
+    Ok(match &cli.store {
         Some(text) => Location::parse(text)?,
         None => Location::Sqlite(
             Store::default_path()
                 .context("no home directory to put the store in; give --store or PROBE_STORE")?,
         ),
-    };
-    Ok(Store::open_at(&location)?)
+    })
 }
 
 fn load_report(store: &Store, run_id: &str) -> Result<RunReport, RunError> {

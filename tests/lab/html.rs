@@ -22,7 +22,7 @@ fn ensure_chromium() {
 }
 
 /// Runs Debian's Chromium headless with `args`, killed after 60 s.
-fn chromium(profile: &Path, args: &[&str]) -> Output {
+pub(super) fn chromium(profile: &Path, args: &[&str]) -> Output {
     ensure_chromium();
     let mut child = Command::new("chromium")
         .args([

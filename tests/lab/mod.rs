@@ -29,6 +29,7 @@ mod rescue;
 mod run_checks;
 mod secrets;
 mod seeds_check;
+mod serve;
 mod smtp_cli;
 mod store_commits;
 mod verdicts;
