@@ -731,3 +731,125 @@ mod tests {
         assert!(text.ends_with("\n2 check(s) got worse\n"), "{text}");
     }
 }
+
+/// A seed rescued from the spam folder in BEFORE (`probe rescue`), and where its message is in
+/// AFTER: the not-spam loop's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RescueNote {
+    /// Seed name.
+    pub seed: String,
+    /// The run whose message was rescued (BEFORE).
+    pub rescued_in: String,
+    /// AFTER's verdict (`pending` when undecided), `None` when the seed is not in AFTER.
+    pub now: Option<String>,
+    /// Whether the placement changed from BEFORE's (`spam`) to something else.
+    pub changed: bool,
+}
+
+/// For each seed whose BEFORE message was brought to INBOX (`rescues`: BEFORE's, as
+/// [`crate::store::Store::rescues`] returns them), where AFTER placed it.
+pub fn rescue_notes(
+    comparison: &Comparison,
+    rescues: &[crate::store::RescueRecord],
+) -> Vec<RescueNote> {
+    let mut notes: Vec<RescueNote> = Vec::new();
+    for r in rescues.iter().filter(|r| r.succeeded()) {
+        if notes.iter().any(|n| n.seed == r.seed) {
+            continue;
+        }
+        let change = comparison.seeds.iter().find(|s| s.seed == r.seed);
+        let before = change.and_then(|s| s.before.clone());
+        let now = change.and_then(|s| s.after.clone());
+        notes.push(RescueNote {
+            seed: r.seed.clone(),
+            rescued_in: r.run_id.clone(),
+            changed: now.is_some() && now != before,
+            now,
+        });
+    }
+    notes
+}
+
+/// The text lines for [`rescue_notes`]: `seed: rescued in RUN; now inbox`.
+pub fn rescue_text(notes: &[RescueNote]) -> String {
+    let mut out = String::new();
+    for n in notes {
+        let now = match &n.now {
+            Some(v) if n.changed => format!("now {v}"),
+            Some(v) => format!("still {v}"),
+            None => "not in the later run".to_owned(),
+        };
+        let _ = writeln!(out, "{}: rescued in {}; {now}", n.seed, n.rescued_in);
+    }
+    out
+}
+
+#[cfg(test)]
+mod rescue_tests {
+    use super::*;
+    use crate::store::RescueRecord;
+
+    fn change(seed: &str, before: &str, after: Option<&str>) -> SeedChange {
+        SeedChange {
+            seed: seed.into(),
+            provider: "-".into(),
+            before: Some(before.into()),
+            after: after.map(str::to_owned),
+            change: Change::Same,
+            detail: None,
+            reason_before: None,
+            reason_after: None,
+            reason_changed: false,
+        }
+    }
+
+    fn rescued(seed: &str, outcome: &str) -> RescueRecord {
+        RescueRecord {
+            run_id: "A".into(),
+            seed: seed.into(),
+            token: format!("T-{seed}"),
+            at: 0,
+            from_folder: "Junk".into(),
+            method: "move".into(),
+            outcome: outcome.into(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_rescued_seed_is_followed_into_the_later_run() {
+        let comparison = Comparison {
+            before_run: "A".into(),
+            after_run: "B".into(),
+            worse: false,
+            seeds: vec![
+                change("now-inbox", "spam", Some("inbox")),
+                change("still-spam", "spam", Some("spam")),
+                change("gone", "spam", None),
+                change("failed", "spam", Some("inbox")),
+            ],
+            providers: Vec::new(),
+            checks: Vec::new(),
+        };
+        let rescues = [
+            rescued("now-inbox", "moved"),
+            rescued("still-spam", "copied"),
+            rescued("gone", "moved"),
+            // A rescue that failed put nothing in INBOX: not part of the loop.
+            rescued("failed", "failed"),
+        ];
+        let notes = rescue_notes(&comparison, &rescues);
+        let changed: Vec<(&str, bool)> =
+            notes.iter().map(|n| (n.seed.as_str(), n.changed)).collect();
+        assert_eq!(
+            changed,
+            [("now-inbox", true), ("still-spam", false), ("gone", false)]
+        );
+        assert_eq!(
+            rescue_text(&notes),
+            "now-inbox: rescued in A; now inbox\n\
+             still-spam: rescued in A; still spam\n\
+             gone: rescued in A; not in the later run\n"
+        );
+    }
+}

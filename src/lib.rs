@@ -25,7 +25,11 @@
 //! their listings on DNS block and allow lists before anything is sent, and [`bounce`]
 //! (`probe bounce`) reads bounce messages and classifies each failed recipient's reason by
 //! [`reason`]; [`maillog`] (`probe maillog`) summarises a Postfix log per provider with the
-//! same reasons.
+//! same reasons. [`rescue`] (`probe rescue`) moves a run's spam-folder messages back to INBOX,
+//! as a user's "not spam" click does: the one change probe ever makes to a seed mailbox.
+//!
+//! [`serve`] (`probe serve`) makes the runs on a schedule, in-process, and serves their
+//! reports, comparisons and Prometheus metrics over HTTP.
 //!
 //! [`run`] ties the steps together; [`cli`] is the `probe` command line and owns exit codes.
 //! The modules form no cycle (a test below checks it): `secrets` and `tls` are leaves, `config`
@@ -44,9 +48,11 @@ pub mod message;
 pub mod poll;
 pub mod reason;
 pub mod report;
+pub mod rescue;
 pub mod run;
 pub mod secrets;
 pub mod send;
+pub mod serve;
 pub mod store;
 pub mod tls;
 pub mod verdict;

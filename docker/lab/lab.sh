@@ -9,6 +9,8 @@
 #   install     install the Debian packages if a binary is missing, and unpack
 #               Cyrus IMAP into /opt/seedprobe-cyrus if it is not there (root;
 #               Cyrus takes a few seconds)
+#   install-chromium, install-promtool  Debian's Chromium (HTML tests);
+#               promtool unpacked into /opt/seedprobe-prometheus (metrics test)
 #   start       render config, make CA/certs/passwords/DKIM keys if missing,
 #               start the five daemons and wait until every port below answers,
 #               then Cyrus (its own master; also started alone when only it is down)
@@ -342,6 +344,30 @@ cmd_install_chromium() {
     DEBIAN_FRONTEND=noninteractive apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
     command -v chromium >/dev/null || die "chromium still missing after apt-get install"
+}
+
+# Prometheus's promtool, for the test that parses `probe serve`'s /metrics with
+# Prometheus's own parser (`promtool check metrics`). Unpacked from Debian's
+# `prometheus` package into PROMTOOL_PREFIX, as Cyrus is, without installing the
+# service (no daemon, no user, no unit): only its promtool binary is used.
+PROMTOOL_PREFIX=/opt/seedprobe-prometheus
+cmd_install_promtool() {
+    local tmp deb
+    [[ -x $PROMTOOL_PREFIX/usr/bin/promtool ]] && return 0
+    need_root install-promtool
+    log "fetching promtool into $PROMTOOL_PREFIX (Debian's prometheus package, unpacked)"
+    tmp=$(mktemp -d)
+    download() { (cd "$tmp" && apt-get download -o APT::Sandbox::User=root prometheus >/dev/null); }
+    download || {
+        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null
+        download
+    } || die "apt-get download prometheus failed"
+    rm -rf "$PROMTOOL_PREFIX"
+    install -d -m 0755 "$PROMTOOL_PREFIX"
+    for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$PROMTOOL_PREFIX"; done
+    rm -rf "$tmp"
+    "$PROMTOOL_PREFIX/usr/bin/promtool" --version >/dev/null 2>&1 ||
+        die "$PROMTOOL_PREFIX/usr/bin/promtool does not run"
 }
 
 # --- health ----------------------------------------------------------------
@@ -1509,6 +1535,7 @@ main() {
     case $cmd in
     install) cmd_install && install_cyrus ;;
     install-chromium) cmd_install_chromium ;;
+    install-promtool) cmd_install_promtool ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
     restart) cmd_stop && cmd_start ;;

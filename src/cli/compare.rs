@@ -62,12 +62,25 @@ pub fn main(store: &Store, args: &CompareArgs) -> anyhow::Result<Exit> {
         &store.messages(&after)?,
     )
     .with_checks(before_run.checks.as_ref(), after_run.checks.as_ref());
+    let rescued = crate::compare::rescue_notes(&comparison, &store.rescues(&before)?);
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &comparison)?;
+        let mut doc = serde_json::to_value(&comparison)?;
+        // `rescued`: seeds rescued in BEFORE and where AFTER placed them (the not-spam loop).
+        if let Some(object) = doc.as_object_mut() {
+            object.insert("rescued".into(), serde_json::to_value(&rescued)?);
+        }
+        serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
     } else {
         write!(out, "{}", comparison.to_text())?;
+        if !rescued.is_empty() {
+            write!(
+                out,
+                "\nnot-spam loop:\n{}",
+                crate::compare::rescue_text(&rescued)
+            )?;
+        }
     }
     Ok(if comparison.worse {
         Exit::NotAllInbox

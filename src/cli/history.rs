@@ -140,9 +140,14 @@ pub fn report(store: &Store, args: &ReportArgs, verbose: bool) -> anyhow::Result
         messages: store.messages(&id)?,
     };
     let text = match args.format {
-        ReportFormat::Table => report.to_grouped_table(verbose),
+        ReportFormat::Table => {
+            let rescues = store.rescues(&id)?;
+            report.to_grouped_table(verbose) + &crate::report::rescue_lines(&rescues)
+        }
         ReportFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&report.to_json())?;
+            let rescues = store.rescues(&id)?;
+            let json = crate::report::json_with_rescues(&report.to_json(), &rescues)?;
+            let mut s = serde_json::to_string_pretty(&json)?;
             s.push('\n');
             s
         }

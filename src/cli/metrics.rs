@@ -29,5 +29,5 @@ pub fn write(path: Option<&Path>, store: &Store, run_id: &str, up: bool) -> anyh
 
 /// Whether polling could do its job: false when every seed mailbox login failed.
 pub fn up(summary: &crate::run::PollSummary) -> bool {
-    !(summary.accounts > 0 && summary.logged_in == 0)
+    summary.up()
 }

@@ -11,7 +11,9 @@ mod init;
 mod maillog;
 mod metrics;
 mod progress;
+mod rescue;
 mod seeds;
+mod serve;
 mod smtp;
 
 use std::io::Write as _;
@@ -87,12 +89,18 @@ pub enum Command {
     Init(init::InitArgs),
     /// Print the shell completion script: `probe completions bash > /etc/bash_completion.d/probe`.
     Completions(completions::CompletionsArgs),
+    /// Move a run's spam-folder messages (default: the latest run's) back to INBOX, as a
+    /// user's "not spam" click does, and record it: the one command that changes a mailbox.
+    Rescue(rescue::RescueArgs),
     /// Print the man page (roff): `probe man > /usr/local/share/man/man1/probe.1`; `--dir`
     /// writes one page per subcommand too.
     Man(completions::ManArgs),
     /// Summarise a Postfix log per provider: delivered, deferred, bounced, rejected, expired
     /// and the top reasons; needs no seeds file.
     Maillog(maillog::MaillogArgs),
+    /// Run every seed on a schedule (--every, schedule.every) and serve the reports, the
+    /// comparisons and Prometheus metrics over HTTP (--listen) until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 /// Which seeds.
@@ -132,6 +140,10 @@ pub struct SendArgs {
     /// The metrics file option.
     #[command(flatten)]
     pub metrics: metrics::MetricsArgs,
+    /// (`run` only) After the verdicts, move the run's spam-folder messages to INBOX as
+    /// `probe rescue` does (this changes the seed mailboxes).
+    #[arg(long)]
+    pub rescue: bool,
 }
 
 /// Arguments of `poll`.
@@ -190,6 +202,16 @@ pub fn main() -> ExitCode {
             return Exit::ProbeFailure.into();
         }
     };
+    // `probe serve` stops on SIGTERM and Ctrl-C itself, finishing cleanly.
+    if let Command::Serve(args) = &cli.command {
+        return match runtime.block_on(serve::main(&cli, args)) {
+            Ok(exit) => exit.into(),
+            Err(e) => {
+                eprintln!("probe: error: {e:#}");
+                exit::for_error(&e).into()
+            }
+        };
+    }
     let result = runtime.block_on(async {
         tokio::select! {
             r = execute(&cli) => r,
@@ -239,6 +261,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
     match &cli.command {
         Command::Smtp(_) => anyhow::bail!("probe smtp runs from main, outside execute"),
         Command::Bounce(_) => anyhow::bail!("probe bounce runs from main, outside execute"),
+        Command::Serve(_) => anyhow::bail!("probe serve runs from main, outside execute"),
         Command::Completions(_) | Command::Man(_) => {
             anyhow::bail!("completions and the man page are printed from main, outside execute")
         }
@@ -255,6 +278,10 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 eprintln!("probe: error: --fail-under applies to `probe run`, not `probe send`");
                 return Ok(Exit::Usage);
             }
+            if args.rescue {
+                eprintln!("probe: error: --rescue applies to `probe run`, not `probe send`");
+                return Ok(Exit::Usage);
+            }
             let (config, plan, mut store) = prepare(cli, args).await?;
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
@@ -266,7 +293,7 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             metrics::write(args.metrics.metrics_file.as_deref(), &store, &run_id, true)?;
             let report = load_report(&store, &run_id)?;
             if args.json {
-                print_json(&report)?;
+                print_json(&store, &report)?;
             } else {
                 println!("{run_id}");
             }
@@ -290,20 +317,38 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
             let seeds = config.select(&args.choice.seeds)?;
             let label = args.label.as_deref();
             let ui = progress::Renderer::stderr(&config);
-            let run_id = run::send(&config, &plan, &seeds, &mut store, label, &mut |p| {
-                ui.borrow_mut().event(p)
-            })
-            .await?;
+            let done = progress::ticking(
+                &ui,
+                run::send_then_poll(&config, &plan, &seeds, &mut store, label, &mut |p| {
+                    ui.borrow_mut().event(p)
+                }),
+            )
+            .await;
+            ui.borrow_mut().finish();
+            let run::Done { run_id, summary } = done?;
             let metrics_file = args.metrics.metrics_file.as_deref();
-            let exit =
-                poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file)
-                    .await?;
-            history::fail_under(&store, &run_id, args.fail_under, exit)
+            let exit = report_and_metrics(&store, &run_id, args.json, metrics_file, summary)?;
+            let exit = history::fail_under(&store, &run_id, args.fail_under, exit)?;
+            if !args.rescue {
+                return Ok(exit);
+            }
+            // The run's own exit stands unless the rescue did worse (3 over 1 over 0).
+            let rescued = rescue::after_run(&config, &plan, &store, &run_id).await?;
+            Ok(
+                if rescued.code() > exit.code() && exit != Exit::Interrupted {
+                    rescued
+                } else {
+                    exit
+                },
+            )
         }
         Command::Check(args) => check::main(&Config::load(&cli.config)?, args).await,
         Command::Runs(args) => history::runs(&mut open_store(cli)?, args),
         Command::Report(args) => history::report(&open_store(cli)?, args, cli.verbose > 0),
         Command::Compare(args) => compare::main(&open_store(cli)?, args),
+        Command::Rescue(args) => {
+            rescue::main(&Config::load(&cli.config)?, &open_store(cli)?, args).await
+        }
         Command::Poll(args) => {
             let config = Config::load(&cli.config)?;
             let store = open_store(cli)?;
@@ -311,45 +356,29 @@ async fn execute(cli: &Cli) -> anyhow::Result<Exit> {
                 Some(id) => id.clone(),
                 None => store.latest_unfinished_run()?,
             };
-            let messages = store.messages(&run_id)?;
-            let wanted: Vec<String> = messages
-                .iter()
-                .filter(|m| m.awaits_verdict())
-                .map(|m| m.seed.clone())
-                .filter(|name| config.seeds.iter().any(|s| &s.name == name))
-                .collect();
-            let seeds = config.select(&wanted)?;
-            let plan = if wanted.is_empty() {
-                Plan::nothing(&config)
-            } else {
-                Plan::build(&config, &seeds).await?
-            };
+            // Confirms the run exists before the plan reads any password.
+            store.run(&run_id)?;
             let ui = progress::Renderer::stderr(&config);
+            let summary = progress::ticking(
+                &ui,
+                run::resume(&config, &store, &run_id, &mut |p| ui.borrow_mut().event(p)),
+            )
+            .await;
+            ui.borrow_mut().finish();
             let metrics_file = args.metrics.metrics_file.as_deref();
-            poll_and_report(&config, &plan, &store, &run_id, ui, args.json, metrics_file).await
+            report_and_metrics(&store, &run_id, args.json, metrics_file, summary?)
         }
     }
 }
 
-/// Polls a run with the progress display, prints the report, writes the metrics file.
-async fn poll_and_report(
-    config: &Config,
-    plan: &Plan,
+/// After polling: prints the report, writes the metrics file.
+fn report_and_metrics(
     store: &Store,
     run_id: &str,
-    ui: std::cell::RefCell<progress::Renderer>,
     json: bool,
     metrics_file: Option<&std::path::Path>,
+    summary: run::PollSummary,
 ) -> anyhow::Result<Exit> {
-    let summary = progress::ticking(
-        &ui,
-        run::poll(config, plan, store, run_id, &mut |p| {
-            ui.borrow_mut().event(p)
-        }),
-    )
-    .await;
-    ui.borrow_mut().finish();
-    let summary = summary?;
     let up = metrics::up(&summary);
     let exit = finish(store, run_id, json, summary)?;
     metrics::write(metrics_file, store, run_id, up)?;
@@ -387,14 +416,18 @@ async fn prepare(cli: &Cli, args: &SendArgs) -> anyhow::Result<(Config, Plan, St
 }
 
 fn open_store(cli: &Cli) -> anyhow::Result<Store> {
-    let location = match &cli.store {
+    Ok(Store::open_at(&store_location(cli)?)?)
+}
+
+/// `--store`, `PROBE_STORE` or the default: a SQLite file or a PostgreSQL URL.
+fn store_location(cli: &Cli) -> anyhow::Result<Location> {
+    Ok(match &cli.store {
         Some(text) => Location::parse(text)?,
         None => Location::Sqlite(
             Store::default_path()
                 .context("no home directory to put the store in; give --store or PROBE_STORE")?,
         ),
-    };
-    Ok(Store::open_at(&location)?)
+    })
 }
 
 fn load_report(store: &Store, run_id: &str) -> Result<RunReport, RunError> {
@@ -412,7 +445,7 @@ fn finish(
 ) -> anyhow::Result<Exit> {
     let report = load_report(store, run_id)?;
     if json {
-        print_json(&report)?;
+        print_json(store, &report)?;
     } else {
         print!("{}", report.to_table());
     }
@@ -434,9 +467,13 @@ fn finish(
     )
 }
 
-fn print_json(report: &RunReport) -> anyhow::Result<()> {
+/// The run's JSON document, with each message's rescue: the same document `probe report
+/// --format json` prints.
+fn print_json(store: &Store, report: &RunReport) -> anyhow::Result<()> {
+    let rescues = store.rescues(&report.run.id)?;
+    let json = crate::report::json_with_rescues(&report.to_json(), &rescues)?;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report.to_json())?;
+    serde_json::to_writer_pretty(&mut out, &json)?;
     writeln!(out)?;
     Ok(())
 }

@@ -14,8 +14,8 @@ use serde_saphyr::Spanned;
 use super::raw::{RawConfig, RawImap, RawNumber, RawRelay, RawSeed, RawSender};
 use super::{
     Config, ConfigError, HostPortError, Imap, ImapTls, KNOWN_SPAM_FOLDERS, MessageTemplate,
-    Profile, Provider, Relay, RelayTls, Seed, Sender, Timing, Transport, host_port, is_hostname,
-    is_loopback,
+    Profile, Provider, Relay, RelayTls, Schedule, Seed, Sender, Serve, Timing, Transport,
+    host_port, is_hostname, is_loopback,
 };
 
 /// Default subject: the token is what polling searches for.
@@ -75,6 +75,36 @@ pub(super) const STEP_TIMEOUT: DurationRange = DurationRange {
     min: SECOND,
     max: HOUR,
     text: "1s to 1h",
+    too_short: "",
+};
+
+/// `schedule.every` and `probe serve --every`: 1 s to 7 days. Runs never overlap (a long run
+/// delays the next), so a short interval is safe for probe; it is the seeds' providers that
+/// mind mail every few seconds, which is the user's call (the lab tests use 2 s). Beyond a
+/// week is a typo.
+pub(super) const EVERY: DurationRange = DurationRange {
+    min: SECOND,
+    max: Duration::from_secs(7 * 24 * 3600),
+    text: "1s to 7d",
+    too_short: "",
+};
+
+/// `probe serve --every`: a duration within `schedule.every`'s range, or why not, for the
+/// command line's error.
+pub fn parse_every(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if (EVERY.min..=EVERY.max).contains(&d) => Ok(d),
+        Ok(_) => Err(format!("write a duration from {}", EVERY.text)),
+        Err(e) => Err(format!("not a duration ({e}); write e.g. 1h or 15m")),
+    }
+}
+
+/// `schedule.jitter`: 0 s (none) to 1 day; it may not exceed `every` either (checked apart),
+/// or a delayed run would start after the next tick.
+pub(super) const JITTER: DurationRange = DurationRange {
+    min: Duration::ZERO,
+    max: Duration::from_secs(24 * 3600),
+    text: "0s to 1d",
     too_short: "",
 };
 
@@ -272,6 +302,8 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
     }
 
     let check_lists = check_lists(&check, &raw.checks)?;
+    let schedule = check_schedule(&check, &raw.schedule)?;
+    let serve = check_serve(&check, &raw.serve)?;
 
     Ok(Config {
         path: path.to_owned(),
@@ -280,6 +312,51 @@ pub(super) fn check_config(path: &Path, raw: RawConfig) -> Result<Config, Config
         timing,
         seeds,
         check_lists,
+        schedule,
+        serve,
+    })
+}
+
+/// `schedule:`: `every` and `jitter` within their ranges, and the jitter shorter than the
+/// interval.
+fn check_schedule(check: &Checker, raw: &super::raw::RawSchedule) -> Result<Schedule, ConfigError> {
+    let every = match &raw.every {
+        Some(_) => Some(check.duration(&raw.every, "schedule.every", &EVERY, Duration::ZERO)?),
+        None => None,
+    };
+    let jitter = check.duration(&raw.jitter, "schedule.jitter", &JITTER, Duration::ZERO)?;
+    if let (Some(every), Some(at)) = (every, &raw.jitter)
+        && jitter >= every
+    {
+        return Err(check.invalid(
+            at,
+            "schedule.jitter",
+            format!(
+                "{} is not shorter than schedule.every ({}): a run would start after the next tick",
+                shorten(at.value.trim()),
+                humantime::format_duration(every)
+            ),
+        ));
+    }
+    Ok(Schedule { every, jitter })
+}
+
+/// `serve:`: the token's source. An OAuth 2.0 grant gives a mailbox login, not a shared secret
+/// for callers to present, so it is refused here.
+fn check_serve(check: &Checker, raw: &super::raw::RawServe) -> Result<Serve, ConfigError> {
+    let Some(token) = &raw.token else {
+        return Ok(Serve::default());
+    };
+    if matches!(token.value.0, crate::secrets::SecretSource::Oauth2(_)) {
+        return Err(check.invalid(
+            token,
+            "serve.token",
+            "an OAuth 2.0 grant is for mailbox logins: give the token as env, file or command",
+        ));
+    }
+    Ok(Serve {
+        token: Some(token.value.0.clone()),
+        token_at: (token.referenced.line(), token.referenced.column()),
     })
 }
 
@@ -728,6 +805,68 @@ mod tests {
         assert!(err.starts_with("t.yaml:6:11: seeds[0].imap.tls:"), "{err}");
         let ok = parse(&seed("imap.example.org", "    allow_plaintext: true\n")).unwrap();
         assert_eq!(ok.seeds[0].imap.port, 143);
+    }
+
+    /// A file with `section:` and `line` under it, and one seed.
+    fn section(section: &str, line: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "sender:\n  from: probe@example.org\n{section}:\n  {line}\nseeds:\n  - name: a\n    address: a@example.org\n    imap: {{ host: 127.0.0.1, tls: none, password: {{ env: X }} }}\n"
+        );
+        Config::parse(Path::new("t.yaml"), &text)
+    }
+
+    #[test]
+    fn schedule_and_serve_have_ranges_and_positions() {
+        let ok = |s: &str, l: &str| section(s, l).unwrap();
+        assert_eq!(ok("schedule", "every: 1h").schedule.every, Some(HOUR));
+        assert_eq!(
+            ok("schedule", "{ every: 1h, jitter: 5m }").schedule.jitter,
+            Duration::from_secs(300)
+        );
+        assert_eq!(ok("schedule", "jitter: 5m").schedule.every, None);
+        let serve = ok("serve", "token: { env: PROBE_SERVE_TOKEN }").serve;
+        assert!(
+            matches!(serve.token, Some(crate::secrets::SecretSource::Env(v)) if v == "PROBE_SERVE_TOKEN")
+        );
+        assert_eq!(ok("timing", "timeout: 5s").serve.token, None);
+        for (s, line, error) in [
+            (
+                "schedule",
+                "every: 10ms",
+                "t.yaml:4:10: schedule.every: 10ms is too short: write a duration from 1s to 7d",
+            ),
+            (
+                "schedule",
+                "every: 30d",
+                "t.yaml:4:10: schedule.every: 30d is too long: write a duration from 1s to 7d",
+            ),
+            (
+                "schedule",
+                "every: often",
+                "t.yaml:4:10: schedule.every: \"often\" is not a duration",
+            ),
+            (
+                "schedule",
+                "jitter: 2d",
+                "t.yaml:4:11: schedule.jitter: 2d is too long: write a duration from 0s to 1d",
+            ),
+            (
+                "schedule",
+                "{ every: 5m, jitter: 5m }",
+                "t.yaml:4:24: schedule.jitter: 5m is not shorter than schedule.every (5m)",
+            ),
+            ("schedule", "hourly: yes", "unknown field"),
+            ("serve", "token: hunter2", "t.yaml:4:"),
+            (
+                "serve",
+                "token: { oauth2: { token_url: https://x.example/t, client_id: c, refresh_token: { env: R } } }",
+                "t.yaml:4:10: serve.token: an OAuth 2.0 grant is for mailbox logins",
+            ),
+        ] {
+            let err = section(s, line).unwrap_err().to_string();
+            assert!(err.contains(error), "{line}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     fn timing(line: &str) -> Result<Config, ConfigError> {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use check::{Checker, check_config};
 use raw::RawConfig;
 
-pub use check::DEFAULT_SUBJECT;
+pub use check::{DEFAULT_SUBJECT, parse_every};
 pub use provider::{KNOWN_SPAM_FOLDERS, Profile, Provider};
 
 use crate::secrets::SecretSource;
@@ -49,6 +49,41 @@ pub struct Config {
     pub seeds: Vec<Seed>,
     /// `probe check`'s DNS lists, when the file replaces the built-in set.
     pub check_lists: Option<Vec<CheckList>>,
+    /// When `probe serve` runs (`schedule:`).
+    pub schedule: Schedule,
+    /// `probe serve`'s HTTP side (`serve:`).
+    pub serve: Serve,
+}
+
+/// `schedule:`: how often `probe serve` runs every seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// From one run's start to the next's; `None` when the file says nothing (`--every`, or
+    /// serve's default, decides).
+    pub every: Option<Duration>,
+    /// Each run starts up to this much later than its tick, drawn anew each time, so that
+    /// several probe hosts on the same schedule do not all send at the same second.
+    pub jitter: Duration,
+}
+
+/// `serve:`: the HTTP side of `probe serve`.
+#[derive(Debug, Clone, Default)]
+pub struct Serve {
+    /// Where the bearer token of `POST /runs` comes from; without one that endpoint does not
+    /// exist.
+    pub token: Option<SecretSource>,
+    /// Where `serve.token` is written, for errors found when reading it.
+    token_at: (u64, u64),
+}
+
+impl Serve {
+    /// Where its token source is written.
+    pub fn token_field(&self) -> SecretField {
+        SecretField {
+            at: self.token_at,
+            field: "serve.token".to_owned(),
+        }
+    }
 }
 
 /// One DNS list of `checks.lists`.

@@ -28,6 +28,26 @@ pub(super) struct RawConfig {
     pub(super) seeds: Spanned<Vec<RawSeed>>,
     #[serde(default)]
     pub(super) checks: RawChecks,
+    #[serde(default)]
+    pub(super) schedule: RawSchedule,
+    #[serde(default)]
+    pub(super) serve: RawServe,
+}
+
+/// `schedule:`, optional: how often `probe serve` runs; durations as written, parsed by the
+/// check.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    pub(super) every: Option<Spanned<String>>,
+    pub(super) jitter: Option<Spanned<String>>,
+}
+
+/// `serve:`, optional: `probe serve`'s HTTP side.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServe {
+    pub(super) token: Option<Spanned<RawSecret>>,
 }
 
 /// `checks:`, optional: what `probe check` asks.

@@ -14,15 +14,14 @@ use std::time::{Duration, SystemTime};
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{MailboxDatum, Response, Status};
 use async_imap::types::UnsolicitedResponse;
-use futures::TryStreamExt;
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 
 use super::limit::ConnectionLimit;
 use super::positions::{SearchScope, StartAt};
 use super::{
-    AccountPoll, AccountSummary, FolderRole, HeaderEvidence, JunkFolder, Lookup, PollError,
-    PollEvent, PollSettings, Session, Sighting, find_junk, open, or_query, server, step, uid_set,
+    AccountPoll, AccountSummary, FolderRole, JunkFolder, Lookup, PollError, PollEvent,
+    PollSettings, Session, Sighting, find_junk, open, or_query, server, step, uid_set,
 };
 use crate::message::Token;
 use crate::verdict::{Evidence, Source, Standing, weigh};
@@ -552,26 +551,6 @@ fn new_mail_announced(session: &mut Session) -> bool {
     announced
 }
 
-/// `UID FETCH` of the given UIDs; `items` must only PEEK, so no `\Seen` is ever set.
-async fn fetch_uids(
-    c: &mut Conn,
-    imap: &crate::config::Imap,
-    uids: &[u32],
-    items: &str,
-    timeout: Duration,
-) -> Result<Vec<async_imap::types::Fetch>, PollError> {
-    let set = uid_set(uids);
-    let session = &mut c.session;
-    step(imap, "UID FETCH", timeout, async {
-        session
-            .uid_fetch(&set, items)
-            .await?
-            .try_collect::<Vec<_>>()
-            .await
-    })
-    .await
-}
-
 /// Finds pending messages in the selected folder by subject token, confirmed by `X-Probe-Id`.
 async fn search_folder(
     c: &mut Conn,
@@ -582,39 +561,19 @@ async fn search_folder(
     tokens: &[Token],
     timeout: Duration,
 ) -> Result<Vec<Sighting>, PollError> {
-    let imap = &job.imap;
-    let query = scope.limit(&or_query("SUBJECT", tokens));
-    let uids = step(imap, "UID SEARCH", timeout, c.session.uid_search(query)).await?;
-    if uids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut uids: Vec<u32> = uids.into_iter().collect();
-    uids.sort_unstable();
-    let fetched = fetch_uids(c, imap, &uids, "(UID BODY.PEEK[HEADER])", timeout).await?;
-    let mut found = Vec::new();
-    for fetch in &fetched {
-        let (Some(uid), Some(header)) = (fetch.uid, fetch.header()) else {
-            continue;
-        };
-        let Some((Some(probe_id), evidence)) = HeaderEvidence::from_header_block(header) else {
-            continue;
-        };
-        let Some(token) = tokens.iter().find(|t| t.to_string() == probe_id) else {
-            continue;
-        };
-        if found.iter().any(|s: &Sighting| s.token == *token) {
-            continue;
-        }
-        found.push(Sighting {
-            token: *token,
+    let found = super::find_tokens(&mut c.session, &job.imap, scope, tokens, timeout)
+        .await?
+        .into_iter()
+        .map(|hit| Sighting {
+            token: hit.token,
             folder: folder.to_owned(),
             role,
-            uid,
-            evidence,
+            uid: hit.uid,
+            evidence: hit.evidence,
             tab: None,
             seen_at: SystemTime::now(),
         });
-    }
+    let mut found: Vec<Sighting> = found.collect();
     if role == FolderRole::Inbox && c.gmail && !found.is_empty() {
         gmail_tabs(c, job, &mut found, timeout).await;
     }
@@ -672,7 +631,8 @@ async fn search_dsns(
         return Ok(Vec::new());
     }
     uids.sort_unstable();
-    let fetched = fetch_uids(c, imap, &uids, "(UID BODY.PEEK[])", timeout).await?;
+    let fetched =
+        super::fetch_uids(&mut c.session, imap, &uids, "(UID BODY.PEEK[])", timeout).await?;
     let mut events = Vec::new();
     for fetch in &fetched {
         let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) else {

@@ -6,14 +6,16 @@
 //! arrived since, however big the mailbox. Each round EXAMINEs (read-only) the spam folder
 //! (once STATUS shows mail arrived there) and the inbox, searches the subject for the pending
 //! tokens, and confirms a hit by its `X-Probe-Id` from a `BODY.PEEK[HEADER]` fetch; between
-//! rounds the connection waits in IDLE on the inbox where the server has it. Nothing is ever flagged, moved or deleted. This module
-//! reports sightings; [`crate::verdict`] decides what they mean.
+//! rounds the connection waits in IDLE on the inbox where the server has it. Nothing is ever flagged, moved or deleted, except by
+//! [`rescue`] (`probe rescue`, opt-in), which moves probe's own messages out of the spam
+//! folder. This module reports sightings; [`crate::verdict`] decides what they mean.
 
 mod account;
 mod folders;
 mod limit;
 mod positions;
 mod reply;
+pub mod rescue;
 mod stream;
 pub mod utf7;
 
@@ -683,6 +685,77 @@ async fn special_use_list(
         // as an empty list: only a list that found the junk folder replaces the plain one.
         Ok(Ok(special)) => Ok(special.iter().any(|m| m.junk).then_some(special)),
     }
+}
+
+/// A test message found in the selected folder.
+struct Hit {
+    uid: u32,
+    token: Token,
+    evidence: HeaderEvidence,
+}
+
+/// The one search for test messages, shared by polling and rescue: the pending tokens in the
+/// subject (within `scope`), each hit confirmed by its `X-Probe-Id` from a
+/// `BODY.PEEK[HEADER]` fetch, so a message that only quotes a token is never taken for it.
+/// At most one hit per token, the lowest UID first.
+async fn find_tokens(
+    session: &mut Session,
+    imap: &Imap,
+    scope: &SearchScope,
+    tokens: &[Token],
+    timeout: Duration,
+) -> Result<Vec<Hit>, PollError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = scope.limit(&or_query("SUBJECT", tokens));
+    let uids = step(imap, "UID SEARCH", timeout, session.uid_search(query)).await?;
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut uids: Vec<u32> = uids.into_iter().collect();
+    uids.sort_unstable();
+    let fetched = fetch_uids(session, imap, &uids, "(UID BODY.PEEK[HEADER])", timeout).await?;
+    let mut found: Vec<Hit> = Vec::new();
+    for fetch in &fetched {
+        let (Some(uid), Some(header)) = (fetch.uid, fetch.header()) else {
+            continue;
+        };
+        let Some((Some(probe_id), evidence)) = HeaderEvidence::from_header_block(header) else {
+            continue;
+        };
+        let Some(token) = tokens.iter().find(|t| t.to_string() == probe_id) else {
+            continue;
+        };
+        if found.iter().any(|h| h.token == *token) {
+            continue;
+        }
+        found.push(Hit {
+            uid,
+            token: *token,
+            evidence,
+        });
+    }
+    Ok(found)
+}
+
+/// `UID FETCH` of the given UIDs; `items` must only PEEK, so no `\Seen` is ever set.
+async fn fetch_uids(
+    session: &mut Session,
+    imap: &Imap,
+    uids: &[u32],
+    items: &str,
+    timeout: Duration,
+) -> Result<Vec<async_imap::types::Fetch>, PollError> {
+    let set = uid_set(uids);
+    step(imap, "UID FETCH", timeout, async {
+        session
+            .uid_fetch(&set, items)
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await
 }
 
 fn uid_set(uids: &[u32]) -> String {

@@ -19,7 +19,8 @@ const COLUMNS: [&str; 7] = [
     "pending",
 ];
 
-const STYLE: &str = "
+/// The report's style sheet, shared by `probe serve`'s pages so they look alike.
+pub const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
 h1{font-size:22px;margin:0 0 12px}
 h2{font-size:17px;margin:28px 0 10px}

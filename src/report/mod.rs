@@ -501,3 +501,84 @@ fn cause_lines(m: &MessageRecord) -> String {
     }
     out
 }
+
+/// A JSON report with each message's rescue (`probe rescue`): every message gains `rescue`
+/// (null, or its latest rescue: `at`, `from_folder`, `method`, `outcome`, `detail`), and the
+/// document `rescued`: how many of its messages were brought to INBOX. Kept apart from
+/// [`RunReport::to_json`] so a report without rescues reads the store as before.
+pub fn json_with_rescues(
+    report: &JsonReport<'_>,
+    rescues: &[crate::store::RescueRecord],
+) -> serde_json::Result<serde_json::Value> {
+    let mut doc = serde_json::to_value(report)?;
+    let latest = |token: &str| rescues.iter().rev().find(|r| r.token == token);
+    let mut rescued = 0;
+    if let Some(messages) = doc.get_mut("messages").and_then(|m| m.as_array_mut()) {
+        for m in messages {
+            let token = m["token"].as_str().unwrap_or_default().to_owned();
+            let entry = match latest(&token) {
+                Some(r) => {
+                    rescued += usize::from(r.succeeded());
+                    serde_json::json!({
+                        "at": rfc3339(r.at),
+                        "from_folder": r.from_folder,
+                        "method": r.method,
+                        "outcome": r.outcome,
+                        "detail": r.detail,
+                    })
+                }
+                None => serde_json::Value::Null,
+            };
+            if let Some(object) = m.as_object_mut() {
+                object.insert("rescue".into(), entry);
+            }
+        }
+    }
+    if let Some(object) = doc.as_object_mut() {
+        object.insert("rescued".into(), rescued.into());
+    }
+    Ok(doc)
+}
+
+/// Lines under the table for a run's rescues: one per message, its latest rescue (nothing
+/// when there was none).
+pub fn rescue_lines(rescues: &[crate::store::RescueRecord]) -> String {
+    let mut out = String::new();
+    // Each message once, in the order first rescued, with its latest attempt.
+    let mut seen: Vec<&str> = Vec::new();
+    for first in rescues {
+        if seen.contains(&first.token.as_str()) {
+            continue;
+        }
+        seen.push(&first.token);
+        let Some(r) = rescues.iter().rev().find(|r| r.token == first.token) else {
+            continue;
+        };
+        let line = match r.outcome.as_str() {
+            "moved" => format!(
+                "{}: rescued ({}) from {} to INBOX at {}",
+                r.seed,
+                r.method,
+                crate::poll::utf7::decode(&r.from_folder),
+                rfc3339(r.at)
+            ),
+            "copied" => format!(
+                "{}: rescued (copied to INBOX, the original stays in {}) at {}",
+                r.seed,
+                crate::poll::utf7::decode(&r.from_folder),
+                rfc3339(r.at)
+            ),
+            _ => format!(
+                "{}: rescue failed at {}: {}",
+                r.seed,
+                rfc3339(r.at),
+                r.detail.as_deref().unwrap_or("-")
+            ),
+        };
+        let _ = writeln!(out, "{}", printable(&line));
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("\nnot-spam rescues:\n{out}")
+}

@@ -132,5 +132,63 @@ pub struct PollSummary {
     pub unpolled: Vec<String>,
 }
 
+impl PollSummary {
+    /// Whether polling could do its job: false when every seed mailbox login failed
+    /// (`seedprobe_up` in the metrics).
+    pub fn up(&self) -> bool {
+        !(self.accounts > 0 && self.logged_in == 0)
+    }
+}
+
 /// The name polling problems of the bounces mailbox are filed under.
 const BOUNCES: &str = "(bounces mailbox)";
+
+/// What [`send_then_poll`] made: the run and how its polling went.
+#[derive(Debug, Clone)]
+pub struct Done {
+    /// The new run's id.
+    pub run_id: String,
+    /// How polling went.
+    pub summary: PollSummary,
+}
+
+/// A whole run, as `probe run` and `probe serve` make it: [`send()`] to `seeds`, then [`poll()`]
+/// until each message has a verdict. Each step stores what it sees as it happens, so dropping
+/// this future (Ctrl-C, SIGTERM) keeps every record, and [`resume`] finishes the run later.
+pub async fn send_then_poll(
+    config: &crate::config::Config,
+    plan: &Plan,
+    seeds: &[&crate::config::Seed],
+    store: &mut crate::store::Store,
+    label: Option<&str>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Done, RunError> {
+    let run_id = send(config, plan, seeds, store, label, progress).await?;
+    let summary = poll(config, plan, store, &run_id, progress).await?;
+    Ok(Done { run_id, summary })
+}
+
+/// Polls a stored run's messages that still await a verdict, as `probe poll` and a restarted
+/// `probe serve` do: the plan covers only their seeds (still in the config), so no password
+/// is read for a seed that has nothing left to find.
+pub async fn resume(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    run_id: &str,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<PollSummary, RunError> {
+    let wanted: Vec<String> = store
+        .messages(run_id)?
+        .iter()
+        .filter(|m| m.awaits_verdict())
+        .map(|m| m.seed.clone())
+        .filter(|name| config.seeds.iter().any(|s| &s.name == name))
+        .collect();
+    let seeds = config.select(&wanted)?;
+    let plan = if wanted.is_empty() {
+        Plan::nothing(config)
+    } else {
+        Plan::build(config, &seeds).await?
+    };
+    poll(config, &plan, store, run_id, progress).await
+}

@@ -63,6 +63,19 @@ const MIGRATIONS: &[&str] = &[
     // 7: the probe host that made the run, for a database several hosts write into.
     "ALTER TABLE runs ADD COLUMN host TEXT;
      CREATE INDEX runs_host ON runs(host, started_at);",
+    // 8: `probe rescue`: each message moved (or tried) from the spam folder to INBOX. Plain
+    // SQL that SQLite and PostgreSQL both take; no row id, as none is needed.
+    "CREATE TABLE rescues (
+         run_id      TEXT NOT NULL,
+         seed        TEXT NOT NULL,
+         token       TEXT NOT NULL,
+         at          BIGINT NOT NULL,          -- Unix ms
+         from_folder TEXT NOT NULL,            -- wire name (modified UTF-7)
+         method      TEXT NOT NULL,            -- move | copy
+         outcome     TEXT NOT NULL,            -- moved | copied | failed
+         detail      TEXT                      -- the server's words, or why a copy stays
+     );
+     CREATE INDEX rescues_run ON rescues(run_id);",
 ];
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -373,6 +386,34 @@ pub struct MessageRecord {
     pub queue_id: Option<String>,
     /// The first downstream report that decided or may decide the verdict, JSON.
     pub downstream_json: Option<String>,
+}
+
+/// One message's rescue (`probe rescue`), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RescueRecord {
+    /// The run the message belongs to.
+    pub run_id: String,
+    /// Seed name.
+    pub seed: String,
+    /// The message's token.
+    pub token: String,
+    /// When, Unix ms.
+    pub at: i64,
+    /// The spam folder it was taken from (wire name).
+    pub from_folder: String,
+    /// `move` or `copy`.
+    pub method: String,
+    /// `moved`, `copied` (the original stays in the spam folder) or `failed`.
+    pub outcome: String,
+    /// The server's words for a failure, or why a copy's original stays.
+    pub detail: Option<String>,
+}
+
+impl RescueRecord {
+    /// True when the message reached INBOX (moved, or copied).
+    pub fn succeeded(&self) -> bool {
+        self.outcome != "failed"
+    }
 }
 
 /// How a message's SMTP transaction ended, as stored: the final reply, or the error when no
@@ -1125,6 +1166,7 @@ impl Store {
             ),
             format!("DELETE FROM observations WHERE run_id IN ({OLD})"),
             format!("DELETE FROM positions WHERE run_id IN ({OLD})"),
+            format!("DELETE FROM rescues WHERE run_id IN ({OLD})"),
             format!("DELETE FROM messages WHERE run_id IN ({OLD})"),
             "DELETE FROM runs WHERE started_at < ?1".to_owned(),
         ]
@@ -1133,6 +1175,46 @@ impl Store {
         .collect();
         let counts = self.atomically(steps)?;
         Ok(counts.last().copied().unwrap_or(0) as usize)
+    }
+
+    /// Records one message's rescue.
+    pub fn record_rescue(&self, r: &RescueRecord) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO rescues (run_id, seed, token, at, from_folder, method, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            vals![
+                &r.run_id,
+                &r.seed,
+                &r.token,
+                r.at,
+                &r.from_folder,
+                &r.method,
+                &r.outcome,
+                &r.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A run's rescues, oldest first.
+    pub fn rescues(&self, run_id: &str) -> Result<Vec<RescueRecord>, StoreError> {
+        self.read(
+            "SELECT run_id, seed, token, at, from_folder, method, outcome, detail
+             FROM rescues WHERE run_id = ?1 ORDER BY at, token",
+            vals![run_id],
+            |r| {
+                Ok(RescueRecord {
+                    run_id: r.text(0)?,
+                    seed: r.text(1)?,
+                    token: r.text(2)?,
+                    at: r.int(3)?,
+                    from_folder: r.text(4)?,
+                    method: r.text(5)?,
+                    outcome: r.text(6)?,
+                    detail: r.opt_text(7)?,
+                })
+            },
+        )
     }
 
     /// A run's messages, in sending order.

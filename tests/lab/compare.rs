@@ -141,6 +141,7 @@ fn compare_two_runs_from_different_source_addresses() {
             "before_run",
             "checks",
             "providers",
+            "rescued",
             "seeds",
             "worse"
         ]
@@ -171,7 +172,7 @@ fn compare_two_runs_from_different_source_addresses() {
     assert_eq!(seed["detail"], reply.as_str());
     // The cause's reason on each side: none for inbox, the reply's for the refusal.
     assert_eq!(seed["reason_before"], serde_json::Value::Null);
-    assert_eq!(seed["reason_after"], "blocked");
+    assert_eq!(seed["reason_after"], "badreputation");
     assert_eq!(seed["reason_changed"], true);
     let provider = &json["providers"][0];
     assert_eq!(

@@ -16,6 +16,15 @@ use crate::support::{Probe, Seed, Seeds};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
+/// The restart test restarts the lab's one PostgreSQL server under every other test here: it
+/// holds this lock for writing, the others for reading, so none of them meets the restart.
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// The server, shared with the other tests (not with the restart).
+fn server_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    SERVER.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn lab_password() -> String {
     let path = lab_dir().join("secrets/postgres.pass");
     std::fs::read_to_string(&path)
@@ -110,6 +119,7 @@ fn verdicts(json: &Value) -> BTreeMap<String, String> {
 
 #[test]
 fn the_cli_works_on_postgresql_as_on_sqlite() {
+    let _server = server_shared();
     let (url, _db) = fresh_db("cli");
     let seeds = Seeds::lab_six("6s");
     // The same run on SQLite, for reference.
@@ -182,7 +192,7 @@ fn the_cli_works_on_postgresql_as_on_sqlite() {
         .run();
     assert_eq!(verdicts(&polled.json()), want);
     // The schema is the SQLite store's: version and columns.
-    assert_eq!(psql(db_of(&url), "SELECT version FROM probe_schema"), "7");
+    assert_eq!(psql(db_of(&url), "SELECT version FROM probe_schema"), "8");
     assert_eq!(
         psql(
             db_of(&url),
@@ -194,6 +204,7 @@ fn the_cli_works_on_postgresql_as_on_sqlite() {
 
 #[test]
 fn two_probe_hosts_write_into_one_database_at_once() {
+    let _server = server_shared();
     let (url, _db) = fresh_db("two");
     let seeds = Seeds::lab("10s").seeds([Seed::lab("inbox"), Seed::lab("junk")]);
     // Both open the new database at once: one migrates it, the other waits for that.
@@ -250,6 +261,7 @@ fn two_probe_hosts_write_into_one_database_at_once() {
 
 #[test]
 fn a_database_restart_during_polling_loses_nothing() {
+    let _server = SERVER.write().unwrap_or_else(|e| e.into_inner());
     let (url, _db) = fresh_db("restart");
     // The discarding provider's message is polled for until the timeout: time to restart.
     let seeds = Seeds::lab("12s").seeds([Seed::lab("inbox"), Seed::lab("discard")]);
@@ -327,6 +339,7 @@ fn a_database_restart_during_polling_loses_nothing() {
 
 #[test]
 fn bad_store_strings_are_errors_naming_them() {
+    let _server = server_shared();
     let cases: [(&str, &str); 4] = [
         (
             "mysql://probe:hunter2@127.0.0.1/runs",
@@ -358,6 +371,7 @@ fn bad_store_strings_are_errors_naming_them() {
 
 #[test]
 fn the_password_is_never_shown() {
+    let _server = server_shared();
     let (url, _db) = fresh_db("secret");
     let password = lab_password();
     let inline = url.replacen("probe@", &format!("probe:{password}@"), 1);
@@ -410,6 +424,7 @@ fn the_password_is_never_shown() {
 
 #[test]
 fn tls_is_verified_when_asked_for() {
+    let _server = server_shared();
     let (url, _db) = fresh_db("tls");
     let ca = crate::support::lab::lab_ca();
     // The lab's certificate, verified against the lab CA: works.
