@@ -309,7 +309,7 @@ pub fn chart(trend: &Trend) -> String {
         o,
         "<figure class=\"trend\" style=\"margin:0 0 16px;background:#fff;border:1px solid #d6dae1;\
          border-radius:6px;padding:10px;max-width:{W}px\">\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" \
+         <svg viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\" \
          aria-label=\"inbox share per provider over time\" font-family=\"system-ui,sans-serif\" font-size=\"12\">\n"
     );
     let (x0, x1) = (LEFT, W - RIGHT);

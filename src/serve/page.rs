@@ -50,8 +50,12 @@ pub(super) fn index(list: &RunList, status: &Status) -> String {
         let _ = writeln!(o, "<dt>{k}</dt><dd>{v}</dd>");
     }
     o.push_str("</dl>\n");
-    // The trend chart (inbox share per provider over time) goes here, above the list.
-    o.push_str("<section id=\"trend\"></section>\n");
+    // The trend chart (inbox share per provider over time) of the listed runs, above the list.
+    let _ = writeln!(
+        o,
+        "<section id=\"trend\">\n{}</section>",
+        crate::report::trend::chart(&crate::report::trend::Trend::of(&list.runs, None))
+    );
     o.push_str("<h2>Latest runs</h2>\n");
     if list.runs.is_empty() {
         o.push_str("<p class=\"none\">No run yet: the first starts at the next tick.</p>\n</body>\n</html>\n");

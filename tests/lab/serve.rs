@@ -156,7 +156,12 @@ fn serve_runs_on_schedule_serves_every_endpoint_and_finishes_a_stopped_run() {
     let compare = format!("/compare?before={first}&after={second}");
     for (path, status, kind, has) in [
         ("/healthz", 200, "text/plain", "ok"),
-        ("/", 200, "text/html", "<section id=\"trend\"></section>"),
+        (
+            "/",
+            200,
+            "text/html",
+            "<section id=\"trend\">\n<figure class=\"trend\"",
+        ),
         (
             "/",
             200,
