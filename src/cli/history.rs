@@ -190,7 +190,11 @@ fn trend(store: &Store, args: &ReportArgs) -> anyhow::Result<Exit> {
             Ok(RunReport { run, messages })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let trend = Trend::of(&runs, since);
+    let mut rescues = Vec::new();
+    for r in &runs {
+        rescues.extend(store.rescues(&r.run.id)?);
+    }
+    let trend = Trend::with_rescues(&runs, &rescues, since);
     let text = match args.format {
         ReportFormat::Table => trend.to_table(),
         ReportFormat::Json => {

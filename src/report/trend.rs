@@ -60,6 +60,8 @@ pub struct TrendPoint {
     pub missing: usize,
     /// Messages without a verdict yet.
     pub pending: usize,
+    /// Messages of this run and provider that `probe rescue` moved (or copied) to INBOX.
+    pub rescued: usize,
 }
 
 /// The trend of a set of runs: points, oldest run first, providers in name order per run.
@@ -78,6 +80,16 @@ pub struct Trend {
 impl Trend {
     /// The trend of `runs` (in any order), with `since` (Unix ms) as the window's start.
     pub fn of(runs: &[RunReport], since: Option<i64>) -> Trend {
+        Trend::with_rescues(runs, &[], since)
+    }
+
+    /// [`Trend::of`], with the runs' rescues (`probe rescue`): each point counts its
+    /// messages rescued, and the chart marks the runs with any.
+    pub fn with_rescues(
+        runs: &[RunReport],
+        rescues: &[crate::store::RescueRecord],
+        since: Option<i64>,
+    ) -> Trend {
         let mut sorted: Vec<&RunReport> = runs.iter().collect();
         sorted.sort_by(|a, b| (a.run.started_at, &a.run.id).cmp(&(b.run.started_at, &b.run.id)));
         let mut points = Vec::new();
@@ -85,6 +97,15 @@ impl Trend {
         for r in &sorted {
             for (provider, p) in r.placement_by_provider() {
                 providers.insert(provider.to_owned());
+                let rescued = rescues
+                    .iter()
+                    .filter(|x| x.run_id == r.run.id && x.succeeded())
+                    .filter(|x| {
+                        r.messages
+                            .iter()
+                            .any(|m| m.token == x.token && m.provider == provider)
+                    })
+                    .count();
                 points.push(TrendPoint {
                     started_ms: r.run.started_at,
                     started_at: rfc3339(r.run.started_at),
@@ -101,6 +122,7 @@ impl Trend {
                     rejected: p.count(Verdict::Rejected),
                     missing: p.count(Verdict::Missing),
                     pending: p.pending(),
+                    rescued,
                 });
             }
         }
@@ -396,6 +418,22 @@ pub fn chart(trend: &Trend) -> String {
             .unwrap_or(0);
         COLOURS[i % COLOURS.len()]
     };
+    // A dashed line at each run after which `probe rescue` moved messages to INBOX: whether
+    // placement changed after it is what the lines beside it show.
+    let mut marked = std::collections::BTreeMap::<i64, usize>::new();
+    for p in trend.points.iter().filter(|p| p.rescued > 0) {
+        *marked.entry(p.started_ms).or_default() += p.rescued;
+    }
+    for (at, n) in marked {
+        let xx = x(at);
+        let _ = writeln!(
+            o,
+            "<line class=\"rescue\" x1=\"{xx:.1}\" y1=\"{y0}\" x2=\"{xx:.1}\" y2=\"{y1}\" \
+             stroke=\"#6b7280\" stroke-dasharray=\"4 3\"><title>probe rescue: {n} message(s) \
+             of the run of {} moved to INBOX</title></line>",
+            escape(&rfc3339(at))
+        );
+    }
     // Earlier providers draw wider, under the later ones: two providers with the same shares
     // show as a line with a halo instead of one hiding the other.
     let width = |provider: &str| {
@@ -668,6 +706,58 @@ mod tests {
             let html = t.to_html();
             assert!(html.contains("<svg"), "{runs} runs");
             assert!(!html.contains("<script"), "{runs} runs");
+        }
+    }
+
+    #[test]
+    fn rescues_count_per_provider_and_mark_the_chart() {
+        use crate::store::RescueRecord;
+        let r = run(
+            "a",
+            0,
+            &[
+                ("gmail", Some(Verdict::Spam)),
+                ("yahoo", Some(Verdict::Spam)),
+            ],
+        );
+        let rescue = |token: &str, outcome: &str| RescueRecord {
+            run_id: "a".into(),
+            seed: "s".into(),
+            token: token.into(),
+            at: 1,
+            from_folder: "Junk".into(),
+            method: "move".into(),
+            outcome: outcome.into(),
+            detail: None,
+        };
+        let cases = [
+            ("none", vec![], [0, 0], 0),
+            ("one moved", vec![rescue("a-0", "moved")], [1, 0], 1),
+            (
+                "a failed one is none",
+                vec![rescue("a-1", "failed")],
+                [0, 0],
+                0,
+            ),
+            (
+                "another run's token",
+                vec![RescueRecord {
+                    run_id: "b".into(),
+                    ..rescue("a-0", "moved")
+                }],
+                [0, 0],
+                0,
+            ),
+        ];
+        for (name, rescues, want, lines) in cases {
+            let t = Trend::with_rescues(std::slice::from_ref(&r), &rescues, None);
+            let got: Vec<usize> = t.points.iter().map(|p| p.rescued).collect();
+            assert_eq!(got, want, "{name}");
+            assert_eq!(
+                chart(&t).matches("class=\"rescue\"").count(),
+                lines,
+                "{name}"
+            );
         }
     }
 
