@@ -9,7 +9,7 @@ use crate::poll::HeaderEvidence;
 use crate::store::MessageRecord;
 
 /// The matrix columns: the six verdicts, best first, then `pending`.
-const COLUMNS: [&str; 7] = [
+pub const COLUMNS: [&str; 7] = [
     "inbox",
     "spam_tagged",
     "spam",

@@ -7,19 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::runner::Status;
 use crate::report::RunList;
 use crate::report::RunReport;
-use crate::report::html::{STYLE, escape};
+use crate::report::html::{COLUMNS as VERDICTS, STYLE, escape};
 use crate::report::metrics::render;
-
-/// The verdict columns, best first, as the report's matrix orders them.
-const VERDICTS: [&str; 7] = [
-    "inbox",
-    "spam_tagged",
-    "spam",
-    "deferred",
-    "missing",
-    "rejected",
-    "pending",
-];
 
 fn when(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
