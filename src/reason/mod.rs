@@ -233,6 +233,15 @@ mod tests {
             (Some("5.7.1"), None, "blocked"),
             (Some("5.7.9"), None, "securityerror"),
             (None, Some("Relay access denied"), "norelaying"),
+            // A named cause before the expiry wording around it (Sisimai's reading).
+            (
+                Some("4.4.1"),
+                Some(
+                    "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1) I'm not going to try again; this message has been in the queue too long.",
+                ),
+                "networkerror",
+            ),
+            (None, Some("Domain does not exist"), "hostunknown"),
             (None, None, "undefined"),
             (Some("garbage"), Some(""), "undefined"),
         ];
