@@ -86,7 +86,9 @@ pub fn classify(status: Option<&str>, diagnostic: Option<&str>) -> &'static str 
     if !text.is_empty()
         && let Some(rule) = rules
             .iter()
-            .find(|r| r.kind == Kind::Text && text.contains(&r.pattern.to_ascii_lowercase()))
+            // Text patterns are lower case in the table (a unit test checks), so no rule is
+            // lowered per call: this runs once per recipient of every bounce.
+            .find(|r| r.kind == Kind::Text && text.contains(r.pattern))
     {
         return rule.reason;
     }
@@ -167,6 +169,11 @@ mod tests {
         assert_eq!(rules.len(), lines, "a malformed line in reasons.tsv");
         for rule in rules {
             assert!(
+                rule.kind == Kind::Status || rule.pattern == rule.pattern.to_ascii_lowercase(),
+                "text pattern not in lower case: {}",
+                rule.pattern
+            );
+            assert!(
                 KNOWN.contains(&rule.reason),
                 "unknown reason {}",
                 rule.reason
@@ -233,6 +240,15 @@ mod tests {
             (Some("5.7.1"), None, "blocked"),
             (Some("5.7.9"), None, "securityerror"),
             (None, Some("Relay access denied"), "norelaying"),
+            // A named cause before the expiry wording around it (Sisimai's reading).
+            (
+                Some("4.4.1"),
+                Some(
+                    "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1) I'm not going to try again; this message has been in the queue too long.",
+                ),
+                "networkerror",
+            ),
+            (None, Some("Domain does not exist"), "hostunknown"),
             (None, None, "undefined"),
             (Some("garbage"), Some(""), "undefined"),
         ];
