@@ -7,47 +7,11 @@
 //! know what one provider's codes mean, which the generic words cannot tell: Yahoo's `[TS03]`
 //! is a 4xx that will never succeed, and GMX puts its reason only in a case code.
 
+use super::REASONS;
 use std::sync::OnceLock;
 
 /// The table, compiled in: the binary never reads the source tree.
 const TABLE: &str = include_str!("replies.tsv");
-
-/// The fixed set of reasons a cause can give: Sisimai's, with its 2026 merges (`speeding` and
-/// `toomanyconn` are `ratelimited`, `mesgtoobig` and `exceedlimit` are `emailtoolarge`).
-pub const REASONS: &[&str] = &[
-    "authfailure",
-    "badreputation",
-    "blocked",
-    "contenterror",
-    "emailtoolarge",
-    "expired",
-    "failedstarttls",
-    "feedback",
-    "filtered",
-    "hasmoved",
-    "hostunknown",
-    "mailboxfull",
-    "mailererror",
-    "networkerror",
-    "norelaying",
-    "notaccept",
-    "notcompliantrfc",
-    "onhold",
-    "policyviolation",
-    "ratelimited",
-    "rejected",
-    "requireptr",
-    "securityerror",
-    "spamdetected",
-    "suppressed",
-    "suspend",
-    "syntaxerror",
-    "systemerror",
-    "systemfull",
-    "undefined",
-    "userunknown",
-    "virusdetected",
-];
 
 /// The providers the table has rows for: the names [`super::provider::provider`] gives.
 pub const PROVIDERS: &[&str] = &["gmail", "outlook", "yahoo", "gmx", "t-online", "icloud"];

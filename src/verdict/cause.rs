@@ -1,5 +1,5 @@
 //! Why a message got its verdict: the one place that decides a message's *cause*, a reason from
-//! Sisimai's fixed set ([`crate::reason::replies::REASONS`]), where it was read, and, where the
+//! Sisimai's fixed set ([`crate::reason::REASONS`]), where it was read, and, where the
 //! provider is known, a hint and the provider's postmaster page.
 //!
 //! The cause is read from what the store kept (the SMTP reply, the downstream report, the
@@ -72,7 +72,7 @@ impl CauseSource {
 /// Why a message got its verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cause {
-    /// One of [`crate::reason::replies::REASONS`].
+    /// One of [`crate::reason::REASONS`].
     pub reason: &'static str,
     /// Where it was read from.
     pub source: CauseSource,
