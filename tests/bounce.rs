@@ -245,7 +245,7 @@ fn every_format_gives_recipient_status_and_reason() {
             "userunknown",
         ),
         (
-            "arf-abuse.eml",
+            "feedback-abuse-report.eml",
             "annoyed@example.com",
             "feedback",
             "",

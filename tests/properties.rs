@@ -111,7 +111,7 @@ const DSNS: &[&str] = &[
     include_str!("fixtures/bounces/exim-userunknown.eml"),
     include_str!("fixtures/bounces/qmail-mailboxfull.eml"),
     include_str!("fixtures/bounces/sendmail-transcript.eml"),
-    include_str!("fixtures/bounces/arf-abuse.eml"),
+    include_str!("fixtures/bounces/feedback-abuse-report.eml"),
 ];
 
 const LOG_LINES: &[&str] = &[
