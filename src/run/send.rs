@@ -206,29 +206,15 @@ fn route_host(route: &Route) -> String {
 
 /// A message's row before anything of it is sent.
 fn queued_record(run_id: &str, seed: &Seed, msg: &message::TestMessage) -> SendRecord {
-    SendRecord {
-        run_id: run_id.to_owned(),
-        token: msg.token.to_string(),
-        seed: seed.name.clone(),
-        provider: seed.provider_name().to_owned(),
-        address: seed.address.to_string(),
-        subject: msg.subject.clone(),
-        message_id: msg.message_id.clone(),
-        sent_at: SystemTime::now(),
-        smtp_host: None,
-        smtp_stage: None,
-        smtp_code: None,
-        smtp_enhanced: None,
-        smtp_text: None,
-        smtp_error: None,
-        smtp_error_kind: None,
-        tls_json: None,
-        queue_id: None,
-        decision: None,
-        state: SendState::Queued,
-        note: None,
-        attempts: Vec::new(),
-    }
+    SendRecord::queued(
+        run_id,
+        &msg.token.to_string(),
+        &seed.name,
+        seed.provider_name(),
+        seed.address.as_ref(),
+        &msg.subject,
+        &msg.message_id,
+    )
 }
 
 fn send_record(

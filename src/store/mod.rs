@@ -268,6 +268,43 @@ pub struct SendRecord {
     pub attempts: Vec<AttemptRecord>,
 }
 
+impl SendRecord {
+    /// A message's row before anything of it is sent: who, what and when, and state `queued`.
+    pub fn queued(
+        run_id: &str,
+        token: &str,
+        seed: &str,
+        provider: &str,
+        address: &str,
+        subject: &str,
+        message_id: &str,
+    ) -> SendRecord {
+        SendRecord {
+            run_id: run_id.to_owned(),
+            token: token.to_owned(),
+            seed: seed.to_owned(),
+            provider: provider.to_owned(),
+            address: address.to_owned(),
+            subject: subject.to_owned(),
+            message_id: message_id.to_owned(),
+            sent_at: SystemTime::now(),
+            smtp_host: None,
+            smtp_stage: None,
+            smtp_code: None,
+            smtp_enhanced: None,
+            smtp_text: None,
+            smtp_error: None,
+            smtp_error_kind: None,
+            tls_json: None,
+            queue_id: None,
+            decision: None,
+            state: SendState::Queued,
+            note: None,
+            attempts: Vec::new(),
+        }
+    }
+}
+
 /// A folder's UIDVALIDITY and UIDNEXT for one seed, taken before sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PositionRecord {
@@ -1451,29 +1488,8 @@ mod tests {
     }
 
     fn queued(run_id: &str, token: &str) -> SendRecord {
-        SendRecord {
-            run_id: run_id.into(),
-            token: token.into(),
-            seed: format!("seed-{token}"),
-            provider: "gmail".into(),
-            address: "a@b".into(),
-            subject: "s".into(),
-            message_id: "<m@b>".into(),
-            sent_at: SystemTime::now(),
-            smtp_host: None,
-            smtp_stage: None,
-            smtp_code: None,
-            smtp_enhanced: None,
-            smtp_text: None,
-            smtp_error: None,
-            smtp_error_kind: None,
-            tls_json: None,
-            queue_id: None,
-            decision: None,
-            state: SendState::Queued,
-            note: None,
-            attempts: Vec::new(),
-        }
+        let seed = format!("seed-{token}");
+        SendRecord::queued(run_id, token, &seed, "gmail", "a@b", "s", "<m@b>")
     }
 
     #[test]
