@@ -2,9 +2,7 @@
 //! DSN samples): every source shape, the JSON keys, skipped non-bounces, unreadable paths and
 //! garbage. No lab.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use crate::support::probe::Probe;
 
@@ -133,27 +131,16 @@ fn mbox_maildir_and_directory_are_read() {
 
 #[test]
 fn standard_input_is_read() {
-    // The Probe is kept: its working directory lives as long as it does.
-    let probe = Probe::new().args(["bounce", "-"]);
-    let mut cmd = probe.command();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&read("gmail-authfailure.eml"))
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ran = Probe::new()
+        .args(["bounce", "-"])
+        .stdin(read("gmail-authfailure.eml"))
+        .expect_exit(0)
+        .run();
     assert!(
-        stdout.starts_with("-  seed@gmail.com  failed  5.7.26"),
-        "{stdout}"
+        ran.stdout()
+            .starts_with("-  seed@gmail.com  failed  5.7.26"),
+        "{}",
+        ran.show()
     );
 }
 

@@ -4,7 +4,6 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::support::probe::Probe;
 
@@ -101,26 +100,16 @@ fn gz_files_and_standard_input_count_alike() {
         .stdout_has("ratelimited")
         .run();
 
-    let probe = Probe::new().args(["maillog", "-"]);
-    let mut child = probe
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(LOG.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ran = Probe::new()
+        .args(["maillog", "-"])
+        .stdin(LOG)
+        .expect_exit(0)
+        .run();
     assert!(
-        stdout.starts_with("delivered 2  deferred 1  bounced 1  rejected 1  expired 1\n"),
-        "{stdout}"
+        ran.stdout()
+            .starts_with("delivered 2  deferred 1  bounced 1  rejected 1  expired 1\n"),
+        "{}",
+        ran.show()
     );
 }
 

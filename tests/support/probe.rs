@@ -103,6 +103,8 @@ pub struct Probe {
     lab: bool,
     /// Whether `run` and `send` make their checks of the sending IP and domain.
     ip_checks: bool,
+    /// What probe reads on standard input (`-` as a path); none: an empty stdin.
+    stdin: Option<Vec<u8>>,
     checks: Checks,
 }
 
@@ -131,6 +133,7 @@ impl Probe {
             config: None,
             lab: false,
             ip_checks: false,
+            stdin: None,
             checks: Checks::default(),
         }
     }
@@ -218,6 +221,12 @@ impl Probe {
         self
     }
 
+    /// Feeds `bytes` to probe's standard input.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Probe {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
     /// Neither stdout nor stderr contains `text` (a secret, typically).
     pub fn output_lacks(self, text: &str) -> Probe {
         self.stdout_lacks(text).stderr_lacks(text)
@@ -266,7 +275,27 @@ impl Probe {
         // Shared: a test that restarts lab services waits until no probe is running.
         let out = {
             let _steady = steady();
-            cmd.output().expect("run probe")
+            match &self.stdin {
+                None => cmd.output().expect("run probe"),
+                Some(bytes) => {
+                    let mut child = cmd
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .expect("run probe");
+                    // Written from a thread: probe may fill its stdout before reading all of
+                    // its input, and both pipes are bounded.
+                    let mut input = child.stdin.take().expect("probe's stdin");
+                    let bytes = bytes.clone();
+                    let writer = std::thread::spawn(move || {
+                        let _ = std::io::Write::write_all(&mut input, &bytes);
+                    });
+                    let out = child.wait_with_output().expect("run probe");
+                    writer.join().expect("stdin writer");
+                    out
+                }
+            }
         };
         self.check(out)
     }
