@@ -29,7 +29,7 @@ fn cyrus_block(text: &str) -> String {
 
 /// Hands a held message to Cyrus's lmtpd for `seed+Quarantine`, which files it into
 /// Quarantine (the lab lets anyone post there).
-fn deliver_to_quarantine(held: &Held) {
+pub(super) fn deliver_to_quarantine(held: &Held) {
     hand_over(
         "127.0.0.1:3024",
         "LHLO",

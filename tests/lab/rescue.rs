@@ -369,7 +369,7 @@ fn run_with_rescue_moves_after_the_verdicts() {
 /// message is moved to INBOX with `$NotJunk`, the user's own mail in Quarantine stays.
 #[test]
 fn cyrus_quarantine_message_is_moved_to_inbox() {
-    use crate::support::smtp::{Holder, hand_over};
+    use crate::support::smtp::Holder;
     use crate::support::{Password, Seed};
     let holder = Holder::start();
     let seeds = Seeds::lab("30s").seed(
@@ -388,13 +388,7 @@ fn cyrus_quarantine_message_is_moved_to_inbox() {
         .expect_exit(0)
         .run();
     let held = holder.next();
-    hand_over(
-        "127.0.0.1:3024",
-        "LHLO",
-        "probe@example.org",
-        "seed+Quarantine",
-        &held,
-    );
+    super::cyrus::deliver_to_quarantine(&held);
     let out = Probe::in_dir(sent.dir())
         .args(["poll", "--json"])
         .config(&seeds)
