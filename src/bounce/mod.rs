@@ -189,7 +189,10 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         diagnostic: Some(format!("feedback-type: {}", f.feedback_type)),
         provider: provider(None, f.recipient.as_deref()),
     });
-    let mentions_rcpt = contains_ignore_case(&message.bytes, b"rcpt");
+    // The command a reply answered is named in the report's prose more often than in its
+    // Diagnostic-Code ("in reply to RCPT TO command"): the whole message's words stand in for
+    // a recipient whose diagnostic names none.
+    let said_in_report = command_in_report(&message.bytes);
     let failures = report.recipients.iter().filter_map(|r| {
         let action = match r.action {
             DownstreamAction::Failed => "failed",
@@ -198,23 +201,20 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         };
         let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
         let status = status(r.status.as_deref(), diagnostic.as_deref());
-        let reason = match (action, status.as_deref()) {
-            // Given up on a temporary failure: the retries ran out, unless the last attempt's
-            // words or status say why (Sisimai reads it the same way).
-            ("failed", Some(s)) if s.starts_with("4.") => {
-                match reason::classify(Some(s), diagnostic.as_deref()) {
-                    reason::UNDEFINED => "expired",
-                    said => said,
-                }
-            }
-            _ => reason::classify(status.as_deref(), diagnostic.as_deref()),
-        };
-        let reason = filtered_or_unknown(
-            reason,
-            status.as_deref(),
-            diagnostic.as_deref(),
-            mentions_rcpt,
-        );
+        let reason = reason::find(&reason::Fact {
+            status: status.as_deref(),
+            diagnostic: diagnostic.as_deref(),
+            command: diagnostic
+                .as_deref()
+                .and_then(reason::probe::command)
+                .or(said_in_report),
+            delayed: action == "delayed",
+            stated: None,
+            remote_host: r.remote_mta.as_deref(),
+            reporting_host: report.reporting_mta.as_deref(),
+            recipient: r.recipient.as_deref(),
+            reply_code: r.reply_code(),
+        });
         // No code in the report at all: Sisimai's code for the reason, so that the status
         // column still says what kind of failure it was.
         let status = status.or_else(|| {
@@ -241,59 +241,53 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
     Some(complaints.chain(failures).collect())
 }
 
-/// Sisimai's line between an unknown user and a filter: "no such user" said in reply to RCPT,
-/// or with an address status (`5.1.x`), is the address; said later (after DATA, where a
-/// content filter or forwarding rule answers), it is the filter's refusal.
-fn filtered_or_unknown(
-    reason: &'static str,
-    status: Option<&str>,
-    diagnostic: Option<&str>,
-    mentions_rcpt: bool,
-) -> &'static str {
-    let after_data = |text: &str| {
-        let text = text.to_ascii_lowercase();
-        [
-            "end of data",
-            "command data",
-            "data command",
-            ">>> data",
-            "after data",
-        ]
-        .iter()
-        .any(|w| text.contains(w))
-    };
-    let filtered = match status {
-        // A DSN's own status that is no address status, and no RCPT in the whole report.
-        Some(s) => s.get(1..4) != Some(".1.") && !mentions_rcpt,
-        // A plain-text report: refused after DATA, or no RCPT named anywhere.
-        None => diagnostic.is_some_and(after_data) || !mentions_rcpt,
-    };
-    // Only the generic wordings, which any filter can answer with; a mailbox system's own
-    // (Exchange's "recipient name is not recognized", Yahoo's "doesn't have a ... account")
-    // is about the address wherever it is said.
-    let generic = diagnostic.is_some_and(|d| {
-        let d = d.to_ascii_lowercase();
-        [
-            "user unknown",
-            "unknown user",
-            "no such user",
-            "user not exist",
-            "mailbox unavailable",
-        ]
-        .iter()
-        .any(|w| d.contains(w))
-    });
-    if reason == "userunknown" && filtered && generic {
-        "filtered"
-    } else {
-        reason
-    }
-}
+/// How reports name the command a reply answered, and which command each wording means.
+const COMMAND_MARKERS: &[(&str, &str)] = &[
+    ("in reply to rcpt to", "RCPT"),
+    ("in reply to mail from", "MAIL"),
+    ("in reply to end of data", "DATA"),
+    ("in reply to data", "DATA"),
+    ("in reply to helo", "HELO"),
+    ("in reply to ehlo", "EHLO"),
+    (">>> rcpt to", "RCPT"),
+    (">>> mail from", "MAIL"),
+    (">>> data", "DATA"),
+    ("after rcpt to", "RCPT"),
+    ("after mail from", "MAIL"),
+    ("after end of data", "DATA"),
+    ("after initial connection", "CONN"),
+    ("did not like our rcpt to", "RCPT"),
+    ("did not like our mail from", "MAIL"),
+    ("did not like our data", "DATA"),
+];
 
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+/// The SMTP command the report's prose says the refusal answered ("(in reply to RCPT TO
+/// command)", a transcript's `>>> MAIL From:`), for recipients whose diagnostic names none:
+/// the last one named, as a transcript ends with the command that failed; else RCPT when the
+/// report mentions RCPT TO at all.
+fn command_in_report(bytes: &[u8]) -> Option<&'static str> {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    // Lower case with every run of white space as one space, so that a marker folded over two
+    // lines still reads as one.
+    let mut text = String::with_capacity(head.len());
+    let mut space = false;
+    for &b in head {
+        if b.is_ascii_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !text.is_empty() {
+            text.push(' ');
+        }
+        space = false;
+        text.push(char::from(b.to_ascii_lowercase()));
+    }
+    COMMAND_MARKERS
+        .iter()
+        .filter_map(|(marker, command)| text.rfind(marker).map(|at| (at, *command)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, command)| command)
+        .or_else(|| text.contains("rcpt to").then_some("RCPT"))
 }
 
 /// The reason of a complaint in an abuse feedback report (Sisimai's name).

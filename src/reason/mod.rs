@@ -1,16 +1,30 @@
 //! Why a message was not delivered: one of Sisimai's reasons (with its 2026 merges), decided
-//! from the diagnostic text and the enhanced status code by the rules in `rules.tsv`; and
-//! which provider received it ([`provider`]). `probe bounce`, each verdict's cause and
+//! the way Sisimai decides it, so that `probe bounce` agrees with the reference classifier;
+//! and which provider received it ([`provider`]). `probe bounce`, each verdict's cause and
 //! `probe maillog` all ask here.
 //!
-//! The rules are data so that a new provider wording is one line, not code. Text comes first
-//! because it is the more specific: `5.7.1` alone can be a block list, spam or an SPF failure,
-//! and only the words tell them apart.
+//! The decision ([`find`]) reads a [`Fact`]: the status code, the diagnostic text, the SMTP
+//! command the reply answered, whether the failure is still temporary, a reason the report
+//! states itself, and the receiving host. In order:
+//! 1. a reason the report states, unless it is one that a closer look may refine;
+//! 2. the receiving provider's own wordings, when the host or domain is one we know
+//!    ([`rhost`], `rhosts.tsv`);
+//! 3. each reason in a fixed order asks whether the fact is its own (status and words
+//!    together, [`probe`]);
+//! 4. the status code's own meaning (`status.tsv`), refined by the words when it is a vague
+//!    one, then by the status's class;
+//! 5. what is left: a delay is `expired`, words nobody placed are `onhold`, nothing is
+//!    `undefined`.
+//!
+//! The words are data (`phrases.tsv`: Sisimai's match strings per reason, plus the provider
+//! wordings this project adds), so that a new wording is one line, not code.
 
+pub mod phrases;
+pub mod probe;
 pub mod provider;
 pub mod replies;
-
-use std::sync::OnceLock;
+pub mod rhost;
+pub mod status;
 
 /// The fixed set of reasons (a bounce's, a cause's, a log summary's): Sisimai's, with its 2026 merges (`speeding` and
 /// `toomanyconn` are `ratelimited`, `mesgtoobig` and `exceedlimit` are `emailtoolarge`).
@@ -49,111 +63,216 @@ pub const REASONS: &[&str] = &[
     "virusdetected",
 ];
 
-/// The reason when no rule matches.
+/// The reason when nothing places the failure.
 pub const UNDEFINED: &str = "undefined";
 
-/// The rule table, compiled in: the binary never reads the source tree.
-const RULES: &str = include_str!("rules.tsv");
-
-/// What a rule looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Status,
-    Text,
+/// What is known about one failed or delayed recipient: the input of [`find`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fact<'a> {
+    /// The enhanced status code (`5.1.1`), if any.
+    pub status: Option<&'a str>,
+    /// The diagnostic text: the remote reply or the reporting MTA's words.
+    pub diagnostic: Option<&'a str>,
+    /// The SMTP command the reply answered (`RCPT`, `DATA`, `MAIL`, `EHLO`, `CONN`), when the
+    /// report names it; else it is read from the diagnostic ([`probe::command`]).
+    pub command: Option<&'a str>,
+    /// The failure is temporary: a delay report, or retries still running.
+    pub delayed: bool,
+    /// A reason the report states in its own words (a mail system's fixed message).
+    pub stated: Option<&'a str>,
+    /// The host that answered (Remote-MTA, `relay=`).
+    pub remote_host: Option<&'a str>,
+    /// The host that wrote the report (Reporting-MTA).
+    pub reporting_host: Option<&'a str>,
+    /// The recipient address, whose domain can name the provider.
+    pub recipient: Option<&'a str>,
+    /// The SMTP reply code (`550`), if known.
+    pub reply_code: Option<u16>,
 }
 
-/// One line of `rules.tsv`.
-#[derive(Debug, Clone)]
-struct Rule {
-    reason: &'static str,
-    kind: Kind,
-    /// Lower case, for text; the status pattern as written otherwise.
-    pattern: &'static str,
-}
+/// Reasons a closer look may refine: a report that states one of these is read again.
+const REFINABLE: &[&str] = &[
+    "undefined",
+    "onhold",
+    "systemerror",
+    "securityerror",
+    "expired",
+    "networkerror",
+    "hostunknown",
+    "userunknown",
+];
 
-fn rules() -> &'static [Rule] {
-    static PARSED: OnceLock<Vec<Rule>> = OnceLock::new();
-    PARSED.get_or_init(|| parse_rules(RULES))
-}
+/// The order in which each reason asks whether the fact is its own (step 3 of [`find`]).
+const PROBE_ORDER: &[&str] = &[
+    "mailboxfull",
+    "emailtoolarge",
+    "suspend",
+    "hasmoved",
+    "norelaying",
+    "authfailure",
+    "userunknown",
+    "filtered",
+    "requireptr",
+    "notcompliantrfc",
+    "badreputation",
+    "contenterror",
+    "rejected",
+    "hostunknown",
+    "spamdetected",
+    "ratelimited",
+    "blocked",
+];
 
-/// Reads the table; a malformed line is skipped (a unit test checks there is none).
-fn parse_rules(text: &'static str) -> Vec<Rule> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|line| {
-            let mut cols = line.split('\t');
-            let reason = cols.next()?;
-            let kind = match cols.next()? {
-                "status" => Kind::Status,
-                "text" => Kind::Text,
-                _ => return None,
-            };
-            let pattern = cols.next()?;
-            cols.next()?; // the source column is required: every rule says where it is from
-            Some(Rule {
-                reason,
-                kind,
-                pattern,
-            })
-        })
-        .collect()
-}
+/// The order in which the words alone are read, when the status says nothing definite
+/// (step 4 of [`find`]).
+const WORDS_ORDER: &[&str] = &[
+    "mailboxfull",
+    "authfailure",
+    "badreputation",
+    "ratelimited",
+    "spamdetected",
+    "virusdetected",
+    "policyviolation",
+    "norelaying",
+    "systemerror",
+    "networkerror",
+    "suspend",
+    "contenterror",
+    "systemfull",
+    "notaccept",
+    "expired",
+    "failedstarttls",
+    "securityerror",
+    "suppressed",
+    "mailererror",
+];
 
-/// Does the status pattern (`x.7.26`, `x.1.*`, `5.3.4`) match `status` (`5.7.26`)?
-fn status_matches(pattern: &str, status: &str) -> bool {
-    let mut p = pattern.split('.');
-    let mut s = status.split('.');
-    loop {
-        match (p.next(), s.next()) {
-            (Some("*"), _) => return true,
-            (Some("x"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// The reason for a failed or delayed recipient, from its enhanced status code (`5.1.1`) and
-/// diagnostic text (the remote reply), either of which may be missing.
-pub fn classify(status: Option<&str>, diagnostic: Option<&str>) -> &'static str {
-    let text = diagnostic.unwrap_or("").to_ascii_lowercase();
-    let status = status.map(str::trim).unwrap_or("");
-    let rules = rules();
-    if !text.is_empty()
-        && let Some(rule) = rules
-            .iter()
-            // Text patterns are lower case in the table (a unit test checks), so no rule is
-            // lowered per call: this runs once per recipient of every bounce.
-            .find(|r| r.kind == Kind::Text && text.contains(r.pattern))
+/// The reason for a failed or delayed recipient (see the module documentation for the order).
+pub fn find(fact: &Fact<'_>) -> &'static str {
+    let text = fact.diagnostic.unwrap_or("").to_lowercase();
+    let status = fact
+        .status
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("");
+    if let Some(stated) = fact.stated.and_then(known)
+        && !REFINABLE.contains(&stated)
     {
-        return rule.reason;
+        return stated;
     }
-    if !status.is_empty()
-        && let Some(rule) = rules
-            .iter()
-            .find(|r| r.kind == Kind::Status && status_matches(r.pattern, status))
+    if let Some(r) = rhost::find(fact, status, &text) {
+        return r;
+    }
+    let kind = diagnostic_type(&text);
+    let command = fact
+        .command
+        .or_else(|| fact.diagnostic.and_then(probe::command));
+    let f = probe::Fact {
+        status,
+        text: &text,
+        command,
+        stated: fact.stated.and_then(known),
+        reply_code: fact.reply_code,
+    };
+    if matches!(kind, DiagnosticType::Smtp | DiagnosticType::None)
+        && let Some(r) = PROBE_ORDER.iter().find(|r| probe::probes_into(r, &f))
     {
-        return rule.reason;
+        return r;
     }
-    // A delayed message with nothing more said has simply not gone yet.
-    if status.starts_with("4.") && status != "4.0.0" {
+    if let Some(r) = by_status_then_words(&f, kind, fact.delayed) {
+        return r;
+    }
+    if fact.delayed {
         return "expired";
     }
+    if !text.trim().is_empty() {
+        return "onhold";
+    }
     UNDEFINED
+}
+
+/// The reason for a status code and a diagnostic text alone (a direct SMTP reply, a log
+/// line): [`find`] with nothing else known.
+pub fn classify(status: Option<&str>, diagnostic: Option<&str>) -> &'static str {
+    find(&Fact {
+        status,
+        diagnostic,
+        ..Fact::default()
+    })
 }
 
 /// Sisimai's own status code for a reason, for a bounce that gives none (`5.0.911` for
 /// userunknown): class 4 when the failure was temporary. From `pseudo-status.tsv`.
 pub fn pseudo_status(reason: &str, temporary: bool) -> Option<String> {
-    const TABLE: &str = include_str!("pseudo-status.tsv");
-    let detail = TABLE
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('\t'))
-        .find(|(r, _)| *r == reason)
-        .map(|(_, d)| d.trim())?;
-    Some(format!("{}.0.{detail}", if temporary { 4 } else { 5 }))
+    status::pseudo(reason, temporary)
+}
+
+/// The `type;` in front of a DSN's Diagnostic-Code (`smtp;`, `x-unix;`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DiagnosticType {
+    /// `smtp;`: a remote SMTP reply.
+    Smtp,
+    /// `x-unix;`: the local delivery program.
+    Unix,
+    /// Another type (`x-notes;`, `x-postfix;`).
+    Other,
+    /// No type: plain words.
+    None,
+}
+
+fn diagnostic_type(text: &str) -> DiagnosticType {
+    let head = text.trim_start();
+    match head.split_once(';') {
+        Some(("smtp", _)) => DiagnosticType::Smtp,
+        Some(("x-unix", _)) => DiagnosticType::Unix,
+        Some((t, _)) if t.starts_with("x-") && !t.contains(' ') => DiagnosticType::Other,
+        _ => DiagnosticType::None,
+    }
+}
+
+/// Step 4: the status's own meaning; when it is vague (or the text is no SMTP reply), the
+/// words in [`WORDS_ORDER`], then the status, then its class.
+fn by_status_then_words(
+    f: &probe::Fact<'_>,
+    kind: DiagnosticType,
+    delayed: bool,
+) -> Option<&'static str> {
+    if let Some(stated) = f.stated.filter(|r| !matches!(*r, "undefined" | "onhold")) {
+        return Some(stated);
+    }
+    let named = status::name(f.status);
+    if !named.is_none_or(|r| REFINABLE.contains(&r)) && kind == DiagnosticType::Smtp {
+        return named;
+    }
+    if let Some(r) = WORDS_ORDER.iter().find(|r| phrases::included_in(r, f.text)) {
+        return Some(r);
+    }
+    if named.is_some() {
+        return named;
+    }
+    match f.status.get(..3) {
+        Some("5.6" | "4.6") => return Some("contenterror"),
+        Some("5.7" | "4.7") => return Some("securityerror"),
+        _ => {}
+    }
+    if kind == DiagnosticType::Unix {
+        return Some("mailererror");
+    }
+    if probe::probes_into("syntaxerror", f) {
+        return Some("syntaxerror");
+    }
+    if delayed {
+        return Some("expired");
+    }
+    if matches!(f.command, Some("EHLO" | "HELO")) {
+        return Some("blocked");
+    }
+    None
+}
+
+/// The table's spelling of a reason, if it is one.
+fn known(reason: &str) -> Option<&'static str> {
+    REASONS.iter().copied().find(|r| *r == reason)
 }
 
 #[cfg(test)]
@@ -161,33 +280,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_line_of_the_table_is_a_rule_with_a_known_reason() {
-        let lines = RULES
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .count();
-        let rules = parse_rules(RULES);
-        assert_eq!(rules.len(), lines, "a malformed line in reasons.tsv");
-        for rule in rules {
-            assert!(
-                rule.kind == Kind::Status || rule.pattern == rule.pattern.to_ascii_lowercase(),
-                "text pattern not in lower case: {}",
-                rule.pattern
-            );
-            assert!(
-                REASONS.contains(&rule.reason),
-                "unknown reason {}",
-                rule.reason
-            );
-        }
-    }
-
-    #[test]
     fn status_and_text_decide_the_reason() {
         let table: &[(Option<&str>, Option<&str>, &str)] = &[
             (
                 Some("5.1.1"),
-                Some("smtp; 550 5.1.1 <a@b>: Recipient address rejected"),
+                Some(
+                    "smtp; 550 5.1.1 <a@b>: Recipient address rejected: User unknown in local recipient table (in reply to RCPT TO command)",
+                ),
                 "userunknown",
             ),
             (Some("5.1.1"), None, "userunknown"),
@@ -200,56 +299,8 @@ mod tests {
             (Some("5.3.4"), None, "emailtoolarge"),
             (Some("5.2.3"), None, "emailtoolarge"),
             (Some("5.1.2"), None, "hostunknown"),
-            (
-                Some("5.7.26"),
-                Some(
-                    "smtp; 550-5.7.26 This mail has been blocked because the sender is unauthenticated. Gmail requires all senders to authenticate with either SPF or DKIM.",
-                ),
-                "authfailure",
-            ),
-            (
-                Some("4.7.28"),
-                Some(
-                    "421-4.7.28 Gmail has detected an unusual rate of unsolicited mail originating from your IP address",
-                ),
-                "ratelimited",
-            ),
-            (
-                Some("5.7.1"),
-                Some(
-                    "550 5.7.1 Unfortunately, messages from [1.2.3.4] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).",
-                ),
-                "blocked",
-            ),
-            (
-                Some("5.7.1"),
-                Some(
-                    "554 IP=192.0.2.1 - A problem occurred. (Ask your postmaster for help or to contact tosa@rx.t-online.de to clarify.) (NOWL)",
-                ),
-                "badreputation",
-            ),
-            (
-                Some("4.7.0"),
-                Some("421 4.7.0 [TS03] All messages from 192.0.2.1 will be permanently deferred"),
-                "ratelimited",
-            ),
-            (
-                Some("5.7.1"),
-                Some("550 5.7.1 Message rejected as spam"),
-                "spamdetected",
-            ),
-            (Some("5.7.1"), None, "blocked"),
-            (Some("5.7.9"), None, "securityerror"),
             (None, Some("Relay access denied"), "norelaying"),
-            // A named cause before the expiry wording around it (Sisimai's reading).
-            (
-                Some("4.4.1"),
-                Some(
-                    "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1) I'm not going to try again; this message has been in the queue too long.",
-                ),
-                "networkerror",
-            ),
-            (None, Some("Domain does not exist"), "hostunknown"),
+            (None, Some("some words nobody placed"), "onhold"),
             (None, None, "undefined"),
             (Some("garbage"), Some(""), "undefined"),
         ];
@@ -260,15 +311,5 @@ mod tests {
                 "{status:?} {diagnostic:?}"
             );
         }
-    }
-
-    #[test]
-    fn status_patterns() {
-        assert!(status_matches("x.7.26", "5.7.26"));
-        assert!(status_matches("x.7.26", "4.7.26"));
-        assert!(!status_matches("x.7.26", "5.7.2"));
-        assert!(status_matches("x.1.*", "5.1.10"));
-        assert!(!status_matches("x.1.1", "5.1.10"));
-        assert!(status_matches("5.3.4", "5.3.4"));
     }
 }

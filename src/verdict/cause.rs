@@ -147,7 +147,9 @@ fn refused(m: &Recorded<'_>) -> Cause {
                 text: &format!("{code} {text}"),
             },
         );
-        if c.reason == "expired" {
+        // A direct reply is no report of retries running out, and words nobody placed say
+        // no more than no words.
+        if matches!(c.reason, "expired" | "onhold") {
             c.reason = reason::UNDEFINED;
         }
         return c;
@@ -177,7 +179,8 @@ fn refused(m: &Recorded<'_>) -> Cause {
                 text: d.diagnostic.as_deref().unwrap_or(""),
             },
         );
-        if source == CauseSource::Mdn && c.reason == reason::UNDEFINED {
+        // A rejection notice with words no rule places is still the recipient's filter.
+        if source == CauseSource::Mdn && matches!(c.reason, reason::UNDEFINED | "onhold") {
             c.reason = "filtered";
         }
         return c;
@@ -226,7 +229,7 @@ fn session_failure(verdict: Option<Verdict>, error: &str) -> Cause {
         "failedstarttls"
     } else {
         match reason::classify(None, Some(error)) {
-            reason::UNDEFINED | "expired" => "networkerror",
+            reason::UNDEFINED | "onhold" | "expired" => "networkerror",
             r => r,
         }
     };
