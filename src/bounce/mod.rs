@@ -215,6 +215,13 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             diagnostic.as_deref(),
             mentions_rcpt,
         );
+        // A reason the report states in its own words wins over the classified one.
+        let reason = r
+            .reason
+            .as_deref()
+            .and_then(|stated| reason::REASONS.iter().find(|known| **known == stated))
+            .copied()
+            .unwrap_or(reason);
         // No code in the report at all: Sisimai's code for the reason, so that the status
         // column still says what kind of failure it was.
         let status = status.or_else(|| {

@@ -137,6 +137,8 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
                         .map(|rest| format!("smtp; {}", rest.trim()))
                         .unwrap_or_else(|| v.to_owned())
                 }),
+                command: None,
+                reason: None,
             })
         })
         .collect();
@@ -283,6 +285,8 @@ fn parse_rejection_mdn(
             remote_mta: get("Reporting-UA")
                 .map(|v| v.split(';').next().unwrap_or("").trim().to_owned()),
             diagnostic,
+            command: None,
+            reason: None,
         }],
         feedback: Vec::new(),
     })

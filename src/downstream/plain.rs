@@ -154,6 +154,8 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             status: None,
             remote_mta: None,
             diagnostic,
+            command: None,
+            reason: None,
         });
     }
     for r in &mut recipients {
