@@ -4,7 +4,7 @@
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use super::{Downstream, DownstreamAction, DownstreamSource, plain};
+use super::{Downstream, DownstreamAction, DownstreamSource, plain, stated};
 
 /// A parsed DSN: which message it is about, and what it says per recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,11 +152,16 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
     }
     // A recipient block without Diagnostic-Code (OpenSMTPD): the report's text quotes the
     // remote reply for the same address.
+    // The text's words of its own (au's `The user(s) account is disabled.`) hold for the
+    // same recipient; so does the text of a report about one recipient only, whatever it
+    // calls the address (Exim's `pipe to |/usr/bin/prog`, `save to /path`).
     if recipients.iter().any(|r| r.diagnostic.is_none())
         && let Some(text) = plain::parse(&message)
     {
+        let only = (recipients.len() == 1 && text.recipients.len() == 1)
+            .then(|| text.recipients[0].clone());
         for r in recipients.iter_mut().filter(|r| r.diagnostic.is_none()) {
-            r.diagnostic = text
+            let same = text
                 .recipients
                 .iter()
                 .find(|t| {
@@ -164,8 +169,19 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
                         && t.recipient.as_deref().map(str::to_ascii_lowercase)
                             == r.recipient.as_deref().map(str::to_ascii_lowercase)
                 })
-                .and_then(|t| t.diagnostic.clone());
+                .or(only.as_ref());
+            if let Some(t) = same {
+                r.diagnostic = t.diagnostic.clone();
+                r.reason = t.reason.clone();
+            }
         }
+    }
+    for r in &mut recipients {
+        r.command = r
+            .diagnostic
+            .as_deref()
+            .and_then(stated::command_in)
+            .map(str::to_owned);
     }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
