@@ -8,6 +8,7 @@
 pub mod dsn;
 pub mod maillog;
 pub mod plain;
+pub mod ses;
 pub mod stated;
 
 use serde::{Deserialize, Serialize};

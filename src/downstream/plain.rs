@@ -76,7 +76,27 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     {
         return None;
     }
-    let text = body_text(message);
+    let mut text = body_text(message);
+    // A MIME structure too broken to follow (a boundary parameter on a line of its own) hides
+    // the report's text, leaving no text part: its raw body still says it.
+    let has_marker = |t: &str| {
+        t.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            markers.start.iter().any(|m| l.contains(m.as_str()))
+        })
+    };
+    if text.trim().is_empty() {
+        let raw = message
+            .root_part()
+            .raw_body_offset()
+            .try_into()
+            .ok()
+            .and_then(|at: usize| message.raw_message.get(at..))
+            .map(String::from_utf8_lossy);
+        if let Some(raw) = raw.filter(|r| has_marker(r)) {
+            text = raw.into_owned();
+        }
+    }
     let lines: Vec<&str> = text.lines().collect();
     let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     let start = lower

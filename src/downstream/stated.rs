@@ -32,7 +32,7 @@ struct Stated {
 enum Test {
     /// The lowercased phrase in the text.
     Phrase(String),
-    /// A header field with this value (a reason row) or containing it (a signature row).
+    /// A header field containing this.
     Header(&'static str, &'static str),
     /// A header field starting with this pattern, `?` any character.
     Shape(&'static str, &'static str),
@@ -96,12 +96,7 @@ impl Stated {
         let header = |name: &&'static str| header(message, name);
         match &self.test {
             Test::Phrase(phrase) => lower.contains(phrase.as_str()),
-            Test::Header(name, value) if self.reason == SIGNATURE => {
-                header(name).is_some_and(|v| v.contains(value))
-            }
-            Test::Header(name, value) => {
-                header(name).is_some_and(|v| v.eq_ignore_ascii_case(value))
-            }
+            Test::Header(name, value) => header(name).is_some_and(|v| v.contains(value)),
             Test::Shape(name, pattern) => header(name).is_some_and(|v| {
                 v.len() >= pattern.len()
                     && v.bytes()
