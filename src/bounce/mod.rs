@@ -204,12 +204,13 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
         let reason = reason::find(&reason::Fact {
             status: status.as_deref(),
             diagnostic: diagnostic.as_deref(),
-            command: diagnostic
+            command: r
+                .command
                 .as_deref()
-                .and_then(reason::probe::command)
+                .or_else(|| diagnostic.as_deref().and_then(reason::probe::command))
                 .or(said_in_report),
             delayed: action == "delayed",
-            stated: None,
+            stated: r.reason.as_deref(),
             remote_host: r.remote_mta.as_deref(),
             reporting_host: report.reporting_mta.as_deref(),
             recipient: r.recipient.as_deref(),

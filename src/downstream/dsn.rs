@@ -4,7 +4,7 @@
 
 use mail_parser::{MessageParser, MimeHeaders};
 
-use super::{Downstream, DownstreamAction, DownstreamSource, plain};
+use super::{Downstream, DownstreamAction, DownstreamSource, plain, ses, stated};
 
 /// A parsed DSN: which message it is about, and what it says per recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,14 @@ impl DsnReport {
 /// `reject` (RFC 5429): a `multipart/report; report-type=disposition-notification` (RFC 8098)
 /// whose `Disposition` says `deleted`, naming our message by `Original-Message-ID`.
 pub fn parse(raw: &[u8]) -> Option<DsnReport> {
+    parse_nested(raw, 0)
+}
+
+/// How deep a report inside a returned message is looked for: one level is what mailers
+/// send; the bound keeps a crafted message from recursing without end.
+const MAX_NESTING: u8 = 2;
+
+fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
     let message = MessageParser::new().parse(raw)?;
     let mut status_block = None;
     let mut mdn_block = None;
@@ -88,11 +96,18 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
     let Some(status_block) = status_block else {
         return match mdn_block {
             Some(block) => parse_rejection_mdn(&block, explanation.as_deref(), probe_id),
-            None => plain::parse(&message),
+            None => explanation
+                .as_deref()
+                .and_then(ses::parse)
+                .or_else(|| plain::parse(&message))
+                .filter(|r| !r.recipients.is_empty() || !r.feedback.is_empty())
+                .or_else(|| nested_report(&message, depth))
+                .or_else(|| unsubscribe(&message)),
         };
     };
     let groups = field_groups(&status_block);
-    let per_message = groups.first()?;
+    let no_fields = Vec::new();
+    let per_message = groups.first().unwrap_or(&no_fields);
     let get = |fields: &[(String, String)], name: &str| {
         fields
             .iter()
@@ -137,24 +152,46 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
                         .map(|rest| format!("smtp; {}", rest.trim()))
                         .unwrap_or_else(|| v.to_owned())
                 }),
+                command: None,
+                reason: None,
             })
         })
         .collect();
     // A delivery-status part with no recipient block in it: the report's text may still
     // name them.
-    if recipients.is_empty()
-        && let Some(report) = plain::parse(&message)
-        && !report.recipients.is_empty()
-    {
-        return Some(report);
+    if recipients.is_empty() {
+        if let Some(report) = plain::parse(&message)
+            && !report.recipients.is_empty()
+        {
+            return Some(report);
+        }
+        // Nor the text (Postfix's `--- Delivery report unavailable ---`): the returned
+        // message says to whom it was.
+        if let Some(to) = returned_to.as_deref().and_then(address_in) {
+            recipients.push(Downstream {
+                source: DownstreamSource::Dsn,
+                action: DownstreamAction::Failed,
+                recipient: Some(to),
+                status: None,
+                remote_mta: None,
+                diagnostic: None,
+                command: None,
+                reason: None,
+            });
+        }
     }
     // A recipient block without Diagnostic-Code (OpenSMTPD): the report's text quotes the
     // remote reply for the same address.
+    // The text's words of its own (au's `The user(s) account is disabled.`) hold for the
+    // same recipient; so does the text of a report about one recipient only, whatever it
+    // calls the address (Exim's `pipe to |/usr/bin/prog`, `save to /path`).
     if recipients.iter().any(|r| r.diagnostic.is_none())
         && let Some(text) = plain::parse(&message)
     {
+        let only = (recipients.len() == 1 && text.recipients.len() == 1)
+            .then(|| text.recipients[0].clone());
         for r in recipients.iter_mut().filter(|r| r.diagnostic.is_none()) {
-            r.diagnostic = text
+            let same = text
                 .recipients
                 .iter()
                 .find(|t| {
@@ -162,8 +199,19 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
                         && t.recipient.as_deref().map(str::to_ascii_lowercase)
                             == r.recipient.as_deref().map(str::to_ascii_lowercase)
                 })
-                .and_then(|t| t.diagnostic.clone());
+                .or(only.as_ref());
+            if let Some(t) = same {
+                r.diagnostic = t.diagnostic.clone();
+                r.reason = t.reason.clone();
+            }
         }
+    }
+    for r in &mut recipients {
+        r.command = r
+            .diagnostic
+            .as_deref()
+            .and_then(stated::command_in)
+            .map(str::to_owned);
     }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
@@ -172,6 +220,58 @@ pub fn parse(raw: &[u8]) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// A report about a report: the bounce is a returned message of its own (`message/rfc822`)
+/// and the outer text says nothing per recipient.
+fn nested_report(message: &mail_parser::Message<'_>, depth: u8) -> Option<DsnReport> {
+    if depth >= MAX_NESTING {
+        return None;
+    }
+    message.parts.iter().find_map(|part| match &part.body {
+        mail_parser::PartType::Message(_) => {
+            let raw = message
+                .raw_message
+                .get(part.offset_body as usize..part.offset_end as usize)?;
+            let inner = MessageParser::new().parse(raw)?;
+            let ct = inner.content_type()?;
+            (ct.subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report")))
+            .then(|| parse_nested(raw, depth + 1))
+            .flatten()
+            .filter(|r| !r.recipients.is_empty())
+        }
+        _ => None,
+    })
+}
+
+/// Apple Mail's unsubscribe request (`X-Apple-Unsubscribe: true`): a complaint of the
+/// `opt-out` kind by the sender of the request.
+fn unsubscribe(message: &mail_parser::Message<'_>) -> Option<DsnReport> {
+    let flag = message.header_raw("X-Apple-Unsubscribe")?;
+    if !flag.trim().eq_ignore_ascii_case("true") {
+        return None;
+    }
+    Some(DsnReport {
+        envelope_id: None,
+        probe_id: None,
+        reporting_mta: None,
+        recipients: Vec::new(),
+        feedback: vec![Feedback {
+            recipient: message.header_raw("From").and_then(address_in),
+            feedback_type: "opt-out".to_owned(),
+        }],
+    })
+}
+
+/// The address of a `To:`/`From:` value (`Name <a@b>` or `a@b`).
+fn address_in(value: &str) -> Option<String> {
+    let v = value.trim();
+    let v = v
+        .rsplit_once('<')
+        .map_or(v, |(_, a)| a.split('>').next().unwrap_or(a))
+        .trim();
+    (v.contains('@') && !v.contains(char::is_whitespace)).then(|| v.to_owned())
 }
 
 /// An abuse feedback report: one complaint per `Original-Rcpt-To` (or the returned `To`).
@@ -283,6 +383,8 @@ fn parse_rejection_mdn(
             remote_mta: get("Reporting-UA")
                 .map(|v| v.split(';').next().unwrap_or("").trim().to_owned()),
             diagnostic,
+            command: None,
+            reason: None,
         }],
         feedback: Vec::new(),
     })

@@ -42,6 +42,8 @@ pub fn parse_line(line: &str) -> Option<LogEntry> {
             status: s.dsn.map(text),
             remote_mta: s.relay.map(text),
             diagnostic: s.text.map(text),
+            command: None,
+            reason: None,
         },
     })
 }

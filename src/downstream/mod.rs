@@ -8,6 +8,8 @@
 pub mod dsn;
 pub mod maillog;
 pub mod plain;
+pub mod ses;
+pub mod stated;
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,15 @@ pub struct Downstream {
     pub remote_mta: Option<String>,
     /// The remote reply (DSN `Diagnostic-Code`, the log's parenthesised text).
     pub diagnostic: Option<String>,
+    /// The SMTP command the remote reply answered (`RCPT`, `DATA`, `MAIL`, `CONN`, ...), when
+    /// the report says it: the same words mean an unknown address after RCPT and a filter
+    /// after DATA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A reason the report itself states in its own fixed wording (a mailer's message table,
+    /// as Sisimai's lhost modules read it), which then wins over classifying the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Downstream {

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use mail_parser::{Message, PartType};
 
 use super::dsn::{DsnReport, enhanced_status};
-use super::{Downstream, DownstreamAction, DownstreamSource, reply_code_in};
+use super::{Downstream, DownstreamAction, DownstreamSource, reply_code_in, stated};
 
 /// The marker table, compiled in.
 const MARKERS: &str = include_str!("markers.tsv");
@@ -27,6 +27,7 @@ struct Markers {
     end_line: Vec<String>,
     delayed: Vec<String>,
     autoreply: Vec<String>,
+    recipient: Vec<String>,
 }
 
 fn markers() -> &'static Markers {
@@ -50,6 +51,7 @@ fn parse_markers(text: &str) -> Markers {
             "end-line" => &mut m.end_line,
             "delayed" => &mut m.delayed,
             "autoreply" => &mut m.autoreply,
+            "recipient" => &mut m.recipient,
             _ => continue,
         };
         list.push(marker.to_ascii_lowercase());
@@ -74,7 +76,27 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     {
         return None;
     }
-    let text = body_text(message);
+    let mut text = body_text(message);
+    // A MIME structure too broken to follow (a boundary parameter on a line of its own) hides
+    // the report's text, leaving no text part: its raw body still says it.
+    let has_marker = |t: &str| {
+        t.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            markers.start.iter().any(|m| l.contains(m.as_str()))
+        })
+    };
+    if text.trim().is_empty() {
+        let raw = message
+            .root_part()
+            .raw_body_offset()
+            .try_into()
+            .ok()
+            .and_then(|at: usize| message.raw_message.get(at..))
+            .map(String::from_utf8_lossy);
+        if let Some(raw) = raw.filter(|r| has_marker(r)) {
+            text = raw.into_owned();
+        }
+    }
     let lines: Vec<&str> = text.lines().collect();
     let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     let start = lower
@@ -100,17 +122,51 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         .any(|l| markers.delayed.iter().any(|m| l.contains(m.as_str())));
 
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
-    for line in region {
+    // The report's words before its first recipient: some reports (Notes, au, MailMarshal)
+    // say why first and name the address after.
+    let mut preamble: Vec<String> = Vec::new();
+    // A Sendmail transcript's `While talking to host:`, `>>> RCPT To:<a@b>`, `<<< 550 ...`
+    // lead up to the recipient line they end in (`550 <a@b>... User unknown`), so they wait
+    // for the next address; what no address follows belongs to the last one.
+    let mut pending: Vec<String> = Vec::new();
+    for (i, line) in region.iter().enumerate() {
         let current = found.last().map(|(a, _)| a.as_str());
-        if let Some((address, rest)) = leading_address(line)
-            // Exim folds a long reply so that a line can start with the same recipient.
+        let low = &lower[start + i];
+        // `Recipient: <a@b>`, `Address: <a@b>, ResponseCode 421, ...`: the line names the
+        // address after a marker, and the whole line says why.
+        if let Some(address) = markers
+            .recipient
+            .iter()
+            .find_map(|m| low.find(m.as_str()).map(|at| at + m.len()))
+            .and_then(|at| first_address(line.get(at..)?))
             && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
         {
-            found.push((address, vec![rest.trim().to_owned()]));
+            pending.push(line.trim().to_owned());
+            found.push((address, std::mem::take(&mut pending)));
+        } else if let Some((address, rest)) = leading_address(line)
+            // Exim folds a long reply so that a line can start with the same recipient.
+            && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
+            // `<<< 550 <a@b>... User unknown` is the remote reply, not the recipient line.
+            && !is_transcript(low)
+        {
+            pending.push(rest.trim().to_owned());
+            found.push((address, std::mem::take(&mut pending)));
+        } else if is_transcript(low) {
+            // A session that ended in no recipient line says nothing about one.
+            if session_start(low) {
+                pending.clear();
+            }
+            pending.push(line.trim().to_owned());
         } else if let Some((_, why)) = found.last_mut() {
             why.push(line.trim().to_owned());
+        } else if i > 0 {
+            preamble.push(line.trim().to_owned());
         }
     }
+    if let Some((_, why)) = found.last_mut() {
+        why.append(&mut pending);
+    }
+    let preamble = join(&preamble);
     if found.is_empty() {
         // No line starts with an address: the report names it inside a sentence
         // (`... could not be delivered to: <a@b>`), or only a header does.
@@ -154,10 +210,27 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             status: None,
             remote_mta: None,
             diagnostic,
+            command: None,
+            reason: None,
         });
     }
     for r in &mut recipients {
-        let text = r.diagnostic.as_deref().unwrap_or("");
+        // Nothing said below the address, or nothing with a code while the words before it
+        // quote one (MailMarshal's `Could not be delivered because of 550 5.1.1 ...`): those
+        // words are the explanation.
+        let coded = |t: &str| enhanced_status(t).is_some() || reply_code_in(t).is_some();
+        if let Some(pre) = preamble.as_deref() {
+            r.diagnostic = match r.diagnostic.take() {
+                None => Some(pre.to_owned()),
+                Some(d) if !coded(&d) && coded(pre) => Some(format!("{pre} {d}")),
+                Some(d) => Some(d),
+            };
+        }
+        let text = r.diagnostic.clone().unwrap_or_default();
+        let text = text.as_str();
+        r.command = stated::command_in(text).map(str::to_owned);
+        let said = format!("{} {text}", preamble.as_deref().unwrap_or(""));
+        let stated = stated::reason_in(message, &said);
         // Without an enhanced code the status stays unknown: the reply code's class alone
         // would claim a precision (`5.0.0`) the report does not give.
         r.status = enhanced_status(text);
@@ -169,6 +242,12 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             r.action = DownstreamAction::Delayed;
         }
         r.remote_mta = remote_host(text);
+        if let Some((reason, temporary)) = stated {
+            r.reason = Some(reason.to_owned());
+            if r.status.is_none() && temporary {
+                r.status = crate::reason::pseudo_status(reason, true);
+            }
+        }
     }
     Some(DsnReport {
         envelope_id: None,
@@ -177,6 +256,38 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// A line of an SMTP session transcript (Sendmail's `While talking to`, `>>>`, `<<<`), or
+/// Sendmail's line about the next host (`421 example.org (smtp)... Deferred: ...`).
+fn is_transcript(lower: &str) -> bool {
+    let t = lower.trim_start();
+    let host_line = t.len() > 4
+        && t.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+        && t.as_bytes()[3] == b' '
+        && !t[4..].starts_with('<')
+        && t.contains(")... ");
+    let command = t.strip_prefix(">>> ").is_some_and(|c| {
+        [
+            "mail from",
+            "rcpt to",
+            "data",
+            "quit",
+            "ehlo",
+            "helo",
+            "rset",
+            "bdat",
+            "starttls",
+        ]
+        .iter()
+        .any(|v| c.starts_with(v))
+    });
+    command || t.starts_with("<<< ") || session_start(t) || host_line
+}
+
+/// `While talking to host:`: a new SMTP session in a Sendmail transcript.
+fn session_start(lower: &str) -> bool {
+    lower.trim_start().starts_with("while talking to ")
 }
 
 /// The explanation's lines as one, without the report's decoration.
@@ -322,7 +433,8 @@ mod tests {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .count();
         let m = parse_markers(MARKERS);
-        let parsed = m.start.len() + m.end.len() + m.end_line.len() + m.delayed.len();
+        let parsed =
+            m.start.len() + m.end.len() + m.end_line.len() + m.delayed.len() + m.recipient.len();
         assert_eq!(
             parsed + m.autoreply.len(),
             lines,

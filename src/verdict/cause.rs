@@ -429,6 +429,8 @@ mod tests {
             status: status.map(str::to_owned),
             remote_mta: Some("mx00.t-online.de".into()),
             diagnostic: Some(diagnostic.into()),
+            command: None,
+            reason: None,
         };
         let table = [
             (

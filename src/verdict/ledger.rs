@@ -142,6 +142,8 @@ mod tests {
             status: Some("5.7.1".into()),
             remote_mta: Some("mx.b.test".into()),
             diagnostic: Some("smtp; 550 5.7.1 no".into()),
+            command: None,
+            reason: None,
         }
     }
 

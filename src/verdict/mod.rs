@@ -454,6 +454,8 @@ mod tests {
             status: Some("4.7.1".into()),
             remote_mta: Some("mx.b.test".into()),
             diagnostic: Some("smtp; 450 4.7.1 try later".into()),
+            command: None,
+            reason: None,
         };
         for source in [DownstreamSource::Dsn, DownstreamSource::Maillog] {
             let failed = report(source, DownstreamAction::Failed);

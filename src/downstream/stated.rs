@@ -1,0 +1,193 @@
+//! What a report says in fixed words of its own, beside the remote reply: the SMTP command
+//! that was refused (`commands.tsv`), and a reason from a mailer's message table
+//! (`stated.tsv`). Both are data; matching them is the same for every mailer.
+
+use std::sync::OnceLock;
+
+use mail_parser::Message;
+
+/// The command table, compiled in.
+const COMMANDS: &str = include_str!("commands.tsv");
+
+/// The stated-reason table, compiled in.
+const STATED: &str = include_str!("stated.tsv");
+
+/// The commands a report can name, as [`super::Downstream::command`] holds them.
+pub const COMMAND_NAMES: &[&str] = &[
+    "CONN", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "STARTTLS", "AUTH",
+];
+
+/// One row of `stated.tsv`.
+#[derive(Debug)]
+struct Stated {
+    mta: &'static str,
+    /// A reason, or `signature` for a mark of the mta's reports.
+    reason: &'static str,
+    temporary: bool,
+    test: Test,
+}
+
+/// What a row of `stated.tsv` looks for.
+#[derive(Debug)]
+enum Test {
+    /// The lowercased phrase in the text.
+    Phrase(String),
+    /// A header field containing this.
+    Header(&'static str, &'static str),
+    /// A header field starting with this pattern, `?` any character.
+    Shape(&'static str, &'static str),
+}
+
+/// The name of signature rows' reason column.
+const SIGNATURE: &str = "signature";
+
+fn commands() -> &'static [(&'static str, String)] {
+    static PARSED: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        data_lines(COMMANDS)
+            .filter_map(|l| {
+                let (command, phrase) = l.split_once('\t')?;
+                let command = COMMAND_NAMES.iter().find(|c| **c == command)?;
+                Some((*command, phrase.to_lowercase()))
+            })
+            .collect()
+    })
+}
+
+fn stated() -> &'static [Stated] {
+    static PARSED: OnceLock<Vec<Stated>> = OnceLock::new();
+    PARSED.get_or_init(|| data_lines(STATED).filter_map(parse_stated).collect())
+}
+
+fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+}
+
+fn parse_stated(line: &'static str) -> Option<Stated> {
+    let mut cols = line.splitn(4, '\t');
+    let (mta, reason, class, phrase) = (cols.next()?, cols.next()?, cols.next()?, cols.next()?);
+    let field = |rest: &'static str| {
+        let (name, value) = rest.split_once(':')?;
+        Some((name.trim(), value.trim()))
+    };
+    let test = if let Some(rest) = phrase.strip_prefix("header:") {
+        let (name, value) = field(rest)?;
+        Test::Header(name, value)
+    } else if let Some(rest) = phrase.strip_prefix("shape:") {
+        let (name, value) = field(rest)?;
+        Test::Shape(name, value)
+    } else {
+        Test::Phrase(phrase.to_lowercase())
+    };
+    Some(Stated {
+        mta,
+        reason,
+        temporary: class == "4",
+        test,
+    })
+}
+
+impl Stated {
+    fn holds(&self, message: &Message<'_>, lower: &str) -> bool {
+        fn header<'m>(message: &'m Message<'_>, name: &'static str) -> Option<&'m str> {
+            message.header_raw(name).map(str::trim)
+        }
+        let header = |name: &&'static str| header(message, name);
+        match &self.test {
+            Test::Phrase(phrase) => lower.contains(phrase.as_str()),
+            Test::Header(name, value) => header(name).is_some_and(|v| v.contains(value)),
+            Test::Shape(name, pattern) => header(name).is_some_and(|v| {
+                v.len() >= pattern.len()
+                    && v.bytes()
+                        .zip(pattern.bytes())
+                        .all(|(c, p)| p == b'?' || c == p)
+            }),
+        }
+    }
+}
+
+/// The report looks like `mta`'s: two of its signature rows hold.
+fn looks_like(message: &Message<'_>, mta: &str) -> bool {
+    stated()
+        .iter()
+        .filter(|row| row.mta == mta && row.reason == SIGNATURE)
+        .filter(|row| row.holds(message, ""))
+        .take(2)
+        .count()
+        == 2
+}
+
+/// The SMTP command `text` says the reply answered: of the phrases found, the last in the
+/// text (a transcript's last command sent is the refused one).
+pub fn command_in(text: &str) -> Option<&'static str> {
+    let lower = text.to_lowercase();
+    commands()
+        .iter()
+        .filter_map(|(command, phrase)| lower.rfind(phrase.as_str()).map(|at| (at, *command)))
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, command)| command)
+}
+
+/// A reason the report states: the first row of `stated.tsv` whose phrase `text` contains or
+/// whose header the report has; with whether the report's failure is then temporary (the
+/// row's class 4, for a report that looks like the row's mta's).
+pub fn reason_in(message: &Message<'_>, text: &str) -> Option<(&'static str, bool)> {
+    let lower = text.to_lowercase();
+    stated()
+        .iter()
+        .find(|row| row.reason != SIGNATURE && row.holds(message, &lower))
+        .map(|row| (row.reason, row.temporary && looks_like(message, row.mta)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_line_parses() {
+        assert_eq!(
+            commands().len(),
+            data_lines(COMMANDS).count(),
+            "commands.tsv"
+        );
+        assert_eq!(stated().len(), data_lines(STATED).count(), "stated.tsv");
+        for row in stated() {
+            assert!(
+                row.reason == SIGNATURE || crate::reason::REASONS.contains(&row.reason),
+                "unknown reason {}",
+                row.reason
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_command_named_is_the_refused_one() {
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "550 5.1.1 unknown (in reply to RCPT TO command)",
+                Some("RCPT"),
+            ),
+            (
+                "SMTP error from remote mail server after end of data: 550",
+                Some("DATA"),
+            ),
+            (
+                ">>> MAIL FROM:<a@b> <<< 250 ok >>> RCPT To:<c@d> <<< 550 no",
+                Some("RCPT"),
+            ),
+            (
+                "host x said: 554 rejected (in reply to end of DATA command)",
+                Some("DATA"),
+            ),
+            (
+                "SMTP error from remote mail server after initial connection:",
+                Some("CONN"),
+            ),
+            ("550 5.1.1 user unknown", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(command_in(text), *want, "{text}");
+        }
+    }
+}
