@@ -200,7 +200,7 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             DownstreamAction::Delivered => return None,
         };
         let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
-        let status = status(r.status.as_deref(), diagnostic.as_deref());
+        let status = status(r.status.as_deref(), diagnostic.as_deref(), r.reply_code());
         let reason = reason::find(&reason::Fact {
             status: status.as_deref(),
             diagnostic: diagnostic.as_deref(),
@@ -242,68 +242,101 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
     Some(complaints.chain(failures).collect())
 }
 
-/// How reports name the command a reply answered, and which command each wording means.
-const COMMAND_MARKERS: &[(&str, &str)] = &[
-    ("in reply to rcpt to", "RCPT"),
-    ("in reply to mail from", "MAIL"),
-    ("in reply to end of data", "DATA"),
-    ("in reply to data", "DATA"),
-    ("in reply to helo", "HELO"),
-    ("in reply to ehlo", "EHLO"),
-    (">>> rcpt to", "RCPT"),
-    (">>> mail from", "MAIL"),
-    (">>> data", "DATA"),
-    ("after rcpt to", "RCPT"),
-    ("after mail from", "MAIL"),
-    ("after end of data", "DATA"),
-    ("after initial connection", "CONN"),
-    ("did not like our rcpt to", "RCPT"),
-    ("did not like our mail from", "MAIL"),
-    ("did not like our data", "DATA"),
+/// The words before a command's name in a report ("(in reply to RCPT TO command)", a
+/// transcript's ">>> MAIL From:"), and the names after them.
+const COMMAND_LEADS: &[&[u8]] = &[b"in reply to ", b">>> "];
+const COMMAND_NAMES: &[(&[u8], &str)] = &[
+    (b"rcpt to", "RCPT"),
+    (b"mail from", "MAIL"),
+    (b"end of data", "DATA"),
+    (b"data", "DATA"),
 ];
 
-/// The SMTP command the report's prose says the refusal answered ("(in reply to RCPT TO
-/// command)", a transcript's `>>> MAIL From:`), for recipients whose diagnostic names none:
-/// the last one named, as a transcript ends with the command that failed; else RCPT when the
-/// report mentions RCPT TO at all.
+/// The command for a recipient whose report names none where the downstream parser looks:
+/// the last one the report's prose names (a transcript ends with the command that failed),
+/// else RCPT when the report mentions RCPT TO at all.
 fn command_in_report(bytes: &[u8]) -> Option<&'static str> {
-    let head = &bytes[..bytes.len().min(64 * 1024)];
-    // Lower case with every run of white space as one space, so that a marker folded over two
-    // lines still reads as one.
-    let mut text = String::with_capacity(head.len());
-    let mut space = false;
-    for &b in head {
-        if b.is_ascii_whitespace() {
-            space = true;
-            continue;
-        }
-        if space && !text.is_empty() {
-            text.push(' ');
-        }
-        space = false;
-        text.push(char::from(b.to_ascii_lowercase()));
-    }
-    COMMAND_MARKERS
+    COMMAND_LEADS
         .iter()
-        .filter_map(|(marker, command)| text.rfind(marker).map(|at| (at, *command)))
+        .flat_map(|lead| memchr::memmem::find_iter(bytes, lead).map(|at| at + lead.len()))
+        .filter_map(|at| {
+            let rest = &bytes[at..];
+            COMMAND_NAMES
+                .iter()
+                .find(|(name, _)| {
+                    rest.get(..name.len())
+                        .is_some_and(|w| w.eq_ignore_ascii_case(name))
+                })
+                .map(|(_, command)| (at, *command))
+        })
         .max_by_key(|(at, _)| *at)
         .map(|(_, command)| command)
-        .or_else(|| text.contains("rcpt to").then_some("RCPT"))
+        .or_else(|| {
+            [&b"RCPT TO"[..], b"rcpt to", b"RCPT To"]
+                .iter()
+                .any(|m| memchr::memmem::find(bytes, m).is_some())
+                .then_some("RCPT")
+        })
 }
 
 /// The reason of a complaint in an abuse feedback report (Sisimai's name).
 const FEEDBACK: &str = "feedback";
 
-/// The recipient's enhanced status: the report's `Status`, unless the remote reply quoted in
-/// the diagnostic gives another of the same class (`Status: 5.1.1` for `550 5.7.1 IP address
-/// blacklisted`): the remote host's own word is the more precise (Sisimai reads it so too).
-fn status(field: Option<&str>, diagnostic: Option<&str>) -> Option<String> {
-    let field = field.and_then(enhanced_status);
-    let quoted = diagnostic.and_then(enhanced_status);
-    match (field, quoted) {
-        (Some(f), Some(q)) if q != f && !q.ends_with(".0.0") && q[..1] == f[..1] => Some(q),
-        (Some(f), _) => Some(f),
-        (None, q) => q,
+/// The recipient's enhanced status, chosen between the report's `Status` and the code quoted
+/// in the diagnostic as Sisimai chooses (its `status.Prefer`): the one of the reply code's
+/// class; else the more precise one (`5.7.1` over `5.0.0`), and the quoted code over a field
+/// that says little by itself (`4.4.7`, `4.7.0`, `5.3.x`, `x.5.x`).
+fn status(field: Option<&str>, diagnostic: Option<&str>, reply: Option<u16>) -> Option<String> {
+    let (field, quoted) = match (
+        field.and_then(enhanced_status),
+        diagnostic.and_then(enhanced_status),
+    ) {
+        (None, q) => return q,
+        (f, None) => return f,
+        (Some(f), Some(q)) => (f, q),
+    };
+    // The class the reply code gives decides between two of different classes.
+    let class = reply.map(|r| (r / 100).to_string());
+    if field[..1] != quoted[..1]
+        && let Some(class) = class
+    {
+        if field[..1] == class {
+            return Some(field);
+        }
+        if quoted[..1] == class {
+            return Some(quoted);
+        }
+    }
+    if field == quoted {
+        return Some(field);
+    }
+    // A vague field gives way to the reply's own code; a vague quote to the field.
+    let vague = |s: &str| s.ends_with(".0.0");
+    if vague(&field) {
+        return Some(if vague(&quoted) { field } else { quoted });
+    }
+    let zero_detail = |s: &str| s.contains(".0");
+    if zero_detail(&field) && !zero_detail(&quoted) {
+        return Some(quoted);
+    }
+    if vague(&quoted) {
+        return Some(field);
+    }
+    // Codes that say less than the words around them: an expiry, "too many errors", a system
+    // error, the protocol's own complaints.
+    if matches!(field.as_str(), "4.4.7" | "4.7.0")
+        || field.starts_with("5.3.")
+        || [".5.1", ".5.2", ".5.4", ".5.5"]
+            .iter()
+            .any(|p| field.get(1..5) == Some(*p))
+    {
+        return Some(quoted);
+    }
+    match field.as_str() {
+        "5.1.1" if zero_detail(&quoted) || quoted.starts_with("5.5.") => Some(field),
+        "5.1.1" => Some(quoted),
+        "5.1.3" if quoted.starts_with("5.7.") => Some(quoted),
+        _ => Some(field),
     }
 }
 

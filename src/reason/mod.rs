@@ -167,9 +167,10 @@ pub fn find(fact: &Fact<'_>) -> &'static str {
     let command = fact
         .command
         .or_else(|| fact.diagnostic.and_then(probe::command));
+    let words = phrases::Words::new(&text);
     let f = probe::Fact {
         status,
-        text: &text,
+        words: &words,
         command,
         stated: fact.stated.and_then(known),
         reply_code: fact.reply_code,
@@ -244,7 +245,7 @@ fn by_status_then_words(
     if !named.is_none_or(|r| REFINABLE.contains(&r)) && kind == DiagnosticType::Smtp {
         return named;
     }
-    if let Some(r) = WORDS_ORDER.iter().find(|r| phrases::included_in(r, f.text)) {
+    if let Some(r) = WORDS_ORDER.iter().find(|r| f.words.say(r)) {
         return Some(r);
     }
     if named.is_some() {

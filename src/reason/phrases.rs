@@ -2,7 +2,9 @@
 //! the provider wordings this project adds. [`included_in`] answers "do these words say
 //! that reason?"; the order in which reasons are asked is the decision's ([`super::find`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use aho_corasick::AhoCorasick;
 use std::sync::OnceLock;
 
 /// The table, compiled in: the binary never reads the source tree.
@@ -11,45 +13,103 @@ const PHRASES: &str = include_str!("phrases.tsv");
 /// One phrase: its parts, which must appear in this order (one part for a plain phrase).
 type Phrase = Vec<&'static str>;
 
-fn table() -> &'static HashMap<&'static str, Vec<Phrase>> {
-    static PARSED: OnceLock<HashMap<&'static str, Vec<Phrase>>> = OnceLock::new();
-    PARSED.get_or_init(|| parse(PHRASES))
+/// The table, and one automaton over every part of every phrase.
+struct Table {
+    /// `(reason, phrase)` in table order; a reason `!x` keeps a text from meaning `x`.
+    phrases: Vec<(&'static str, Phrase)>,
+    /// Every distinct part, the automaton's pattern ids.
+    parts: Vec<&'static str>,
+    /// For each phrase, the ids of its parts.
+    part_ids: Vec<Vec<usize>>,
+    automaton: AhoCorasick,
+}
+
+fn table() -> &'static Table {
+    static PARSED: OnceLock<Table> = OnceLock::new();
+    PARSED.get_or_init(|| build(parse(PHRASES)))
 }
 
 /// Reads the table; a malformed line is skipped (a unit test checks there is none).
-fn parse(text: &'static str) -> HashMap<&'static str, Vec<Phrase>> {
-    let mut table: HashMap<&'static str, Vec<Phrase>> = HashMap::new();
-    for line in text.lines() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut cols = line.split('\t');
-        let (Some(reason), Some(phrase)) = (cols.next(), cols.next()) else {
-            continue;
-        };
-        if phrase.is_empty() {
-            continue;
-        }
-        table
-            .entry(reason)
-            .or_default()
-            .push(phrase.split('*').collect());
-    }
-    table
+fn parse(text: &'static str) -> Vec<(&'static str, Phrase)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|line| {
+            let mut cols = line.split('\t');
+            let (reason, phrase) = (cols.next()?, cols.next()?);
+            (!phrase.is_empty()).then(|| (reason, phrase.split('*').collect()))
+        })
+        .collect()
 }
 
-/// Does the lower-case `text` hold one of the phrases of `reason`, and none of the words that
-/// keep it from meaning that reason (the table's `!reason` lines)?
-pub fn included_in(reason: &str, text: &str) -> bool {
-    if text.is_empty() {
-        return false;
+fn build(phrases: Vec<(&'static str, Phrase)>) -> Table {
+    let mut parts: Vec<&'static str> = Vec::new();
+    let mut ids: HashMap<&'static str, usize> = HashMap::new();
+    let part_ids = phrases
+        .iter()
+        .map(|(_, phrase)| {
+            phrase
+                .iter()
+                .map(|part| {
+                    *ids.entry(part).or_insert_with(|| {
+                        parts.push(part);
+                        parts.len() - 1
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    // The parts are fixed literals from the source tree; a unit test builds this table, so
+    // a failure here cannot reach a user.
+    let automaton = AhoCorasick::new(&parts).expect("phrase table builds");
+    Table {
+        phrases,
+        parts,
+        part_ids,
+        automaton,
     }
-    let holds = |key: &str| {
-        table()
-            .get(key)
-            .is_some_and(|phrases| phrases.iter().any(|p| aligned(text, p)))
-    };
-    holds(reason) && !holds(&format!("!{reason}"))
+}
+
+/// The reasons one text's words name, found in one pass over it.
+#[derive(Debug, Default, Clone)]
+pub struct Words {
+    said: HashSet<&'static str>,
+}
+
+impl Words {
+    /// Reads the lower-case `text` once against every phrase.
+    pub fn new(text: &str) -> Words {
+        let table = table();
+        let mut found = vec![false; table.parts.len()];
+        for m in table.automaton.find_overlapping_iter(text) {
+            found[m.pattern().as_usize()] = true;
+        }
+        let mut said = HashSet::new();
+        for ((reason, phrase), ids) in table.phrases.iter().zip(&table.part_ids) {
+            if said.contains(reason) || !ids.iter().all(|i| found[*i]) {
+                continue;
+            }
+            // Several parts: present is not enough, they must come in order.
+            if phrase.len() == 1 || aligned(text, phrase) {
+                said.insert(*reason);
+            }
+        }
+        Words { said }
+    }
+
+    /// Do the words hold one of the phrases of `reason`, and none of the words that keep them
+    /// from meaning it (the table's `!reason` lines)?
+    pub fn say(&self, reason: &str) -> bool {
+        self.said.contains(reason)
+            && !self
+                .said
+                .iter()
+                .any(|r| r.strip_prefix('!') == Some(reason))
+    }
+}
+
+/// Does the lower-case `text` hold one of the phrases of `reason` (see [`Words::say`])?
+pub fn included_in(reason: &str, text: &str) -> bool {
+    Words::new(text).say(reason)
 }
 
 /// Do the parts appear in `text` in this order, none overlapping the one before?
@@ -75,21 +135,16 @@ mod tests {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .count();
         let table = parse(PHRASES);
-        assert_eq!(
-            table.values().map(Vec::len).sum::<usize>(),
-            lines,
-            "a malformed line in phrases.tsv"
-        );
-        for (reason, phrases) in &table {
+        assert_eq!(table.len(), lines, "a malformed line in phrases.tsv");
+        build(table.clone());
+        for (reason, p) in &table {
             let name = reason.strip_prefix('!').unwrap_or(reason);
             assert!(
                 super::super::REASONS.contains(&name) || name == "vacation",
                 "unknown reason {reason}"
             );
-            for p in phrases {
-                let joined = p.join("*");
-                assert_eq!(joined, joined.to_lowercase(), "not lower case: {joined}");
-            }
+            let joined = p.join("*");
+            assert_eq!(joined, joined.to_lowercase(), "not lower case: {joined}");
         }
     }
 

@@ -3,15 +3,15 @@
 //! which [`super::find`] asks in its fixed order. The words are `phrases.tsv`'s; what lives
 //! here is only how each reason weighs status, command and reply code against them.
 
-use super::{phrases::included_in, status};
+use super::{phrases::Words, status};
 
 /// What a reason's test reads.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Fact<'a> {
     /// The enhanced status code, or empty.
     pub status: &'a str,
-    /// The diagnostic text, lower case.
-    pub text: &'a str,
+    /// The reasons the diagnostic text's words name.
+    pub words: &'a Words,
     /// The SMTP command the reply answered (`RCPT`), if known.
     pub command: Option<&'a str>,
     /// A reason the report stated itself.
@@ -34,7 +34,7 @@ pub fn probes_into(reason: &str, f: &Fact<'_>) -> bool {
         return true;
     }
     let named = status::name(f.status);
-    let words = |r: &str| included_in(r, f.text);
+    let words = |r: &str| f.words.say(r);
     let before_data = f.command.is_some_and(|c| BEFORE_DATA.contains(&c));
     match reason {
         "mailboxfull" | "emailtoolarge" | "authfailure" | "requireptr" | "ratelimited"
@@ -171,11 +171,13 @@ mod tests {
 
     #[test]
     fn the_command_decides_unknown_user_or_filter() {
+        let words = Words::new("550 user unknown");
         let f = |command| Fact {
-            text: "550 user unknown",
+            words: &words,
             command,
             status: "5.0.0",
-            ..Fact::default()
+            stated: None,
+            reply_code: Some(550),
         };
         assert!(probes_into("userunknown", &f(Some("RCPT"))));
         assert!(!probes_into("filtered", &f(Some("RCPT"))));
