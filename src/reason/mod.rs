@@ -313,4 +313,114 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_whole_fact_decides_in_sisimais_order() {
+        let base = Fact {
+            status: Some("5.0.0"),
+            diagnostic: Some("smtp; 550 User unknown"),
+            reply_code: Some(550),
+            ..Fact::default()
+        };
+        let table: &[(&str, Fact<'_>, &str)] = &[
+            // The command: refused at RCPT it is the address, after DATA a filter.
+            (
+                "rcpt",
+                Fact {
+                    command: Some("RCPT"),
+                    ..base
+                },
+                "userunknown",
+            ),
+            (
+                "data",
+                Fact {
+                    command: Some("DATA"),
+                    ..base
+                },
+                "filtered",
+            ),
+            // A reason the report states outranks the words, unless a closer look may refine it.
+            (
+                "stated",
+                Fact {
+                    stated: Some("mailboxfull"),
+                    ..base
+                },
+                "mailboxfull",
+            ),
+            (
+                "refinable",
+                Fact {
+                    stated: Some("onhold"),
+                    command: Some("RCPT"),
+                    ..base
+                },
+                "userunknown",
+            ),
+            // The receiving provider's table: KDDI's "550 : User unknown" is its filter.
+            (
+                "provider",
+                Fact {
+                    recipient: Some("a@ezweb.ne.jp"),
+                    diagnostic: Some("smtp; 550 : User unknown"),
+                    command: Some("RCPT"),
+                    ..base
+                },
+                "filtered",
+            ),
+            // Nothing placed: a delay ran out, words are on hold, silence is undefined.
+            (
+                "delayed",
+                Fact {
+                    status: None,
+                    diagnostic: Some("still trying"),
+                    delayed: true,
+                    ..base
+                },
+                "expired",
+            ),
+            (
+                "onhold",
+                Fact {
+                    status: None,
+                    diagnostic: Some("still trying"),
+                    ..base
+                },
+                "onhold",
+            ),
+            (
+                "silence",
+                Fact {
+                    status: None,
+                    diagnostic: None,
+                    reply_code: None,
+                    ..base
+                },
+                "undefined",
+            ),
+            // A vague status yields to the words; a definite one over an SMTP reply does not.
+            (
+                "vague",
+                Fact {
+                    status: Some("5.7.0"),
+                    diagnostic: Some("smtp; 550 5.7.0 mailbox full"),
+                    ..base
+                },
+                "mailboxfull",
+            ),
+            (
+                "definite",
+                Fact {
+                    status: Some("5.3.4"),
+                    diagnostic: Some("smtp; 552 5.3.4 sorry"),
+                    ..base
+                },
+                "emailtoolarge",
+            ),
+        ];
+        for (name, fact, want) in table {
+            assert_eq!(find(fact), *want, "{name}");
+        }
+    }
 }
