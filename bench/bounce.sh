@@ -10,10 +10,12 @@
 # (reason_v5.5plus) %, and the median wall time of 5 whole-process runs with files/s.
 # With -v it also lists every disagreement.
 #
-# Sisimai itself cannot be run here: no Perl, Ruby or Go package of it is reachable from this
-# machine (only crates.io and Debian's apt are), so the speed comparison is against the
-# issue's stated figure for Sisimai's Go version on this machine (~1,300 files/s, one thread;
-# goal: at least 10x that), not a measurement of both in the same run.
+# Speed: `probe bounce` and Sisimai itself (Debian's libsisimai-perl, the Perl version, through
+# bench/sisimai.pl) read the same directory in the same run, alternately, 5 times each; the
+# medians of wall time and of CPU time (user + system) are compared. The issue's figure for
+# Sisimai's Go version here (~0.5 s, ~1,300 files/s) is printed beside it; Go's Sisimai cannot
+# be installed here (no Go toolchain). Without libsisimai-perl the peer is skipped with a note
+# (`apt-get install libsisimai-perl`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=../shared/corpora/bounces
@@ -27,16 +29,33 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$probe" bounce --json "$corpus/maildir" >"$out" 2>/dev/null
 files=$(find "$corpus/maildir" -type f | wc -l)
-times=()
-for _ in 1 2 3 4 5; do
-    start=$(date +%s.%N)
-    "$probe" bounce --json "$corpus/maildir" >/dev/null 2>&1
-    end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc)")
-done
-python3 - "$out" "$corpus/expected.tsv" "$files" "${1:-}" "${times[@]}" <<'PY'
+peer=""
+if perl -MSisimai -e 1 2>/dev/null; then
+    peer="perl bench/sisimai.pl $corpus/maildir"
+else
+    echo "bench/bounce.sh: Sisimai (libsisimai-perl) is not installed; the peer is skipped"
+fi
+# One line per run and tool: name, wall seconds, CPU seconds (the children's user + system).
+timings=$(python3 - "$probe" "$corpus/maildir" "$peer" <<'PY'
+import os, resource, subprocess, sys, time
+probe, maildir, peer = sys.argv[1:]
+tools = [("probe", [probe, "bounce", "--json", maildir])]
+if peer:
+    tools.append(("sisimai", peer.split()))
+for _ in range(5):
+    for name, cmd in tools:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        print(name, f"{wall:.4f}", f"{cpu:.4f}")
+PY
+)
+python3 - "$out" "$corpus/expected.tsv" "$files" "${1:-}" "$timings" <<'PY'
 import csv, json, os, statistics, sys
-out, expected_path, files, verbose, *times = sys.argv[1:]
+out, expected_path, files, verbose, timings = sys.argv[1:]
 got = {}
 for row in json.load(open(out)):
     name = os.path.basename(row["file"])
@@ -55,11 +74,25 @@ with open(expected_path, newline="") as f:
         same_reason += reason == e["reason_v5.5plus"]
         if reason != e["reason_v5.5plus"]:
             bad.append(f'{e["file"]}\t{e["index"]}\t{e["status"]}/{status or "-"}\t{e["reason_v5.5plus"]}/{reason or "-"}')
-median = statistics.median(float(t) for t in times)
 print(f"rows {rows}")
 print(f"same status {100 * same_status / rows:.1f}% ({same_status}/{rows})")
 print(f"same reason (reason_v5.5plus) {100 * same_reason / rows:.1f}% ({same_reason}/{rows})")
-print(f"median wall time of 5 runs {median:.3f} s, {int(files) / median:.0f} files/s ({files} files)")
+runs = {}
+for line in timings.splitlines():
+    name, wall, cpu = line.split()
+    runs.setdefault(name, []).append((float(wall), float(cpu)))
+medians = {}
+for name, rs in runs.items():
+    wall = statistics.median(w for w, _ in rs)
+    cpu = statistics.median(c for _, c in rs)
+    medians[name] = (wall, cpu)
+    print(f"{name}: median of {len(rs)} runs: wall {wall:.3f} s ({int(files) / wall:,.0f} files/s), "
+          f"cpu {cpu:.3f} s ({int(files) / cpu:,.0f} files/s) ({files} files)")
+if "sisimai" in medians:
+    (pw, pc), (sw, sc) = medians["probe"], medians["sisimai"]
+    print(f"probe vs Sisimai (Perl, same run): {sw / pw:.1f}x by wall time, {sc / pc:.1f}x by CPU time")
+pw, pc = medians["probe"]
+print(f"probe vs the issue's Sisimai (Go, ~1,300 files/s): {int(files) / pw / 1300:.1f}x by wall time, {int(files) / pc / 1300:.1f}x by CPU time")
 if verbose == "-v":
     print("file\tindex\tstatus sisimai/probe\treason sisimai/probe")
     print("\n".join(bad))

@@ -2,7 +2,7 @@
 //! the provider wordings this project adds. [`included_in`] answers "do these words say
 //! that reason?"; the order in which reasons are asked is the decision's ([`super::find`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use aho_corasick::AhoCorasick;
 use std::sync::OnceLock;
@@ -15,12 +15,14 @@ type Phrase = Vec<&'static str>;
 
 /// The table, and one automaton over every part of every phrase.
 struct Table {
-    /// `(reason, phrase)` in table order; a reason `!x` keeps a text from meaning `x`.
-    phrases: Vec<(&'static str, Phrase)>,
-    /// Every distinct part, the automaton's pattern ids.
-    parts: Vec<&'static str>,
+    /// Each phrase's key (an index into `keys`) and parts, in table order.
+    phrases: Vec<(usize, Phrase)>,
+    /// The reasons (and `!reason` exclusions) the table names; at most 64, one bit each.
+    keys: Vec<&'static str>,
     /// For each phrase, the ids of its parts.
     part_ids: Vec<Vec<usize>>,
+    /// For each part, the phrases it is a part of.
+    phrases_of_part: Vec<Vec<usize>>,
     automaton: AhoCorasick,
 }
 
@@ -41,12 +43,18 @@ fn parse(text: &'static str) -> Vec<(&'static str, Phrase)> {
         .collect()
 }
 
-fn build(phrases: Vec<(&'static str, Phrase)>) -> Table {
+fn build(rows: Vec<(&'static str, Phrase)>) -> Table {
+    let mut keys: Vec<&'static str> = Vec::new();
     let mut parts: Vec<&'static str> = Vec::new();
     let mut ids: HashMap<&'static str, usize> = HashMap::new();
-    let part_ids = phrases
-        .iter()
-        .map(|(_, phrase)| {
+    let mut phrases = Vec::with_capacity(rows.len());
+    let mut part_ids = Vec::with_capacity(rows.len());
+    for (reason, phrase) in rows {
+        let key = keys.iter().position(|k| *k == reason).unwrap_or_else(|| {
+            keys.push(reason);
+            keys.len() - 1
+        });
+        part_ids.push(
             phrase
                 .iter()
                 .map(|part| {
@@ -55,55 +63,80 @@ fn build(phrases: Vec<(&'static str, Phrase)>) -> Table {
                         parts.len() - 1
                     })
                 })
-                .collect()
-        })
-        .collect();
-    // The parts are fixed literals from the source tree; a unit test builds this table, so
-    // a failure here cannot reach a user.
+                .collect::<Vec<_>>(),
+        );
+        phrases.push((key, phrase));
+    }
+    let mut phrases_of_part = vec![Vec::new(); parts.len()];
+    for (phrase, ids) in part_ids.iter().enumerate() {
+        for id in ids {
+            phrases_of_part[*id].push(phrase);
+        }
+    }
+    // The parts are fixed literals from the source tree and the keys few; a unit test builds
+    // this table, so a failure here cannot reach a user.
+    assert!(keys.len() <= 64, "phrases.tsv names more than 64 reasons");
     let automaton = AhoCorasick::new(&parts).expect("phrase table builds");
     Table {
         phrases,
-        parts,
+        keys,
         part_ids,
+        phrases_of_part,
         automaton,
     }
 }
 
 /// The reasons one text's words name, found in one pass over it.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Words {
-    said: HashSet<&'static str>,
+    /// One bit per key of the table.
+    said: u64,
 }
 
 impl Words {
     /// Reads the lower-case `text` once against every phrase.
     pub fn new(text: &str) -> Words {
         let table = table();
-        let mut found = vec![false; table.parts.len()];
+        // Parts found, as a bit set, and in the order found.
+        let mut found = vec![0u64; table.phrases_of_part.len().div_ceil(64)];
+        let mut order = Vec::new();
         for m in table.automaton.find_overlapping_iter(text) {
-            found[m.pattern().as_usize()] = true;
-        }
-        let mut said = HashSet::new();
-        for ((reason, phrase), ids) in table.phrases.iter().zip(&table.part_ids) {
-            if said.contains(reason) || !ids.iter().all(|i| found[*i]) {
-                continue;
+            let id = m.pattern().as_usize();
+            if found[id / 64] & (1 << (id % 64)) == 0 {
+                found[id / 64] |= 1 << (id % 64);
+                order.push(id);
             }
-            // Several parts: present is not enough, they must come in order.
-            if phrase.len() == 1 || aligned(text, phrase) {
-                said.insert(*reason);
+        }
+        let has = |id: &usize| found[id / 64] & (1 << (id % 64)) != 0;
+        let mut said = 0u64;
+        for id in order {
+            for &phrase in &table.phrases_of_part[id] {
+                let (key, parts) = &table.phrases[phrase];
+                if said & (1 << key) != 0 || !table.part_ids[phrase].iter().all(has) {
+                    continue;
+                }
+                // Several parts: present is not enough, they must come in order.
+                if parts.len() == 1 || aligned(text, parts) {
+                    said |= 1 << key;
+                }
             }
         }
         Words { said }
     }
 
+    fn says_key(&self, key: &str) -> bool {
+        table()
+            .keys
+            .iter()
+            .position(|k| *k == key)
+            .is_some_and(|i| self.said & (1 << i) != 0)
+    }
+
     /// Do the words hold one of the phrases of `reason`, and none of the words that keep them
     /// from meaning it (the table's `!reason` lines)?
     pub fn say(&self, reason: &str) -> bool {
-        self.said.contains(reason)
-            && !self
-                .said
-                .iter()
-                .any(|r| r.strip_prefix('!') == Some(reason))
+        self.says_key(reason)
+            && (self.said.count_ones() == 1 || !self.says_key(&format!("!{reason}")))
     }
 }
 
