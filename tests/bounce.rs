@@ -238,6 +238,59 @@ fn every_format_gives_recipient_status_and_reason() {
             "",
             "feedback",
         ),
+        // Amazon SES notifications by email: JSON, bare or in SNS's envelope.
+        (
+            "ses-bounce-notification.eml",
+            "nobody@example.net",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        (
+            "ses-complaint-in-sns-envelope.eml",
+            "grumpy@example.org",
+            "feedback",
+            "",
+            "feedback",
+        ),
+        // Reasons the report states in its own words, before the address (au, Notes).
+        (
+            "au-account-disabled.eml",
+            "sleeping-phone@ezweb.ne.jp",
+            "failed",
+            "5.0.921",
+            "suspend",
+        ),
+        (
+            "notes-failure-reasons.eml",
+            "departed@notes.example.com",
+            "failed",
+            "5.0.911",
+            "userunknown",
+        ),
+        // Exim gave up retrying: a temporary failure that ran out (class 4).
+        (
+            "exim-retry-timeout.eml",
+            "slowpoke@example.com",
+            "failed",
+            "4.0.947",
+            "expired",
+        ),
+        // A Sendmail transcript of two sessions: each recipient has its own reply.
+        (
+            "sendmail-two-sessions.eml",
+            "first@example.org",
+            "failed",
+            "5.7.1",
+            "blocked",
+        ),
+        (
+            "sendmail-two-sessions.eml",
+            "second@example.net",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
     ];
     let mut probe = Probe::new().args(["bounce", "--json"]);
     let mut files: Vec<&str> = table.iter().map(|row| row.0).collect();
@@ -284,4 +337,26 @@ fn relay_mode_understands_a_plain_text_bounce() {
     assert_eq!(r.recipient.as_deref(), Some("ghost@example.org"));
     assert_eq!(r.reply_code(), Some(550));
     assert!(dsn::parse(&read("autoreply.eml")).is_none());
+}
+
+/// The SMTP command a refused reply answered, as each report shape says it: (fixture,
+/// command per recipient in order).
+#[test]
+fn the_refused_command_is_read_from_the_report() {
+    use seedprobe::downstream::dsn;
+    let table: &[(&str, &[Option<&str>])] = &[
+        ("exim-userunknown.eml", &[Some("RCPT")]),
+        ("postfix-blocked.eml", &[Some("RCPT")]),
+        ("sendmail-two-sessions.eml", &[Some("MAIL"), Some("RCPT")]),
+        ("ses-bounce-notification.eml", &[None]),
+    ];
+    for (file, want) in table {
+        let report = dsn::parse(&read(file)).unwrap_or_else(|| panic!("{file}: no bounce"));
+        let got: Vec<Option<&str>> = report
+            .recipients
+            .iter()
+            .map(|r| r.command.as_deref())
+            .collect();
+        assert_eq!(got, *want, "{file}");
+    }
 }

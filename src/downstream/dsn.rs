@@ -213,6 +213,26 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
             .and_then(stated::command_in)
             .map(str::to_owned);
     }
+    // Postfix names the command in its text only (`(in reply to RCPT TO command)`), for the
+    // same address; the cheap look first spares reading the text of every other DSN.
+    if recipients.iter().any(|r| r.command.is_none())
+        && explanation
+            .as_deref()
+            .is_some_and(|t| t.contains("in reply to ") || t.contains(">>> "))
+        && let Some(text) = plain::parse(&message)
+    {
+        for r in recipients.iter_mut().filter(|r| r.command.is_none()) {
+            r.command = text
+                .recipients
+                .iter()
+                .find(|t| {
+                    t.recipient.is_some()
+                        && t.recipient.as_deref().map(str::to_ascii_lowercase)
+                            == r.recipient.as_deref().map(str::to_ascii_lowercase)
+                })
+                .and_then(|t| t.command.clone());
+        }
+    }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
         probe_id,

@@ -159,7 +159,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             pending.push(line.trim().to_owned());
         } else if let Some((_, why)) = found.last_mut() {
             why.push(line.trim().to_owned());
-        } else if i > 0 {
+        } else {
             preamble.push(line.trim().to_owned());
         }
     }
