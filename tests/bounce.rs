@@ -276,6 +276,29 @@ fn every_format_gives_recipient_status_and_reason() {
             "4.0.947",
             "expired",
         ),
+        // OpenSMTPD's "only a temporary failure report": Sisimai counts it failed, by its text.
+        (
+            "opensmtpd-temporary-report.eml",
+            "patient@example.org",
+            "failed",
+            "5.0.944",
+            "networkerror",
+        ),
+        // Recipient blocks with no blank line between them (AOL, Sun Messaging Server).
+        (
+            "dsn-blocks-without-blank-lines.eml",
+            "full@example.jp",
+            "failed",
+            "5.2.2",
+            "mailboxfull",
+        ),
+        (
+            "dsn-blocks-without-blank-lines.eml",
+            "gone@example.jp",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
         // A Sendmail transcript of two sessions: each recipient has its own reply.
         (
             "sendmail-two-sessions.eml",

@@ -206,6 +206,15 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
             }
         }
     }
+    if explanation.as_deref().is_some_and(plain::given_up) {
+        for r in recipients
+            .iter_mut()
+            .filter(|r| r.action == DownstreamAction::Delayed)
+        {
+            r.action = DownstreamAction::Failed;
+            r.status = None;
+        }
+    }
     for r in &mut recipients {
         r.command = r
             .diagnostic
@@ -434,7 +443,17 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
                 v.push_str(line.trim());
             }
         } else if let Some((name, value)) = line.split_once(':') {
-            current.push((name.trim().to_owned(), value.trim().to_owned()));
+            let name = name.trim();
+            // Some MTAs (AOL, Sun's Messaging Server) leave out the blank line between
+            // recipient blocks: a second Final-Recipient starts the next one.
+            if name.eq_ignore_ascii_case("Final-Recipient")
+                && current
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("Final-Recipient"))
+            {
+                groups.push(std::mem::take(&mut current));
+            }
+            current.push((name.to_owned(), value.trim().to_owned()));
         }
     }
     if !current.is_empty() {

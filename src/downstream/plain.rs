@@ -28,6 +28,7 @@ struct Markers {
     delayed: Vec<String>,
     autoreply: Vec<String>,
     recipient: Vec<String>,
+    given_up: Vec<String>,
 }
 
 fn markers() -> &'static Markers {
@@ -52,6 +53,7 @@ fn parse_markers(text: &str) -> Markers {
             "delayed" => &mut m.delayed,
             "autoreply" => &mut m.autoreply,
             "recipient" => &mut m.recipient,
+            "given-up" => &mut m.given_up,
             _ => continue,
         };
         list.push(marker.to_ascii_lowercase());
@@ -119,7 +121,8 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     let region = &lines[start..end];
     let delayed = lower[..end]
         .iter()
-        .any(|l| markers.delayed.iter().any(|m| l.contains(m.as_str())));
+        .any(|l| markers.delayed.iter().any(|m| l.contains(m.as_str())))
+        && !given_up(&text);
 
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     // The report's words before its first recipient: some reports (Notes, au, MailMarshal)
@@ -256,6 +259,17 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// The report calls itself temporary in words that Sisimai counts as a failure (OpenSMTPD's
+/// `only a temporary failure report`): its recipients failed, and its own status codes
+/// (`Status: 4.4.7`) give way to what the text says.
+pub fn given_up(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    markers()
+        .given_up
+        .iter()
+        .any(|m| lower.contains(m.as_str()))
 }
 
 /// A line of an SMTP session transcript (Sendmail's `While talking to`, `>>>`, `<<<`), or
@@ -433,8 +447,12 @@ mod tests {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .count();
         let m = parse_markers(MARKERS);
-        let parsed =
-            m.start.len() + m.end.len() + m.end_line.len() + m.delayed.len() + m.recipient.len();
+        let parsed = m.start.len()
+            + m.end.len()
+            + m.end_line.len()
+            + m.delayed.len()
+            + m.recipient.len()
+            + m.given_up.len();
         assert_eq!(
             parsed + m.autoreply.len(),
             lines,

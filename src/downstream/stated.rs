@@ -107,15 +107,18 @@ impl Stated {
     }
 }
 
-/// The report looks like `mta`'s: two of its signature rows hold.
-fn looks_like(message: &Message<'_>, mta: &str) -> bool {
-    stated()
+/// The report looks like `mta`'s: two of its signature rows hold, or it has none.
+fn looks_like(message: &Message<'_>, lower: &str, mta: &str) -> bool {
+    let mut marks = stated()
         .iter()
         .filter(|row| row.mta == mta && row.reason == SIGNATURE)
-        .filter(|row| row.holds(message, ""))
-        .take(2)
-        .count()
-        == 2
+        .peekable();
+    marks.peek().is_none()
+        || marks
+            .filter(|row| row.holds(message, lower))
+            .take(2)
+            .count()
+            == 2
 }
 
 /// The SMTP command `text` says the reply answered: of the phrases found, the last in the
@@ -130,14 +133,18 @@ pub fn command_in(text: &str) -> Option<&'static str> {
 }
 
 /// A reason the report states: the first row of `stated.tsv` whose phrase `text` contains or
-/// whose header the report has; with whether the report's failure is then temporary (the
-/// row's class 4, for a report that looks like the row's mta's).
+/// whose header the report has, of an mta the report looks like (when the table knows its
+/// marks); with whether the report's failure is then temporary (the row's class 4).
 pub fn reason_in(message: &Message<'_>, text: &str) -> Option<(&'static str, bool)> {
     let lower = text.to_lowercase();
     stated()
         .iter()
-        .find(|row| row.reason != SIGNATURE && row.holds(message, &lower))
-        .map(|row| (row.reason, row.temporary && looks_like(message, row.mta)))
+        .find(|row| {
+            row.reason != SIGNATURE
+                && row.holds(message, &lower)
+                && looks_like(message, &lower, row.mta)
+        })
+        .map(|row| (row.reason, row.temporary))
 }
 
 #[cfg(test)]
