@@ -62,6 +62,12 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
     let mut probe_id = None;
     for part in &message.parts {
         let Some(ct) = part.content_type() else {
+            // A part without Content-Type is text/plain (RFC 2045 §5.2): Sendmail's notice.
+            if explanation.is_none()
+                && let mail_parser::PartType::Text(text) = &part.body
+            {
+                explanation = Some(text.to_string());
+            }
             continue;
         };
         let subtype = ct.subtype().unwrap_or("").to_ascii_lowercase();
@@ -206,6 +212,21 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
             }
         }
     }
+    // Sendmail's Diagnostic-Code can say nothing (`X-Unix; 255`, `smtp;`) while its text's
+    // transcript has the reply (`554 5.3.0 unknown mailer error 255`, `<<< 421`).
+    if let [r] = recipients.as_mut_slice()
+        && r.diagnostic
+            .as_deref()
+            .is_none_or(|d| enhanced_status(d).is_none() && super::reply_code_in(d).is_none())
+        && let Some(reply) = explanation.as_deref().and_then(transcript_reply)
+    {
+        r.diagnostic = Some(match r.diagnostic.take() {
+            Some(d) if !d.trim().trim_end_matches(';').eq_ignore_ascii_case("smtp") => {
+                format!("{d} {reply}")
+            }
+            _ => reply,
+        });
+    }
     if explanation.as_deref().is_some_and(plain::given_up) {
         for r in recipients
             .iter_mut()
@@ -249,6 +270,28 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// The remote reply of a Sendmail transcript (`----- Transcript of session follows -----`):
+/// its last `<<<` reply with a failure code, else its last line starting with one.
+fn transcript_reply(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find("transcript of session follows")?;
+    let lines: Vec<&str> = text[at..].lines().skip(1).map(str::trim).collect();
+    let failure = |l: &str| {
+        matches!(l.as_bytes().first(), Some(b'4' | b'5'))
+            && l.get(..3)
+                .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
+    };
+    lines
+        .iter()
+        .rev()
+        .find(|l| {
+            l.strip_prefix("<<<")
+                .is_some_and(|r| failure(r.trim_start()))
+        })
+        .or_else(|| lines.iter().rev().find(|l| failure(l)))
+        .map(|l| (*l).to_owned())
 }
 
 /// A report about a report: the bounce is a returned message of its own (`message/rfc822`)

@@ -149,6 +149,11 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         } else if let Some((address, rest)) = leading_address(line)
             // Exim folds a long reply so that a line can start with the same recipient.
             && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
+            // Postfix's `<a@b> (expanded from\n    <alias@b>): ...` names the alias next.
+            && !found
+                .last()
+                .and_then(|(_, why)| why.last())
+                .is_some_and(|w| w.to_ascii_lowercase().ends_with("(expanded from"))
             // `<<< 550 <a@b>... User unknown` is the remote reply, not the recipient line.
             && !is_transcript(low)
         {
@@ -175,9 +180,16 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         // (`... could not be delivered to: <a@b>`), or only a header does.
         // The header (Exim, Google) is more certain than an address in prose, which can be
         // the sender's (`Hello a@b,`).
+        // A session transcript (Postfix's `In:  RCPT TO:<a@b>`, `Out: 451 4.3.0 ...`) names
+        // the recipient in its RCPT and the failure in its last refusal.
+        let rcpt = region.iter().find_map(|l| {
+            let at = l.to_ascii_lowercase().find("rcpt to:")?;
+            first_address(&l[at + 8..])
+        });
         let named = message
             .header_raw("X-Failed-Recipients")
             .and_then(|v| v.split(',').find_map(first_address))
+            .or(rcpt)
             .or_else(|| region.iter().find_map(|l| first_address(l)))
             // Only the returned message says to whom it was (`To:`).
             .or_else(|| {
@@ -188,7 +200,11 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
                         .then(|| first_address(value))?
                 })
             })?;
-        found.push((named, region.iter().map(|l| l.trim().to_owned()).collect()));
+        let why = match last_refusal(region) {
+            Some(refusal) => vec![refusal],
+            None => region.iter().map(|l| l.trim().to_owned()).collect(),
+        };
+        found.push((named, why));
     }
 
     // One recipient once, in the order of first mention (Mail.Ru repeats the report in two
@@ -258,6 +274,36 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         reporting_mta: None,
         recipients,
         feedback: Vec::new(),
+    })
+}
+
+/// The last refusal of a session transcript (`Out: 451 4.3.0 Error: ...`, `<<< 550 ...`),
+/// after the command it answered (`In:  DATA`), as `>>> DATA <<< 451 4.3.0 Error: ...`.
+fn last_refusal(region: &[&str]) -> Option<String> {
+    let reply = |l: &str| {
+        let t = l.trim_start();
+        let t = t
+            .strip_prefix("Out:")
+            .or_else(|| t.strip_prefix("<<<"))?
+            .trim_start();
+        matches!(t.as_bytes().first(), Some(b'4' | b'5'))
+            .then(|| reply_code_in(t.get(..4).unwrap_or(t)))
+            .flatten()
+            .map(|_| t.to_owned())
+    };
+    let at = region.iter().rposition(|l| reply(l).is_some())?;
+    let refusal = reply(region[at])?;
+    let command = region[..at].iter().rev().find_map(|l| {
+        let t = l.trim_start();
+        let c = t
+            .strip_prefix("In:")
+            .or_else(|| t.strip_prefix(">>>"))?
+            .trim();
+        Some(c.split_whitespace().next()?.to_ascii_uppercase())
+    });
+    Some(match command {
+        Some(c) => format!(">>> {c} <<< {refusal}"),
+        None => refusal,
     })
 }
 
