@@ -372,6 +372,7 @@ fn the_refused_command_is_read_from_the_report() {
         ("postfix-blocked.eml", &[Some("RCPT")]),
         ("sendmail-two-sessions.eml", &[Some("MAIL"), Some("RCPT")]),
         ("ses-bounce-notification.eml", &[None]),
+        ("exim-sender-refused.eml", &[Some("MAIL")]),
     ];
     for (file, want) in table {
         let report = dsn::parse(&read(file)).unwrap_or_else(|| panic!("{file}: no bounce"));
@@ -382,4 +383,20 @@ fn the_refused_command_is_read_from_the_report() {
             .collect();
         assert_eq!(got, *want, "{file}");
     }
+}
+
+/// Exim refused at MAIL FROM leaves the reason undecided; Sisimai's status for that is
+/// X.0.901, of the reply's class.
+#[test]
+fn exim_refused_at_mail_from_gives_the_undecided_status() {
+    use seedprobe::downstream::dsn;
+    let report = dsn::parse(&read("exim-sender-refused.eml")).expect("a bounce");
+    let r = &report.recipients[0];
+    assert_eq!(r.status.as_deref(), Some("5.0.901"));
+    assert_eq!(r.reason, None);
+    let temporary = String::from_utf8(read("exim-sender-refused.eml"))
+        .unwrap()
+        .replace("550 Sender verify failed", "451 Sender verify deferred");
+    let report = dsn::parse(temporary.as_bytes()).expect("a bounce");
+    assert_eq!(report.recipients[0].status.as_deref(), Some("4.0.901"));
 }

@@ -16,6 +16,9 @@ use super::{Downstream, DownstreamAction, DownstreamSource, reply_code_in, state
 /// The marker table, compiled in.
 const MARKERS: &str = include_str!("markers.tsv");
 
+/// The reason a stated row gives when the report leaves it undecided.
+const ONHOLD: &str = "onhold";
+
 /// The most of a recipient's explanation kept: enough for any reply, bounded for the output.
 const MAX_DIAGNOSTIC: usize = 2000;
 
@@ -249,7 +252,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         let text = text.as_str();
         r.command = stated::command_in(text).map(str::to_owned);
         let said = format!("{} {text}", preamble.as_deref().unwrap_or(""));
-        let stated = stated::reason_in(message, &said);
+        let stated = stated::reason_in(message, &said, r.command.as_deref());
         // Without an enhanced code the status stays unknown: the reply code's class alone
         // would claim a precision (`5.0.0`) the report does not give.
         r.status = enhanced_status(text);
@@ -261,11 +264,21 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             r.action = DownstreamAction::Delayed;
         }
         r.remote_mta = remote_host(text);
-        if let Some((reason, temporary)) = stated {
-            r.reason = Some(reason.to_owned());
-            if r.status.is_none() && temporary {
-                r.status = crate::reason::pseudo_status(reason, true);
+        match stated {
+            // Undecided (Exim refused at MAIL FROM): no reason, but Sisimai's status for it,
+            // of the reply's class.
+            Some((ONHOLD, _)) if r.status.is_none() => {
+                let temporary = reply_code_in(text).is_some_and(|c| c < 500);
+                r.status = crate::reason::pseudo_status(ONHOLD, temporary);
             }
+            Some((ONHOLD, _)) => {}
+            Some((reason, temporary)) => {
+                r.reason = Some(reason.to_owned());
+                if r.status.is_none() && temporary {
+                    r.status = crate::reason::pseudo_status(reason, true);
+                }
+            }
+            None => {}
         }
     }
     Some(DsnReport {

@@ -36,6 +36,8 @@ enum Test {
     Header(&'static str, &'static str),
     /// A header field starting with this pattern, `?` any character.
     Shape(&'static str, &'static str),
+    /// The SMTP command the reply answered.
+    Command(&'static str),
 }
 
 /// The name of signature rows' reason column.
@@ -74,6 +76,8 @@ fn parse_stated(line: &'static str) -> Option<Stated> {
     let test = if let Some(rest) = phrase.strip_prefix("header:") {
         let (name, value) = field(rest)?;
         Test::Header(name, value)
+    } else if let Some(command) = phrase.strip_prefix("command:") {
+        Test::Command(COMMAND_NAMES.iter().find(|c| **c == command.trim())?)
     } else if let Some(rest) = phrase.strip_prefix("shape:") {
         let (name, value) = field(rest)?;
         Test::Shape(name, value)
@@ -89,7 +93,7 @@ fn parse_stated(line: &'static str) -> Option<Stated> {
 }
 
 impl Stated {
-    fn holds(&self, message: &Message<'_>, lower: &str) -> bool {
+    fn holds(&self, message: &Message<'_>, lower: &str, command: Option<&str>) -> bool {
         fn header<'m>(message: &'m Message<'_>, name: &'static str) -> Option<&'m str> {
             message.header_raw(name).map(str::trim)
         }
@@ -97,6 +101,7 @@ impl Stated {
         match &self.test {
             Test::Phrase(phrase) => lower.contains(phrase.as_str()),
             Test::Header(name, value) => header(name).is_some_and(|v| v.contains(value)),
+            Test::Command(c) => command == Some(*c),
             Test::Shape(name, pattern) => header(name).is_some_and(|v| {
                 v.len() >= pattern.len()
                     && v.bytes()
@@ -115,7 +120,7 @@ fn looks_like(message: &Message<'_>, lower: &str, mta: &str) -> bool {
         .peekable();
     marks.peek().is_none()
         || marks
-            .filter(|row| row.holds(message, lower))
+            .filter(|row| row.holds(message, lower, None))
             .take(2)
             .count()
             == 2
@@ -135,13 +140,17 @@ pub fn command_in(text: &str) -> Option<&'static str> {
 /// A reason the report states: the first row of `stated.tsv` whose phrase `text` contains or
 /// whose header the report has, of an mta the report looks like (when the table knows its
 /// marks); with whether the report's failure is then temporary (the row's class 4).
-pub fn reason_in(message: &Message<'_>, text: &str) -> Option<(&'static str, bool)> {
+pub fn reason_in(
+    message: &Message<'_>,
+    text: &str,
+    command: Option<&str>,
+) -> Option<(&'static str, bool)> {
     let lower = text.to_lowercase();
     stated()
         .iter()
         .find(|row| {
             row.reason != SIGNATURE
-                && row.holds(message, &lower)
+                && row.holds(message, &lower, command)
                 && looks_like(message, &lower, row.mta)
         })
         .map(|row| (row.reason, row.temporary))
