@@ -149,15 +149,25 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
                 source: DownstreamSource::Dsn,
                 action,
                 recipient: get(fields, "Final-Recipient").map(|v| strip_type(&v)),
-                status: get(fields, "Status").map(|v| v.trim().to_owned()),
+                // `Status: 4.0.0 (host name lookup failure)`: the code; the comment says
+                // why when no Diagnostic-Code does.
+                status: get(fields, "Status")
+                    .and_then(|v| v.split_whitespace().next().map(str::to_owned)),
                 remote_mta: get(fields, "Remote-MTA").map(|v| strip_type(&v)),
-                diagnostic: get(fields, "Diagnostic-Code").map(|v| {
-                    let v = v.trim();
-                    v.strip_prefix("smtp;")
-                        .or_else(|| v.strip_prefix("SMTP;"))
-                        .map(|rest| format!("smtp; {}", rest.trim()))
-                        .unwrap_or_else(|| v.to_owned())
-                }),
+                diagnostic: get(fields, "Diagnostic-Code")
+                    .map(|v| {
+                        let v = v.trim();
+                        v.strip_prefix("smtp;")
+                            .or_else(|| v.strip_prefix("SMTP;"))
+                            .map(|rest| format!("smtp; {}", rest.trim()))
+                            .unwrap_or_else(|| v.to_owned())
+                    })
+                    .or_else(|| {
+                        let status = get(fields, "Status")?;
+                        let (_, comment) = status.split_once('(')?;
+                        let comment = comment.trim_end().trim_end_matches(')').trim();
+                        (!comment.is_empty()).then(|| comment.to_owned())
+                    }),
                 command: None,
                 reason: None,
             })

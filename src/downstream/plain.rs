@@ -159,6 +159,12 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
                 .is_some_and(|w| w.to_ascii_lowercase().ends_with("(expanded from"))
             // `<<< 550 <a@b>... User unknown` is the remote reply, not the recipient line.
             && !is_transcript(low)
+            // Exim's `A message sent by\n\n  <a@b>\n\ncould not be delivered`: the sender.
+            && !lower[..start + i]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.trim_end().ends_with("a message sent by"))
         {
             pending.push(rest.trim().to_owned());
             found.push((address, std::mem::take(&mut pending)));

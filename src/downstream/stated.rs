@@ -50,7 +50,7 @@ fn commands() -> &'static [(&'static str, String)] {
             .filter_map(|l| {
                 let (command, phrase) = l.split_once('\t')?;
                 let command = COMMAND_NAMES.iter().find(|c| **c == command)?;
-                Some((*command, phrase.to_lowercase()))
+                Some((*command, squeeze(phrase)))
             })
             .collect()
     })
@@ -59,6 +59,22 @@ fn commands() -> &'static [(&'static str, String)] {
 fn stated() -> &'static [Stated] {
     static PARSED: OnceLock<Vec<Stated>> = OnceLock::new();
     PARSED.get_or_init(|| data_lines(STATED).filter_map(parse_stated).collect())
+}
+
+/// Lowercased, each run of white space one space: reports fold and pad their lines
+/// (`User  not listed`), the tables do not.
+fn squeeze(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&word.to_lowercase());
+    }
+    if text.ends_with(char::is_whitespace) && !out.is_empty() {
+        out.push(' ');
+    }
+    out
 }
 
 fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
@@ -82,7 +98,7 @@ fn parse_stated(line: &'static str) -> Option<Stated> {
         let (name, value) = field(rest)?;
         Test::Shape(name, value)
     } else {
-        Test::Phrase(phrase.to_lowercase())
+        Test::Phrase(squeeze(phrase))
     };
     Some(Stated {
         mta,
@@ -129,7 +145,7 @@ fn looks_like(message: &Message<'_>, lower: &str, mta: &str) -> bool {
 /// The SMTP command `text` says the reply answered: of the phrases found, the last in the
 /// text (a transcript's last command sent is the refused one).
 pub fn command_in(text: &str) -> Option<&'static str> {
-    let lower = text.to_lowercase();
+    let lower = squeeze(text);
     commands()
         .iter()
         .filter_map(|(command, phrase)| lower.rfind(phrase.as_str()).map(|at| (at, *command)))
@@ -145,7 +161,7 @@ pub fn reason_in(
     text: &str,
     command: Option<&str>,
 ) -> Option<(&'static str, bool)> {
-    let lower = text.to_lowercase();
+    let lower = squeeze(text);
     stated()
         .iter()
         .find(|row| {
