@@ -25,13 +25,40 @@ const MAX_DIAGNOSTIC: usize = 2000;
 /// `markers.tsv`, lowercased, by kind.
 #[derive(Debug, Default)]
 struct Markers {
-    start: Vec<String>,
-    end: Vec<String>,
-    end_line: Vec<String>,
-    delayed: Vec<String>,
-    autoreply: Vec<String>,
-    recipient: Vec<String>,
-    given_up: Vec<String>,
+    start: Vec<Marker>,
+    end: Vec<Marker>,
+    end_line: Vec<Marker>,
+    delayed: Vec<Marker>,
+    autoreply: Vec<Marker>,
+    recipient: Vec<Marker>,
+    given_up: Vec<Marker>,
+}
+
+/// One marker, lowercased, its searcher built once: markers are looked for in every line of
+/// every report.
+#[derive(Debug)]
+struct Marker(memchr::memmem::Finder<'static>);
+
+impl Marker {
+    fn new(text: &str) -> Self {
+        Marker(memchr::memmem::Finder::new(text.to_ascii_lowercase().as_bytes()).into_owned())
+    }
+
+    fn find(&self, haystack: &str) -> Option<usize> {
+        self.0.find(haystack.as_bytes())
+    }
+
+    fn is_in(&self, haystack: &str) -> bool {
+        self.find(haystack).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.0.needle().len()
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.0.needle()).unwrap_or_default()
+    }
 }
 
 fn markers() -> &'static Markers {
@@ -59,7 +86,7 @@ fn parse_markers(text: &str) -> Markers {
             "given-up" => &mut m.given_up,
             _ => continue,
         };
-        list.push(marker.to_ascii_lowercase());
+        list.push(Marker::new(marker));
     }
     m
 }
@@ -87,7 +114,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     let has_marker = |t: &str| {
         t.lines().any(|l| {
             let l = l.to_ascii_lowercase();
-            markers.start.iter().any(|m| l.contains(m.as_str()))
+            markers.start.iter().any(|m| m.is_in(&l))
         })
     };
     if text.trim().is_empty() {
@@ -106,7 +133,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     let start = lower
         .iter()
-        .position(|l| markers.start.iter().any(|m| l.contains(m.as_str())));
+        .position(|l| markers.start.iter().any(|m| m.is_in(l)));
     let start = match start {
         Some(i) => i,
         // Without a marker, only a message from a mailer daemon is read as a bounce.
@@ -117,14 +144,14 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         .iter()
         .position(|l| {
             let t = l.trim_start();
-            markers.end.iter().any(|m| l.contains(m.as_str()))
+            markers.end.iter().any(|m| m.is_in(l))
                 || markers.end_line.iter().any(|m| t.starts_with(m.as_str()))
         })
         .map_or(lines.len(), |n| start + n);
     let region = &lines[start..end];
     let delayed = lower[..end]
         .iter()
-        .any(|l| markers.delayed.iter().any(|m| l.contains(m.as_str())))
+        .any(|l| markers.delayed.iter().any(|m| m.is_in(l)))
         && !given_up(&text);
 
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
@@ -143,7 +170,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         if let Some(address) = markers
             .recipient
             .iter()
-            .find_map(|m| low.find(m.as_str()).map(|at| at + m.len()))
+            .find_map(|m| m.find(low).map(|at| at + m.len()))
             .and_then(|at| first_address(line.get(at..)?))
             && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
         {
@@ -331,10 +358,7 @@ fn last_refusal(region: &[&str]) -> Option<String> {
 /// (`Status: 4.4.7`) give way to what the text says.
 pub fn given_up(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    markers()
-        .given_up
-        .iter()
-        .any(|m| lower.contains(m.as_str()))
+    markers().given_up.iter().any(|m| m.is_in(&lower))
 }
 
 /// A line of an SMTP session transcript (Sendmail's `While talking to`, `>>>`, `<<<`), or

@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use mail_parser::Message;
+use memchr::memmem::{Finder, FinderRev};
 
 /// The command table, compiled in.
 const COMMANDS: &str = include_str!("commands.tsv");
@@ -30,8 +31,8 @@ struct Stated {
 /// What a row of `stated.tsv` looks for.
 #[derive(Debug)]
 enum Test {
-    /// The lowercased phrase in the text.
-    Phrase(String),
+    /// The lowercased phrase in the text (its searcher, built once).
+    Phrase(Box<Finder<'static>>),
     /// A header field containing this.
     Header(&'static str, &'static str),
     /// A header field starting with this pattern, `?` any character.
@@ -43,14 +44,18 @@ enum Test {
 /// The name of signature rows' reason column.
 const SIGNATURE: &str = "signature";
 
-fn commands() -> &'static [(&'static str, String)] {
-    static PARSED: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+fn commands() -> &'static [(&'static str, FinderRev<'static>)] {
+    static PARSED: OnceLock<Vec<(&'static str, FinderRev<'static>)>> = OnceLock::new();
     PARSED.get_or_init(|| {
         data_lines(COMMANDS)
             .filter_map(|l| {
                 let (command, phrase) = l.split_once('\t')?;
                 let command = COMMAND_NAMES.iter().find(|c| **c == command)?;
-                Some((*command, squeeze(phrase)))
+                // The searcher is built once: every report is searched for every phrase.
+                Some((
+                    *command,
+                    FinderRev::new(squeeze(phrase).as_bytes()).into_owned(),
+                ))
             })
             .collect()
     })
@@ -98,7 +103,9 @@ fn parse_stated(line: &'static str) -> Option<Stated> {
         let (name, value) = field(rest)?;
         Test::Shape(name, value)
     } else {
-        Test::Phrase(squeeze(phrase))
+        Test::Phrase(Box::new(
+            Finder::new(squeeze(phrase).as_bytes()).into_owned(),
+        ))
     };
     Some(Stated {
         mta,
@@ -115,7 +122,7 @@ impl Stated {
         }
         let header = |name: &&'static str| header(message, name);
         match &self.test {
-            Test::Phrase(phrase) => lower.contains(phrase.as_str()),
+            Test::Phrase(phrase) => phrase.find(lower.as_bytes()).is_some(),
             Test::Header(name, value) => header(name).is_some_and(|v| v.contains(value)),
             Test::Command(c) => command == Some(*c),
             Test::Shape(name, pattern) => header(name).is_some_and(|v| {
@@ -148,7 +155,7 @@ pub fn command_in(text: &str) -> Option<&'static str> {
     let lower = squeeze(text);
     commands()
         .iter()
-        .filter_map(|(command, phrase)| lower.rfind(phrase.as_str()).map(|at| (at, *command)))
+        .filter_map(|(command, phrase)| phrase.rfind(lower.as_bytes()).map(|at| (at, *command)))
         .max_by_key(|(at, _)| *at)
         .map(|(_, command)| command)
 }
