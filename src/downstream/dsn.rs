@@ -166,7 +166,10 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
                         let status = get(fields, "Status")?;
                         let (_, comment) = status.split_once('(')?;
                         let comment = comment.trim_end().trim_end_matches(')').trim();
-                        (!comment.is_empty()).then(|| comment.to_owned())
+                        // Not the code's own name from RFC 3463 (`other or undefined
+                        // network or routing status`): that says nothing the code does not.
+                        let named = comment.to_ascii_lowercase().ends_with(" status");
+                        (!comment.is_empty() && !named).then(|| comment.to_owned())
                     }),
                 command: None,
                 reason: None,
@@ -713,6 +716,33 @@ X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
             "MDN-sent-manually; displayed",
         );
         assert_eq!(parse(receipt.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_status_comment_explains_when_no_diagnostic_code_does() {
+        let dsn = |status: &str| {
+            POSTFIX_FAILED
+                .replace("Status: 5.7.1\r\n", &format!("Status: {status}\r\n"))
+                .replace(
+                    "Diagnostic-Code: smtp; 550 5.7.1 <reject@reject.lab.test>: Recipient address\r\n\trejected: Message refused\r\n",
+                    "",
+                )
+        };
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "4.0.0 (mx.example.org: host name lookup failure)",
+                Some("mx.example.org: host name lookup failure"),
+            ),
+            // The code's own name (RFC 3463) says nothing more than the code.
+            ("4.4.0 (other or undefined network or routing status)", None),
+            ("5.0.0", None),
+        ];
+        for (status, want) in table {
+            let r = parse(dsn(status).as_bytes()).unwrap();
+            let d = &r.recipients[0];
+            assert_eq!(d.status.as_deref(), status.split(' ').next(), "{status}");
+            assert_eq!(d.diagnostic.as_deref(), *want, "{status}");
+        }
     }
 
     #[test]
