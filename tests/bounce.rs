@@ -299,6 +299,14 @@ fn every_format_gives_recipient_status_and_reason() {
             "5.1.1",
             "userunknown",
         ),
+        // A bounce forwarded as a quotation: read as it was, the returned headers not in it.
+        (
+            "forwarded-quoted-bounce.eml",
+            "unknown@example.com",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
         // A Sendmail transcript of two sessions: each recipient has its own reply.
         (
             "sendmail-two-sessions.eml",

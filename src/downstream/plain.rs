@@ -129,6 +129,9 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             text = raw.into_owned();
         }
     }
+    if let Some(unquoted) = unquote(&text) {
+        text = unquoted;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     let start = lower
@@ -391,6 +394,30 @@ fn is_transcript(lower: &str) -> bool {
 /// `While talking to host:`: a new SMTP session in a Sendmail transcript.
 fn session_start(lower: &str) -> bool {
     lower.trim_start().starts_with("while talking to ")
+}
+
+/// A bounce forwarded as a quotation (`> ` before every line, `Begin forwarded message:`):
+/// the report without its quoting, so that its markers and transcript read as they were.
+/// `None` when most lines are not quoted.
+fn unquote(text: &str) -> Option<String> {
+    let (quoted, all) = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .fold((0usize, 0usize), |(q, a), l| {
+            (q + usize::from(l.starts_with('>')), a + 1)
+        });
+    if quoted * 2 <= all {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line
+            .strip_prefix('>')
+            .map_or(line, |l| l.strip_prefix(' ').unwrap_or(l));
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
 }
 
 /// The explanation's lines as one, without the report's decoration.
