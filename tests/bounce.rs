@@ -238,6 +238,90 @@ fn every_format_gives_recipient_status_and_reason() {
             "",
             "feedback",
         ),
+        // Amazon SES notifications by email: JSON, bare or in SNS's envelope.
+        (
+            "ses-bounce-notification.eml",
+            "nobody@example.net",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        (
+            "ses-complaint-in-sns-envelope.eml",
+            "grumpy@example.org",
+            "feedback",
+            "",
+            "feedback",
+        ),
+        // Reasons the report states in its own words, before the address (au, Notes).
+        (
+            "au-account-disabled.eml",
+            "sleeping-phone@ezweb.ne.jp",
+            "failed",
+            "5.0.921",
+            "suspend",
+        ),
+        (
+            "notes-failure-reasons.eml",
+            "departed@notes.example.com",
+            "failed",
+            "5.0.911",
+            "userunknown",
+        ),
+        // Exim gave up retrying: a temporary failure that ran out (class 4).
+        (
+            "exim-retry-timeout.eml",
+            "slowpoke@example.com",
+            "failed",
+            "4.0.947",
+            "expired",
+        ),
+        // OpenSMTPD's "only a temporary failure report": Sisimai counts it failed, by its text.
+        (
+            "opensmtpd-temporary-report.eml",
+            "patient@example.org",
+            "failed",
+            "5.0.944",
+            "networkerror",
+        ),
+        // Recipient blocks with no blank line between them (AOL, Sun Messaging Server).
+        (
+            "dsn-blocks-without-blank-lines.eml",
+            "full@example.jp",
+            "failed",
+            "5.2.2",
+            "mailboxfull",
+        ),
+        (
+            "dsn-blocks-without-blank-lines.eml",
+            "gone@example.jp",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        // A bounce forwarded as a quotation: read as it was, the returned headers not in it.
+        (
+            "forwarded-quoted-bounce.eml",
+            "unknown@example.com",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
+        // A Sendmail transcript of two sessions: each recipient has its own reply.
+        (
+            "sendmail-two-sessions.eml",
+            "first@example.org",
+            "failed",
+            "5.7.1",
+            "blocked",
+        ),
+        (
+            "sendmail-two-sessions.eml",
+            "second@example.net",
+            "failed",
+            "5.1.1",
+            "userunknown",
+        ),
     ];
     let mut probe = Probe::new().args(["bounce", "--json"]);
     let mut files: Vec<&str> = table.iter().map(|row| row.0).collect();
@@ -284,4 +368,43 @@ fn relay_mode_understands_a_plain_text_bounce() {
     assert_eq!(r.recipient.as_deref(), Some("ghost@example.org"));
     assert_eq!(r.reply_code(), Some(550));
     assert!(dsn::parse(&read("autoreply.eml")).is_none());
+}
+
+/// The SMTP command a refused reply answered, as each report shape says it: (fixture,
+/// command per recipient in order).
+#[test]
+fn the_refused_command_is_read_from_the_report() {
+    use seedprobe::downstream::dsn;
+    let table: &[(&str, &[Option<&str>])] = &[
+        ("exim-userunknown.eml", &[Some("RCPT")]),
+        ("postfix-blocked.eml", &[Some("RCPT")]),
+        ("sendmail-two-sessions.eml", &[Some("MAIL"), Some("RCPT")]),
+        ("ses-bounce-notification.eml", &[None]),
+        ("exim-sender-refused.eml", &[Some("MAIL")]),
+    ];
+    for (file, want) in table {
+        let report = dsn::parse(&read(file)).unwrap_or_else(|| panic!("{file}: no bounce"));
+        let got: Vec<Option<&str>> = report
+            .recipients
+            .iter()
+            .map(|r| r.command.as_deref())
+            .collect();
+        assert_eq!(got, *want, "{file}");
+    }
+}
+
+/// Exim refused at MAIL FROM leaves the reason undecided; Sisimai's status for that is
+/// X.0.901, of the reply's class.
+#[test]
+fn exim_refused_at_mail_from_gives_the_undecided_status() {
+    use seedprobe::downstream::dsn;
+    let report = dsn::parse(&read("exim-sender-refused.eml")).expect("a bounce");
+    let r = &report.recipients[0];
+    assert_eq!(r.status.as_deref(), Some("5.0.901"));
+    assert_eq!(r.reason, None);
+    let temporary = String::from_utf8(read("exim-sender-refused.eml"))
+        .unwrap()
+        .replace("550 Sender verify failed", "451 Sender verify deferred");
+    let report = dsn::parse(temporary.as_bytes()).expect("a bounce");
+    assert_eq!(report.recipients[0].status.as_deref(), Some("4.0.901"));
 }

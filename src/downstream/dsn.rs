@@ -62,6 +62,12 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
     let mut probe_id = None;
     for part in &message.parts {
         let Some(ct) = part.content_type() else {
+            // A part without Content-Type is text/plain (RFC 2045 §5.2): Sendmail's notice.
+            if explanation.is_none()
+                && let mail_parser::PartType::Text(text) = &part.body
+            {
+                explanation = Some(text.to_string());
+            }
             continue;
         };
         let subtype = ct.subtype().unwrap_or("").to_ascii_lowercase();
@@ -143,15 +149,28 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
                 source: DownstreamSource::Dsn,
                 action,
                 recipient: get(fields, "Final-Recipient").map(|v| strip_type(&v)),
-                status: get(fields, "Status").map(|v| v.trim().to_owned()),
+                // `Status: 4.0.0 (host name lookup failure)`: the code; the comment says
+                // why when no Diagnostic-Code does.
+                status: get(fields, "Status")
+                    .and_then(|v| v.split_whitespace().next().map(str::to_owned)),
                 remote_mta: get(fields, "Remote-MTA").map(|v| strip_type(&v)),
-                diagnostic: get(fields, "Diagnostic-Code").map(|v| {
-                    let v = v.trim();
-                    v.strip_prefix("smtp;")
-                        .or_else(|| v.strip_prefix("SMTP;"))
-                        .map(|rest| format!("smtp; {}", rest.trim()))
-                        .unwrap_or_else(|| v.to_owned())
-                }),
+                diagnostic: get(fields, "Diagnostic-Code")
+                    .map(|v| {
+                        let v = v.trim();
+                        v.strip_prefix("smtp;")
+                            .or_else(|| v.strip_prefix("SMTP;"))
+                            .map(|rest| format!("smtp; {}", rest.trim()))
+                            .unwrap_or_else(|| v.to_owned())
+                    })
+                    .or_else(|| {
+                        let status = get(fields, "Status")?;
+                        let (_, comment) = status.split_once('(')?;
+                        let comment = comment.trim_end().trim_end_matches(')').trim();
+                        // Not the code's own name from RFC 3463 (`other or undefined
+                        // network or routing status`): that says nothing the code does not.
+                        let named = comment.to_ascii_lowercase().ends_with(" status");
+                        (!comment.is_empty() && !named).then(|| comment.to_owned())
+                    }),
                 command: None,
                 reason: None,
             })
@@ -206,12 +225,56 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
             }
         }
     }
+    // Sendmail's Diagnostic-Code can say nothing (`X-Unix; 255`, `smtp;`) while its text's
+    // transcript has the reply (`554 5.3.0 unknown mailer error 255`, `<<< 421`).
+    if let [r] = recipients.as_mut_slice()
+        && r.diagnostic
+            .as_deref()
+            .is_none_or(|d| enhanced_status(d).is_none() && super::reply_code_in(d).is_none())
+        && let Some(reply) = explanation.as_deref().and_then(transcript_reply)
+    {
+        r.diagnostic = Some(match r.diagnostic.take() {
+            Some(d) if !d.trim().trim_end_matches(';').eq_ignore_ascii_case("smtp") => {
+                format!("{d} {reply}")
+            }
+            _ => reply,
+        });
+    }
+    if explanation.as_deref().is_some_and(plain::given_up) {
+        for r in recipients
+            .iter_mut()
+            .filter(|r| r.action == DownstreamAction::Delayed)
+        {
+            r.action = DownstreamAction::Failed;
+            r.status = None;
+        }
+    }
     for r in &mut recipients {
         r.command = r
             .diagnostic
             .as_deref()
             .and_then(stated::command_in)
             .map(str::to_owned);
+    }
+    // Postfix names the command in its text only (`(in reply to RCPT TO command)`), for the
+    // same address; the cheap look first spares reading the text of every other DSN.
+    if recipients.iter().any(|r| r.command.is_none())
+        && explanation
+            .as_deref()
+            .is_some_and(|t| t.contains("in reply to ") || t.contains(">>> "))
+        && let Some(text) = plain::parse(&message)
+    {
+        for r in recipients.iter_mut().filter(|r| r.command.is_none()) {
+            r.command = text
+                .recipients
+                .iter()
+                .find(|t| {
+                    t.recipient.is_some()
+                        && t.recipient.as_deref().map(str::to_ascii_lowercase)
+                            == r.recipient.as_deref().map(str::to_ascii_lowercase)
+                })
+                .and_then(|t| t.command.clone());
+        }
     }
     Some(DsnReport {
         envelope_id: get(per_message, "Original-Envelope-Id").map(|v| xtext_decode(v.trim())),
@@ -220,6 +283,28 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// The remote reply of a Sendmail transcript (`----- Transcript of session follows -----`):
+/// its last `<<<` reply with a failure code, else its last line starting with one.
+fn transcript_reply(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find("transcript of session follows")?;
+    let lines: Vec<&str> = text[at..].lines().skip(1).map(str::trim).collect();
+    let failure = |l: &str| {
+        matches!(l.as_bytes().first(), Some(b'4' | b'5'))
+            && l.get(..3)
+                .is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit()))
+    };
+    lines
+        .iter()
+        .rev()
+        .find(|l| {
+            l.strip_prefix("<<<")
+                .is_some_and(|r| failure(r.trim_start()))
+        })
+        .or_else(|| lines.iter().rev().find(|l| failure(l)))
+        .map(|l| (*l).to_owned())
 }
 
 /// A report about a report: the bounce is a returned message of its own (`message/rfc822`)
@@ -414,7 +499,17 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
                 v.push_str(line.trim());
             }
         } else if let Some((name, value)) = line.split_once(':') {
-            current.push((name.trim().to_owned(), value.trim().to_owned()));
+            let name = name.trim();
+            // Some MTAs (AOL, Sun's Messaging Server) leave out the blank line between
+            // recipient blocks: a second Final-Recipient starts the next one.
+            if name.eq_ignore_ascii_case("Final-Recipient")
+                && current
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("Final-Recipient"))
+            {
+                groups.push(std::mem::take(&mut current));
+            }
+            current.push((name.to_owned(), value.trim().to_owned()));
         }
     }
     if !current.is_empty() {
@@ -621,6 +716,33 @@ X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
             "MDN-sent-manually; displayed",
         );
         assert_eq!(parse(receipt.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_status_comment_explains_when_no_diagnostic_code_does() {
+        let dsn = |status: &str| {
+            POSTFIX_FAILED
+                .replace("Status: 5.7.1\r\n", &format!("Status: {status}\r\n"))
+                .replace(
+                    "Diagnostic-Code: smtp; 550 5.7.1 <reject@reject.lab.test>: Recipient address\r\n\trejected: Message refused\r\n",
+                    "",
+                )
+        };
+        let table: &[(&str, Option<&str>)] = &[
+            (
+                "4.0.0 (mx.example.org: host name lookup failure)",
+                Some("mx.example.org: host name lookup failure"),
+            ),
+            // The code's own name (RFC 3463) says nothing more than the code.
+            ("4.4.0 (other or undefined network or routing status)", None),
+            ("5.0.0", None),
+        ];
+        for (status, want) in table {
+            let r = parse(dsn(status).as_bytes()).unwrap();
+            let d = &r.recipients[0];
+            assert_eq!(d.status.as_deref(), status.split(' ').next(), "{status}");
+            assert_eq!(d.diagnostic.as_deref(), *want, "{status}");
+        }
     }
 
     #[test]

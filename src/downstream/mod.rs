@@ -4,6 +4,11 @@
 //! status notification (DSN, RFC 3464) sent to the bounces mailbox ([`dsn`]), and in its own
 //! Postfix log ([`maillog`]). Both become a [`Downstream`] report; [`crate::verdict`] decides
 //! what a report means for the verdict.
+//!
+//! Bounces that are no DSN are read too: plain-text reports ([`plain`]) and Amazon SES's JSON
+//! notifications ([`ses`]). What a report says in fixed words of its own, the SMTP command
+//! refused and a reason from its mailer's message table, is [`stated`]'s; this module only
+//! reads what reports say, [`crate::reason`] classifies it.
 
 pub mod dsn;
 pub mod maillog;

@@ -16,18 +16,49 @@ use super::{Downstream, DownstreamAction, DownstreamSource, reply_code_in, state
 /// The marker table, compiled in.
 const MARKERS: &str = include_str!("markers.tsv");
 
+/// The reason a stated row gives when the report leaves it undecided.
+const ONHOLD: &str = "onhold";
+
 /// The most of a recipient's explanation kept: enough for any reply, bounded for the output.
 const MAX_DIAGNOSTIC: usize = 2000;
 
 /// `markers.tsv`, lowercased, by kind.
 #[derive(Debug, Default)]
 struct Markers {
-    start: Vec<String>,
-    end: Vec<String>,
-    end_line: Vec<String>,
-    delayed: Vec<String>,
-    autoreply: Vec<String>,
-    recipient: Vec<String>,
+    start: Vec<Marker>,
+    end: Vec<Marker>,
+    end_line: Vec<Marker>,
+    delayed: Vec<Marker>,
+    autoreply: Vec<Marker>,
+    recipient: Vec<Marker>,
+    given_up: Vec<Marker>,
+}
+
+/// One marker, lowercased, its searcher built once: markers are looked for in every line of
+/// every report.
+#[derive(Debug)]
+struct Marker(memchr::memmem::Finder<'static>);
+
+impl Marker {
+    fn new(text: &str) -> Self {
+        Marker(memchr::memmem::Finder::new(text.to_ascii_lowercase().as_bytes()).into_owned())
+    }
+
+    fn find(&self, haystack: &str) -> Option<usize> {
+        self.0.find(haystack.as_bytes())
+    }
+
+    fn is_in(&self, haystack: &str) -> bool {
+        self.find(haystack).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.0.needle().len()
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.0.needle()).unwrap_or_default()
+    }
 }
 
 fn markers() -> &'static Markers {
@@ -52,9 +83,10 @@ fn parse_markers(text: &str) -> Markers {
             "delayed" => &mut m.delayed,
             "autoreply" => &mut m.autoreply,
             "recipient" => &mut m.recipient,
+            "given-up" => &mut m.given_up,
             _ => continue,
         };
-        list.push(marker.to_ascii_lowercase());
+        list.push(Marker::new(marker));
     }
     m
 }
@@ -82,7 +114,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     let has_marker = |t: &str| {
         t.lines().any(|l| {
             let l = l.to_ascii_lowercase();
-            markers.start.iter().any(|m| l.contains(m.as_str()))
+            markers.start.iter().any(|m| m.is_in(&l))
         })
     };
     if text.trim().is_empty() {
@@ -97,11 +129,14 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             text = raw.into_owned();
         }
     }
+    if let Some(unquoted) = unquote(&text) {
+        text = unquoted;
+    }
     let lines: Vec<&str> = text.lines().collect();
     let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
     let start = lower
         .iter()
-        .position(|l| markers.start.iter().any(|m| l.contains(m.as_str())));
+        .position(|l| markers.start.iter().any(|m| m.is_in(l)));
     let start = match start {
         Some(i) => i,
         // Without a marker, only a message from a mailer daemon is read as a bounce.
@@ -112,14 +147,15 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         .iter()
         .position(|l| {
             let t = l.trim_start();
-            markers.end.iter().any(|m| l.contains(m.as_str()))
+            markers.end.iter().any(|m| m.is_in(l))
                 || markers.end_line.iter().any(|m| t.starts_with(m.as_str()))
         })
         .map_or(lines.len(), |n| start + n);
     let region = &lines[start..end];
     let delayed = lower[..end]
         .iter()
-        .any(|l| markers.delayed.iter().any(|m| l.contains(m.as_str())));
+        .any(|l| markers.delayed.iter().any(|m| m.is_in(l)))
+        && !given_up(&text);
 
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     // The report's words before its first recipient: some reports (Notes, au, MailMarshal)
@@ -137,7 +173,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         if let Some(address) = markers
             .recipient
             .iter()
-            .find_map(|m| low.find(m.as_str()).map(|at| at + m.len()))
+            .find_map(|m| m.find(low).map(|at| at + m.len()))
             .and_then(|at| first_address(line.get(at..)?))
             && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
         {
@@ -146,8 +182,19 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         } else if let Some((address, rest)) = leading_address(line)
             // Exim folds a long reply so that a line can start with the same recipient.
             && !current.is_some_and(|c| c.eq_ignore_ascii_case(&address))
+            // Postfix's `<a@b> (expanded from\n    <alias@b>): ...` names the alias next.
+            && !found
+                .last()
+                .and_then(|(_, why)| why.last())
+                .is_some_and(|w| w.to_ascii_lowercase().ends_with("(expanded from"))
             // `<<< 550 <a@b>... User unknown` is the remote reply, not the recipient line.
             && !is_transcript(low)
+            // Exim's `A message sent by\n\n  <a@b>\n\ncould not be delivered`: the sender.
+            && !lower[..start + i]
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.trim_end().ends_with("a message sent by"))
         {
             pending.push(rest.trim().to_owned());
             found.push((address, std::mem::take(&mut pending)));
@@ -159,7 +206,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             pending.push(line.trim().to_owned());
         } else if let Some((_, why)) = found.last_mut() {
             why.push(line.trim().to_owned());
-        } else if i > 0 {
+        } else {
             preamble.push(line.trim().to_owned());
         }
     }
@@ -172,9 +219,16 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         // (`... could not be delivered to: <a@b>`), or only a header does.
         // The header (Exim, Google) is more certain than an address in prose, which can be
         // the sender's (`Hello a@b,`).
+        // A session transcript (Postfix's `In:  RCPT TO:<a@b>`, `Out: 451 4.3.0 ...`) names
+        // the recipient in its RCPT and the failure in its last refusal.
+        let rcpt = region.iter().find_map(|l| {
+            let at = l.to_ascii_lowercase().find("rcpt to:")?;
+            first_address(&l[at + 8..])
+        });
         let named = message
             .header_raw("X-Failed-Recipients")
             .and_then(|v| v.split(',').find_map(first_address))
+            .or(rcpt)
             .or_else(|| region.iter().find_map(|l| first_address(l)))
             // Only the returned message says to whom it was (`To:`).
             .or_else(|| {
@@ -185,7 +239,11 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
                         .then(|| first_address(value))?
                 })
             })?;
-        found.push((named, region.iter().map(|l| l.trim().to_owned()).collect()));
+        let why = match last_refusal(region) {
+            Some(refusal) => vec![refusal],
+            None => region.iter().map(|l| l.trim().to_owned()).collect(),
+        };
+        found.push((named, why));
     }
 
     // One recipient once, in the order of first mention (Mail.Ru repeats the report in two
@@ -230,7 +288,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         let text = text.as_str();
         r.command = stated::command_in(text).map(str::to_owned);
         let said = format!("{} {text}", preamble.as_deref().unwrap_or(""));
-        let stated = stated::reason_in(message, &said);
+        let stated = stated::reason_in(message, &said, r.command.as_deref());
         // Without an enhanced code the status stays unknown: the reply code's class alone
         // would claim a precision (`5.0.0`) the report does not give.
         r.status = enhanced_status(text);
@@ -242,11 +300,21 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             r.action = DownstreamAction::Delayed;
         }
         r.remote_mta = remote_host(text);
-        if let Some((reason, temporary)) = stated {
-            r.reason = Some(reason.to_owned());
-            if r.status.is_none() && temporary {
-                r.status = crate::reason::pseudo_status(reason, true);
+        match stated {
+            // Undecided (Exim refused at MAIL FROM): no reason, but Sisimai's status for it,
+            // of the reply's class.
+            Some((ONHOLD, _)) if r.status.is_none() => {
+                let temporary = reply_code_in(text).is_some_and(|c| c < 500);
+                r.status = crate::reason::pseudo_status(ONHOLD, temporary);
             }
+            Some((ONHOLD, _)) => {}
+            Some((reason, temporary)) => {
+                r.reason = Some(reason.to_owned());
+                if r.status.is_none() && temporary {
+                    r.status = crate::reason::pseudo_status(reason, true);
+                }
+            }
+            None => {}
         }
     }
     Some(DsnReport {
@@ -256,6 +324,44 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// The last refusal of a session transcript (`Out: 451 4.3.0 Error: ...`, `<<< 550 ...`),
+/// after the command it answered (`In:  DATA`), as `>>> DATA <<< 451 4.3.0 Error: ...`.
+fn last_refusal(region: &[&str]) -> Option<String> {
+    let reply = |l: &str| {
+        let t = l.trim_start();
+        let t = t
+            .strip_prefix("Out:")
+            .or_else(|| t.strip_prefix("<<<"))?
+            .trim_start();
+        matches!(t.as_bytes().first(), Some(b'4' | b'5'))
+            .then(|| reply_code_in(t.get(..4).unwrap_or(t)))
+            .flatten()
+            .map(|_| t.to_owned())
+    };
+    let at = region.iter().rposition(|l| reply(l).is_some())?;
+    let refusal = reply(region[at])?;
+    let command = region[..at].iter().rev().find_map(|l| {
+        let t = l.trim_start();
+        let c = t
+            .strip_prefix("In:")
+            .or_else(|| t.strip_prefix(">>>"))?
+            .trim();
+        Some(c.split_whitespace().next()?.to_ascii_uppercase())
+    });
+    Some(match command {
+        Some(c) => format!(">>> {c} <<< {refusal}"),
+        None => refusal,
+    })
+}
+
+/// The report calls itself temporary in words that Sisimai counts as a failure (OpenSMTPD's
+/// `only a temporary failure report`): its recipients failed, and its own status codes
+/// (`Status: 4.4.7`) give way to what the text says.
+pub fn given_up(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    markers().given_up.iter().any(|m| m.is_in(&lower))
 }
 
 /// A line of an SMTP session transcript (Sendmail's `While talking to`, `>>>`, `<<<`), or
@@ -288,6 +394,30 @@ fn is_transcript(lower: &str) -> bool {
 /// `While talking to host:`: a new SMTP session in a Sendmail transcript.
 fn session_start(lower: &str) -> bool {
     lower.trim_start().starts_with("while talking to ")
+}
+
+/// A bounce forwarded as a quotation (`> ` before every line, `Begin forwarded message:`):
+/// the report without its quoting, so that its markers and transcript read as they were.
+/// `None` when most lines are not quoted.
+fn unquote(text: &str) -> Option<String> {
+    let (quoted, all) = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .fold((0usize, 0usize), |(q, a), l| {
+            (q + usize::from(l.starts_with('>')), a + 1)
+        });
+    if quoted * 2 <= all {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line
+            .strip_prefix('>')
+            .map_or(line, |l| l.strip_prefix(' ').unwrap_or(l));
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
 }
 
 /// The explanation's lines as one, without the report's decoration.
@@ -433,8 +563,12 @@ mod tests {
             .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
             .count();
         let m = parse_markers(MARKERS);
-        let parsed =
-            m.start.len() + m.end.len() + m.end_line.len() + m.delayed.len() + m.recipient.len();
+        let parsed = m.start.len()
+            + m.end.len()
+            + m.end_line.len()
+            + m.delayed.len()
+            + m.recipient.len()
+            + m.given_up.len();
         assert_eq!(
             parsed + m.autoreply.len(),
             lines,

@@ -5,6 +5,7 @@
 use std::sync::OnceLock;
 
 use mail_parser::Message;
+use memchr::memmem::{Finder, FinderRev};
 
 /// The command table, compiled in.
 const COMMANDS: &str = include_str!("commands.tsv");
@@ -30,25 +31,31 @@ struct Stated {
 /// What a row of `stated.tsv` looks for.
 #[derive(Debug)]
 enum Test {
-    /// The lowercased phrase in the text.
-    Phrase(String),
+    /// The lowercased phrase in the text (its searcher, built once).
+    Phrase(Box<Finder<'static>>),
     /// A header field containing this.
     Header(&'static str, &'static str),
     /// A header field starting with this pattern, `?` any character.
     Shape(&'static str, &'static str),
+    /// The SMTP command the reply answered.
+    Command(&'static str),
 }
 
 /// The name of signature rows' reason column.
 const SIGNATURE: &str = "signature";
 
-fn commands() -> &'static [(&'static str, String)] {
-    static PARSED: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+fn commands() -> &'static [(&'static str, FinderRev<'static>)] {
+    static PARSED: OnceLock<Vec<(&'static str, FinderRev<'static>)>> = OnceLock::new();
     PARSED.get_or_init(|| {
         data_lines(COMMANDS)
             .filter_map(|l| {
                 let (command, phrase) = l.split_once('\t')?;
                 let command = COMMAND_NAMES.iter().find(|c| **c == command)?;
-                Some((*command, phrase.to_lowercase()))
+                // The searcher is built once: every report is searched for every phrase.
+                Some((
+                    *command,
+                    FinderRev::new(squeeze(phrase).as_bytes()).into_owned(),
+                ))
             })
             .collect()
     })
@@ -57,6 +64,22 @@ fn commands() -> &'static [(&'static str, String)] {
 fn stated() -> &'static [Stated] {
     static PARSED: OnceLock<Vec<Stated>> = OnceLock::new();
     PARSED.get_or_init(|| data_lines(STATED).filter_map(parse_stated).collect())
+}
+
+/// Lowercased, each run of white space one space: reports fold and pad their lines
+/// (`User  not listed`), the tables do not.
+fn squeeze(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&word.to_lowercase());
+    }
+    if text.ends_with(char::is_whitespace) && !out.is_empty() {
+        out.push(' ');
+    }
+    out
 }
 
 fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
@@ -74,11 +97,15 @@ fn parse_stated(line: &'static str) -> Option<Stated> {
     let test = if let Some(rest) = phrase.strip_prefix("header:") {
         let (name, value) = field(rest)?;
         Test::Header(name, value)
+    } else if let Some(command) = phrase.strip_prefix("command:") {
+        Test::Command(COMMAND_NAMES.iter().find(|c| **c == command.trim())?)
     } else if let Some(rest) = phrase.strip_prefix("shape:") {
         let (name, value) = field(rest)?;
         Test::Shape(name, value)
     } else {
-        Test::Phrase(phrase.to_lowercase())
+        Test::Phrase(Box::new(
+            Finder::new(squeeze(phrase).as_bytes()).into_owned(),
+        ))
     };
     Some(Stated {
         mta,
@@ -89,14 +116,15 @@ fn parse_stated(line: &'static str) -> Option<Stated> {
 }
 
 impl Stated {
-    fn holds(&self, message: &Message<'_>, lower: &str) -> bool {
+    fn holds(&self, message: &Message<'_>, lower: &str, command: Option<&str>) -> bool {
         fn header<'m>(message: &'m Message<'_>, name: &'static str) -> Option<&'m str> {
             message.header_raw(name).map(str::trim)
         }
         let header = |name: &&'static str| header(message, name);
         match &self.test {
-            Test::Phrase(phrase) => lower.contains(phrase.as_str()),
+            Test::Phrase(phrase) => phrase.find(lower.as_bytes()).is_some(),
             Test::Header(name, value) => header(name).is_some_and(|v| v.contains(value)),
+            Test::Command(c) => command == Some(*c),
             Test::Shape(name, pattern) => header(name).is_some_and(|v| {
                 v.len() >= pattern.len()
                     && v.bytes()
@@ -107,37 +135,48 @@ impl Stated {
     }
 }
 
-/// The report looks like `mta`'s: two of its signature rows hold.
-fn looks_like(message: &Message<'_>, mta: &str) -> bool {
-    stated()
+/// The report looks like `mta`'s: two of its signature rows hold, or it has none.
+fn looks_like(message: &Message<'_>, lower: &str, mta: &str) -> bool {
+    let mut marks = stated()
         .iter()
         .filter(|row| row.mta == mta && row.reason == SIGNATURE)
-        .filter(|row| row.holds(message, ""))
-        .take(2)
-        .count()
-        == 2
+        .peekable();
+    marks.peek().is_none()
+        || marks
+            .filter(|row| row.holds(message, lower, None))
+            .take(2)
+            .count()
+            == 2
 }
 
 /// The SMTP command `text` says the reply answered: of the phrases found, the last in the
 /// text (a transcript's last command sent is the refused one).
 pub fn command_in(text: &str) -> Option<&'static str> {
-    let lower = text.to_lowercase();
+    let lower = squeeze(text);
     commands()
         .iter()
-        .filter_map(|(command, phrase)| lower.rfind(phrase.as_str()).map(|at| (at, *command)))
+        .filter_map(|(command, phrase)| phrase.rfind(lower.as_bytes()).map(|at| (at, *command)))
         .max_by_key(|(at, _)| *at)
         .map(|(_, command)| command)
 }
 
 /// A reason the report states: the first row of `stated.tsv` whose phrase `text` contains or
-/// whose header the report has; with whether the report's failure is then temporary (the
-/// row's class 4, for a report that looks like the row's mta's).
-pub fn reason_in(message: &Message<'_>, text: &str) -> Option<(&'static str, bool)> {
-    let lower = text.to_lowercase();
+/// whose header the report has, of an mta the report looks like (when the table knows its
+/// marks); with whether the report's failure is then temporary (the row's class 4).
+pub fn reason_in(
+    message: &Message<'_>,
+    text: &str,
+    command: Option<&str>,
+) -> Option<(&'static str, bool)> {
+    let lower = squeeze(text);
     stated()
         .iter()
-        .find(|row| row.reason != SIGNATURE && row.holds(message, &lower))
-        .map(|row| (row.reason, row.temporary && looks_like(message, row.mta)))
+        .find(|row| {
+            row.reason != SIGNATURE
+                && row.holds(message, &lower, command)
+                && looks_like(message, &lower, row.mta)
+        })
+        .map(|row| (row.reason, row.temporary))
 }
 
 #[cfg(test)]
