@@ -313,7 +313,8 @@ fn every_format_gives_recipient_status_and_reason() {
             "first@example.org",
             "failed",
             "5.7.1",
-            "blocked",
+            // Refused at MAIL FROM for the sender's own listing: the sender, not the host.
+            "rejected",
         ),
         (
             "sendmail-two-sessions.eml",
