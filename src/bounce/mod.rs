@@ -86,10 +86,7 @@ pub fn read_path(path: &Path) -> Result<Vec<RawMessage>, BounceError> {
     }
     let meta = std::fs::metadata(path).map_err(unreadable)?;
     if !meta.is_dir() {
-        let mut bytes = Vec::new();
-        File::open(path)
-            .and_then(|f| f.take(MAX_STREAM).read_to_end(&mut bytes))
-            .map_err(unreadable)?;
+        let bytes = read_capped(path, MAX_STREAM).map_err(unreadable)?;
         return Ok(split_stream(&path.display().to_string(), bytes));
     }
     // A Maildir's messages are in cur/ and new/; tmp/ holds half-written ones.
@@ -113,10 +110,9 @@ pub fn read_path(path: &Path) -> Result<Vec<RawMessage>, BounceError> {
             .collect();
         files.sort();
         for file in files {
-            let mut bytes = Vec::new();
             // One unreadable file in a directory is noted, not fatal: the rest still count.
-            match File::open(&file).and_then(|f| f.take(MAX_MESSAGE).read_to_end(&mut bytes)) {
-                Ok(_) => messages.push(RawMessage {
+            match read_capped(&file, MAX_MESSAGE) {
+                Ok(bytes) => messages.push(RawMessage {
                     file: file.display().to_string(),
                     bytes,
                 }),
@@ -125,6 +121,42 @@ pub fn read_path(path: &Path) -> Result<Vec<RawMessage>, BounceError> {
         }
     }
     Ok(messages)
+}
+
+/// A file's bytes, at most `cap` of them, read into a buffer of the file's size (a file
+/// that grows meanwhile is still read to the cap).
+fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0).min(cap);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
+    file.take(cap).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`bounces`] of each message, in their order, read on every core: a directory of bounces
+/// is many small independent pieces of work.
+pub fn bounces_of(messages: &[RawMessage]) -> Vec<Option<Vec<Bounce>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || messages.len() < 64 {
+        return messages.iter().map(bounces).collect();
+    }
+    let chunk = messages.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = messages
+            .chunks(chunk)
+            .map(|part| {
+                let worker = scope.spawn(move || part.iter().map(bounces).collect::<Vec<_>>());
+                (part.len(), worker)
+            })
+            .collect();
+        workers
+            .into_iter()
+            // A worker that panicked has lost its part; its messages count as no bounce
+            // (and keep their places) rather than take the whole run down. bounces() is
+            // written not to panic.
+            .flat_map(|(len, w)| w.join().unwrap_or_else(|_| vec![None; len]))
+            .collect()
+    })
 }
 
 /// One message, or an mbox split at its `From ` lines (mboxrd's `>From ` unquoted).

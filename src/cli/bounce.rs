@@ -32,8 +32,8 @@ pub fn main(args: &BounceArgs) -> Exit {
                 continue;
             }
         };
-        for message in &messages {
-            match bounce::bounces(message) {
+        for (message, read) in messages.iter().zip(bounce::bounces_of(&messages)) {
+            match read {
                 Some(list) => found.extend(list),
                 None => eprintln!("probe: {}: not a bounce, skipped", message.file),
             }
