@@ -400,6 +400,29 @@ mod tests {
     }
 
     #[test]
+    fn many_messages_keep_their_order_on_every_core() {
+        let dsn = include_bytes!("../../tests/fixtures/bounces/postfix-blocked.eml");
+        let messages: Vec<RawMessage> = (0..200)
+            .map(|i| RawMessage {
+                file: i.to_string(),
+                bytes: if i % 3 == 0 {
+                    dsn.to_vec()
+                } else {
+                    b"Subject: hello\n\nnot a bounce\n".to_vec()
+                },
+            })
+            .collect();
+        let read = bounces_of(&messages);
+        assert_eq!(read.len(), 200);
+        for (i, r) in read.iter().enumerate() {
+            assert_eq!(r.is_some(), i % 3 == 0, "message {i}");
+            if let Some(list) = r {
+                assert_eq!(list[0].file, i.to_string());
+            }
+        }
+    }
+
+    #[test]
     fn garbage_is_no_bounce() {
         let raw = RawMessage {
             file: "x".into(),
