@@ -256,24 +256,23 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
             .and_then(stated::command_in)
             .map(str::to_owned);
     }
-    // Postfix names the command in its text only (`(in reply to RCPT TO command)`), for the
-    // same address; the cheap look first spares reading the text of every other DSN.
-    if recipients.iter().any(|r| r.command.is_none())
-        && explanation
-            .as_deref()
-            .is_some_and(|t| t.contains("in reply to ") || t.contains(">>> "))
-        && let Some(text) = plain::parse(&message)
-    {
+    // Postfix names the command in its text only (`<a@b>: host x said: 550 ... (in reply to
+    // RCPT TO command)`): the paragraph that names the same address.
+    if let Some(text) = explanation.as_deref() {
+        let lower = text.to_ascii_lowercase();
         for r in recipients.iter_mut().filter(|r| r.command.is_none()) {
-            r.command = text
-                .recipients
-                .iter()
-                .find(|t| {
-                    t.recipient.is_some()
-                        && t.recipient.as_deref().map(str::to_ascii_lowercase)
-                            == r.recipient.as_deref().map(str::to_ascii_lowercase)
-                })
-                .and_then(|t| t.command.clone());
+            let Some(address) = r.recipient.as_deref().map(str::to_ascii_lowercase) else {
+                continue;
+            };
+            r.command = lower.find(&address).and_then(|at| {
+                let paragraph = &lower[at..];
+                let end = ["\n\n", "\n\r\n"]
+                    .iter()
+                    .filter_map(|blank| paragraph.find(blank))
+                    .min()
+                    .unwrap_or(paragraph.len());
+                stated::command_in(&paragraph[..end]).map(str::to_owned)
+            });
         }
     }
     Some(DsnReport {
