@@ -89,7 +89,18 @@ pub fn read_path(path: &Path) -> Result<Vec<RawMessage>, BounceError> {
         let bytes = read_capped(path, MAX_STREAM).map_err(unreadable)?;
         return Ok(split_stream(&path.display().to_string(), bytes));
     }
-    // A Maildir's messages are in cur/ and new/; tmp/ holds half-written ones.
+    let mut messages = Vec::new();
+    for file in message_files(path).map_err(unreadable)? {
+        if let Some(message) = read_message(&file) {
+            messages.push(message);
+        }
+    }
+    Ok(messages)
+}
+
+/// The message files of a directory, in name order: a Maildir's `cur/` and `new/` (`tmp/`
+/// holds half-written ones), else the directory's own files.
+fn message_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     let maildir = ["cur", "new"].iter().any(|d| path.join(d).is_dir());
     let dirs: Vec<PathBuf> = if maildir {
         ["cur", "new"]
@@ -100,27 +111,82 @@ pub fn read_path(path: &Path) -> Result<Vec<RawMessage>, BounceError> {
     } else {
         vec![path.to_owned()]
     };
-    let mut messages = Vec::new();
+    let mut all = Vec::new();
     for dir in dirs {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(unreadable)?
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| p.is_file())
             .collect();
         files.sort();
-        for file in files {
-            // One unreadable file in a directory is noted, not fatal: the rest still count.
-            match read_capped(&file, MAX_MESSAGE) {
-                Ok(bytes) => messages.push(RawMessage {
-                    file: file.display().to_string(),
-                    bytes,
-                }),
-                Err(e) => tracing::warn!("cannot read {}: {e}", file.display()),
-            }
+        all.extend(files);
+    }
+    Ok(all)
+}
+
+/// One message file of a directory; one that cannot be read is noted, not fatal: the rest
+/// still count.
+fn read_message(file: &Path) -> Option<RawMessage> {
+    match read_capped(file, MAX_MESSAGE) {
+        Ok(bytes) => Some(RawMessage {
+            file: file.display().to_string(),
+            bytes,
+        }),
+        Err(e) => {
+            tracing::warn!("cannot read {}: {e}", file.display());
+            None
         }
     }
-    Ok(messages)
+}
+
+/// A message's name and its bounces (`None`: the message is no bounce).
+pub type MessageBounces = (String, Option<Vec<Bounce>>);
+
+/// Every message a path holds (as [`read_path`]), each with its bounces ([`bounces`]), in
+/// order. A directory's files are read and parsed on every core, each file dropped once
+/// read, so memory stays that of the files in flight.
+pub fn read_bounces(path: &Path) -> Result<Vec<MessageBounces>, BounceError> {
+    let is_dir = path.as_os_str() != "-" && path.is_dir();
+    if !is_dir {
+        let messages = read_path(path)?;
+        let read = bounces_of(&messages);
+        return Ok(messages.into_iter().map(|m| m.file).zip(read).collect());
+    }
+    let files = message_files(path).map_err(|source| BounceError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    let one = |file: &PathBuf| {
+        read_message(file).map(|m| {
+            let read = bounces(&m);
+            (m.file, read)
+        })
+    };
+    Ok(on_every_core(&files, |part| {
+        part.iter().filter_map(one).collect()
+    }))
+}
+
+/// `work` over the items split in one part per core, the results in the items' order.
+fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || items.len() < 64 {
+        return work(items);
+    }
+    let chunk = items.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || work(part)))
+            .collect();
+        workers
+            .into_iter()
+            // bounces() is written not to panic; if a part's worker did, its results are
+            // lost rather than the whole run.
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// A file's bytes, at most `cap` of them, read into a buffer of the file's size (a file
@@ -136,27 +202,7 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
 /// [`bounces`] of each message, in their order, read on every core: a directory of bounces
 /// is many small independent pieces of work.
 pub fn bounces_of(messages: &[RawMessage]) -> Vec<Option<Vec<Bounce>>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || messages.len() < 64 {
-        return messages.iter().map(bounces).collect();
-    }
-    let chunk = messages.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = messages
-            .chunks(chunk)
-            .map(|part| {
-                let worker = scope.spawn(move || part.iter().map(bounces).collect::<Vec<_>>());
-                (part.len(), worker)
-            })
-            .collect();
-        workers
-            .into_iter()
-            // A worker that panicked has lost its part; its messages count as no bounce
-            // (and keep their places) rather than take the whole run down. bounces() is
-            // written not to panic.
-            .flat_map(|(len, w)| w.join().unwrap_or_else(|_| vec![None; len]))
-            .collect()
-    })
+    on_every_core(messages, |part| part.iter().map(bounces).collect())
 }
 
 /// One message, or an mbox split at its `From ` lines (mboxrd's `>From ` unquoted).
@@ -419,6 +465,26 @@ mod tests {
             if let Some(list) = r {
                 assert_eq!(list[0].file, i.to_string());
             }
+        }
+    }
+
+    #[test]
+    fn a_large_directory_is_read_file_by_file_in_name_order() {
+        let dsn = include_bytes!("../../tests/fixtures/bounces/postfix-blocked.eml");
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..150 {
+            let bytes: &[u8] = if i % 2 == 0 {
+                dsn
+            } else {
+                b"Subject: hi\n\nhello\n"
+            };
+            std::fs::write(dir.path().join(format!("m{i:03}")), bytes).unwrap();
+        }
+        let read = read_bounces(dir.path()).unwrap();
+        assert_eq!(read.len(), 150);
+        for (i, (file, bounces)) in read.iter().enumerate() {
+            assert!(file.ends_with(&format!("m{i:03}")), "{file}");
+            assert_eq!(bounces.is_some(), i % 2 == 0, "{file}");
         }
     }
 

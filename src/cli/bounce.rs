@@ -24,18 +24,18 @@ pub fn main(args: &BounceArgs) -> Exit {
     let mut found: Vec<Bounce> = Vec::new();
     let mut exit = Exit::Ok;
     for path in &args.paths {
-        let messages = match bounce::read_path(path) {
-            Ok(m) => m,
+        let read = match bounce::read_bounces(path) {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("probe: error: {e}");
                 exit = Exit::Usage;
                 continue;
             }
         };
-        for (message, read) in messages.iter().zip(bounce::bounces_of(&messages)) {
-            match read {
+        for (file, bounces) in read {
+            match bounces {
                 Some(list) => found.extend(list),
-                None => eprintln!("probe: {}: not a bounce, skipped", message.file),
+                None => eprintln!("probe: {file}: not a bounce, skipped"),
             }
         }
     }
