@@ -48,7 +48,7 @@ pub struct Bounce {
     pub status: Option<String>,
     /// The SMTP reply code inside the diagnostic (`550`).
     pub reply_code: Option<u16>,
-    /// One of Sisimai's reasons ([`reason::classify`]).
+    /// One of Sisimai's reasons ([`reason::find`]).
     pub reason: &'static str,
     /// The host that refused it.
     pub remote_mta: Option<String>,
