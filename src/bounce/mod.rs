@@ -320,41 +320,13 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
     Some(complaints.chain(failures).collect())
 }
 
-/// The words before a command's name in a report ("(in reply to RCPT TO command)", a
-/// transcript's ">>> MAIL From:"), and the names after them.
-const COMMAND_LEADS: &[&[u8]] = &[b"in reply to ", b">>> "];
-const COMMAND_NAMES: &[(&[u8], &str)] = &[
-    (b"rcpt to", "RCPT"),
-    (b"mail from", "MAIL"),
-    (b"end of data", "DATA"),
-    (b"data", "DATA"),
-];
-
-/// The command for a recipient whose report names none where the downstream parser looks:
-/// the last one the report's prose names (a transcript ends with the command that failed),
-/// else RCPT when the report mentions RCPT TO at all.
+/// The command for a recipient whose report names none where the downstream parser looks
+/// (`Downstream::command`): RCPT when the report mentions RCPT TO at all.
 fn command_in_report(bytes: &[u8]) -> Option<&'static str> {
-    COMMAND_LEADS
+    [&b"RCPT TO"[..], b"rcpt to", b"RCPT To"]
         .iter()
-        .flat_map(|lead| memchr::memmem::find_iter(bytes, lead).map(|at| at + lead.len()))
-        .filter_map(|at| {
-            let rest = &bytes[at..];
-            COMMAND_NAMES
-                .iter()
-                .find(|(name, _)| {
-                    rest.get(..name.len())
-                        .is_some_and(|w| w.eq_ignore_ascii_case(name))
-                })
-                .map(|(_, command)| (at, *command))
-        })
-        .max_by_key(|(at, _)| *at)
-        .map(|(_, command)| command)
-        .or_else(|| {
-            [&b"RCPT TO"[..], b"rcpt to", b"RCPT To"]
-                .iter()
-                .any(|m| memchr::memmem::find(bytes, m).is_some())
-                .then_some("RCPT")
-        })
+        .any(|m| memchr::memmem::find(bytes, m).is_some())
+        .then_some("RCPT")
 }
 
 /// The reason of a complaint in an abuse feedback report (Sisimai's name).

@@ -160,13 +160,13 @@ pub fn find(fact: &Fact<'_>) -> &'static str {
     {
         return stated;
     }
-    if let Some(r) = rhost::find(fact, status, &text) {
-        return r;
-    }
-    let kind = diagnostic_type(&text);
     let command = fact
         .command
         .or_else(|| fact.diagnostic.and_then(probe::command));
+    if let Some(r) = rhost::find(fact, status, &text, command) {
+        return r;
+    }
+    let kind = diagnostic_type(&text);
     let words = phrases::Words::new(&text);
     let f = probe::Fact {
         status,

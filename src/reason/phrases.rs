@@ -19,6 +19,8 @@ struct Table {
     phrases: Vec<(usize, Phrase)>,
     /// The reasons (and `!reason` exclusions) the table names; at most 64, one bit each.
     keys: Vec<&'static str>,
+    /// For each key, the key of the words that exclude it (`!reason`), if any.
+    excluded_by: Vec<Option<usize>>,
     /// For each phrase, the ids of its parts.
     part_ids: Vec<Vec<usize>>,
     /// For each part, the phrases it is a part of.
@@ -76,10 +78,15 @@ fn build(rows: Vec<(&'static str, Phrase)>) -> Table {
     // The parts are fixed literals from the source tree and the keys few; a unit test builds
     // this table, so a failure here cannot reach a user.
     assert!(keys.len() <= 64, "phrases.tsv names more than 64 reasons");
+    let excluded_by = keys
+        .iter()
+        .map(|k| keys.iter().position(|x| x.strip_prefix('!') == Some(*k)))
+        .collect();
     let automaton = AhoCorasick::new(&parts).expect("phrase table builds");
     Table {
         phrases,
         keys,
+        excluded_by,
         part_ids,
         phrases_of_part,
         automaton,
@@ -124,19 +131,16 @@ impl Words {
         Words { said }
     }
 
-    fn says_key(&self, key: &str) -> bool {
-        table()
-            .keys
-            .iter()
-            .position(|k| *k == key)
-            .is_some_and(|i| self.said & (1 << i) != 0)
-    }
-
     /// Do the words hold one of the phrases of `reason`, and none of the words that keep them
     /// from meaning it (the table's `!reason` lines)?
     pub fn say(&self, reason: &str) -> bool {
-        self.says_key(reason)
-            && (self.said.count_ones() == 1 || !self.says_key(&format!("!{reason}")))
+        let table = table();
+        let said = |i: usize| self.said & (1 << i) != 0;
+        table
+            .keys
+            .iter()
+            .position(|k| *k == reason)
+            .is_some_and(|i| said(i) && !table.excluded_by[i].is_some_and(said))
     }
 }
 

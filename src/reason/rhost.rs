@@ -155,16 +155,19 @@ fn class_of(fact: &Fact<'_>) -> Option<&'static Class> {
 }
 
 /// The reason the receiving provider's own words give, if the provider is known and one of
-/// its rows holds. `status` is trimmed, `text` lower case.
-pub fn find(fact: &Fact<'_>, status: &str, text: &str) -> Option<&'static str> {
+/// its rows holds. `status` is trimmed, `text` lower case, `command` the one the reply
+/// answered.
+pub fn find(
+    fact: &Fact<'_>,
+    status: &str,
+    text: &str,
+    command: Option<&str>,
+) -> Option<&'static str> {
     if text.is_empty() {
         return None;
     }
     let class = class_of(fact)?;
     let reply = fact.reply_code.map(|c| c.to_string()).unwrap_or_default();
-    let command = fact
-        .command
-        .or_else(|| fact.diagnostic.and_then(super::probe::command));
     let holds = |c: &Condition| match c {
         Condition::Reply { code, class_free } => {
             if *class_free {
@@ -299,7 +302,11 @@ mod tests {
         ];
         for (f, want) in table {
             let text = f.diagnostic.unwrap_or("").to_lowercase();
-            assert_eq!(find(f, f.status.unwrap_or(""), &text), *want, "{f:?}");
+            assert_eq!(
+                find(f, f.status.unwrap_or(""), &text, f.command),
+                *want,
+                "{f:?}"
+            );
         }
     }
 

@@ -36,7 +36,9 @@ pub fn is_pseudo(status: &str) -> bool {
 /// Sisimai's own status code for a reason, for a bounce that gives none (`5.0.911` for
 /// userunknown): class 4 when the failure was temporary.
 pub fn pseudo(reason: &str, temporary: bool) -> Option<String> {
-    let row = rows(PSEUDO).find(|c| c.len() >= 3 && c[0] == reason)?;
+    static PARSED: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    let table = PARSED.get_or_init(|| rows(PSEUDO).filter(|c| c.len() >= 3).collect());
+    let row = table.iter().find(|c| c[0] == reason)?;
     match (temporary, row[2]) {
         (true, "-") | (false, _) => Some(format!("5.0.{}", row[1])),
         (true, detail) => Some(format!("4.0.{detail}")),
