@@ -278,7 +278,8 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             DownstreamAction::Delivered => return None,
         };
         let diagnostic = r.diagnostic.clone().filter(|d| !d.trim().is_empty());
-        let status = status(r.status.as_deref(), diagnostic.as_deref(), r.reply_code());
+        let reply_code = r.reply_code();
+        let status = status(r.status.as_deref(), diagnostic.as_deref(), reply_code);
         let reason = reason::find(&reason::Fact {
             status: status.as_deref(),
             diagnostic: diagnostic.as_deref(),
@@ -292,13 +293,13 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             remote_host: r.remote_mta.as_deref(),
             reporting_host: report.reporting_mta.as_deref(),
             recipient: r.recipient.as_deref(),
-            reply_code: r.reply_code(),
+            reply_code,
         });
         // No code in the report at all: Sisimai's code for the reason, so that the status
         // column still says what kind of failure it was.
         let status = status.or_else(|| {
             let temporary = action == "delayed"
-                || r.reply_code().is_some_and(|c| c < 500)
+                || reply_code.is_some_and(|c| c < 500)
                 || diagnostic
                     .as_deref()
                     .is_some_and(|d| d.to_ascii_lowercase().contains("temporary"));
@@ -310,7 +311,7 @@ pub fn bounces(message: &RawMessage) -> Option<Vec<Bounce>> {
             recipient: r.recipient.clone(),
             action: action.to_owned(),
             reason,
-            reply_code: r.reply_code(),
+            reply_code,
             provider: provider(r.remote_mta.as_deref(), r.recipient.as_deref()),
             status,
             remote_mta,
