@@ -113,12 +113,17 @@ fn message_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     };
     let mut all = Vec::new();
     for dir in dirs {
+        // The directory entry's own type, not a stat per file; a link is followed.
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
             .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_type()
+                    .is_ok_and(|t| t.is_file() || (t.is_symlink() && e.path().is_file()))
+            })
             .map(|e| e.path())
-            .filter(|p| p.is_file())
             .collect();
-        files.sort();
+        // One directory: the names' bytes order the paths as `Path`'s comparison would.
+        files.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         all.extend(files);
     }
     Ok(all)
@@ -167,26 +172,42 @@ pub fn read_bounces(path: &Path) -> Result<Vec<MessageBounces>, BounceError> {
     }))
 }
 
-/// `work` over the items split in one part per core, the results in the items' order.
+/// `work` over the items on every core, the results in the items' order. The items go out
+/// in small batches to whichever thread is free, so one slow file holds up no other core.
 fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+    /// Items per batch: small enough to even out, large enough that taking one costs nothing.
+    const BATCH: usize = 16;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || items.len() < 64 {
+    if threads < 2 || items.len() < 4 * BATCH {
         return work(items);
     }
-    let chunk = items.len().div_ceil(threads);
-    let work = &work;
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || work(part)))
+    let batches: Vec<&[T]> = items.chunks(BATCH).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (work, batches, next) = (&work, &batches, &next);
+    let mut done: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(batches.len()))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(batch) = batches.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, work(batch)));
+                    }
+                })
+            })
             .collect();
         workers
             .into_iter()
-            // bounces() is written not to panic; if a part's worker did, its results are
-            // lost rather than the whole run.
+            // bounces() is written not to panic; if a worker did, its results are lost
+            // rather than the whole run.
             .flat_map(|w| w.join().unwrap_or_default())
             .collect()
-    })
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().flat_map(|(_, r)| r).collect()
 }
 
 /// A file's bytes, at most `cap` of them, read into a buffer of the file's size (a file

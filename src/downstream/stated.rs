@@ -69,6 +69,34 @@ fn stated() -> &'static [Stated] {
 /// Lowercased, each run of white space one space: reports fold and pad their lines
 /// (`User  not listed`), the tables do not.
 fn squeeze(text: &str) -> String {
+    if !text.is_ascii() {
+        return squeeze_unicode(text);
+    }
+    // Most reports are ASCII: one pass over the bytes. The white space is char::is_whitespace's
+    // for ASCII (which counts the vertical tab, as u8::is_ascii_whitespace does not).
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let mut out = Vec::with_capacity(text.len());
+    let mut gap = false;
+    for &b in text.as_bytes() {
+        if space(b) {
+            gap = true;
+        } else {
+            if gap && !out.is_empty() {
+                out.push(b' ');
+            }
+            gap = false;
+            out.push(b.to_ascii_lowercase());
+        }
+    }
+    if gap && !out.is_empty() {
+        out.push(b' ');
+    }
+    // Only ASCII bytes were pushed.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`squeeze`] for text beyond ASCII: Unicode's white space and lower case.
+fn squeeze_unicode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for word in text.split_whitespace() {
         if !out.is_empty() {

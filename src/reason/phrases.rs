@@ -82,7 +82,10 @@ fn build(rows: Vec<(&'static str, Phrase)>) -> Table {
         .iter()
         .map(|k| keys.iter().position(|x| x.strip_prefix('!') == Some(*k)))
         .collect();
-    let automaton = AhoCorasick::new(&parts).expect("phrase table builds");
+    let automaton = aho_corasick::AhoCorasickBuilder::new()
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .build(&parts)
+        .expect("phrase table builds");
     Table {
         phrases,
         keys,

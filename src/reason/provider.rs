@@ -47,7 +47,10 @@ pub fn provider(remote_mta: Option<&str>, recipient: Option<&str>) -> Option<&'s
         PROVIDERS.iter().find_map(|(provider, suffixes)| {
             suffixes
                 .iter()
-                .any(|s| name == s || name.ends_with(&format!(".{s}")))
+                .any(|s| {
+                    name.strip_suffix(s)
+                        .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+                })
                 .then_some(*provider)
         })
     })
