@@ -199,6 +199,9 @@ fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + 
                 })
             })
             .collect();
+        // The calling thread would only wait: it builds the tables every report is read
+        // against, so that the first reader to need one waits less (or not at all).
+        prepare_tables();
         workers
             .into_iter()
             // bounces() is written not to panic; if a worker did, its results are lost
@@ -210,13 +213,26 @@ fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + 
     done.into_iter().flat_map(|(_, r)| r).collect()
 }
 
-/// A file's bytes, at most `cap` of them, read into a buffer of the file's size (a file
-/// that grows meanwhile is still read to the cap).
+/// Builds what reading a report needs once per run (automata over the phrase and marker
+/// tables), ahead of the first report.
+fn prepare_tables() {
+    crate::downstream::prepare();
+    crate::reason::prepare();
+}
+
+/// A file's bytes, at most `cap` of them, read into a buffer of the file's size. A regular
+/// file is read as long as it was when opened (no extra read to find its end); anything else
+/// (a pipe named on the command line) to its end or the cap.
 fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     let file = File::open(path)?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0).min(cap);
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1);
-    file.take(cap).read_to_end(&mut bytes)?;
+    let meta = file.metadata()?;
+    let limit = if meta.is_file() {
+        meta.len().min(cap)
+    } else {
+        cap
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len().min(cap)).unwrap_or(0));
+    file.take(limit).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 

@@ -39,7 +39,8 @@ pub fn main(args: &BounceArgs) -> Exit {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
+    // Standard output flushes at every newline; pretty JSON has several per recipient.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &found)
             .map_err(std::io::Error::from)

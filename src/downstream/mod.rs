@@ -83,6 +83,13 @@ impl Downstream {
     }
 }
 
+/// Builds the tables reports are read against now rather than at the first report (a
+/// reader that starts several threads does this on the one that would otherwise wait).
+pub fn prepare() {
+    plain::prepare();
+    stated::prepare();
+}
+
 /// The first SMTP reply code (`550`, `421-`) in free text: a word of three digits with a class
 /// of 4 or 5, as plain-text bounces quote the remote reply mid-sentence.
 pub fn reply_code_in(text: &str) -> Option<u16> {

@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
 use mail_parser::{Message, PartType};
 
 use super::dsn::{DsnReport, enhanced_status};
@@ -23,15 +24,47 @@ const ONHOLD: &str = "onhold";
 const MAX_DIAGNOSTIC: usize = 2000;
 
 /// `markers.tsv`, lowercased, by kind.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Markers {
-    start: Vec<Marker>,
-    end: Vec<Marker>,
+    start: AnyOf,
+    end: AnyOf,
     end_line: Vec<Marker>,
-    delayed: Vec<Marker>,
+    delayed: AnyOf,
     autoreply: Vec<Marker>,
     recipient: Vec<Marker>,
     given_up: Vec<Marker>,
+}
+
+/// The markers of a kind looked for in one pass: which report's opening comes first in a
+/// text is one search, not one per marker.
+#[derive(Debug)]
+struct AnyOf(AhoCorasick);
+
+impl AnyOf {
+    fn new(markers: &[String]) -> Self {
+        // The markers are fixed literals from the source tree; a unit test builds them, so a
+        // failure here cannot reach a user.
+        AnyOf(
+            aho_corasick::AhoCorasickBuilder::new()
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                .build(markers)
+                .expect("markers build"),
+        )
+    }
+
+    /// Where the first marker found starts (it is in the first line that holds one).
+    fn find(&self, lower: &str) -> Option<usize> {
+        self.0.find(lower).map(|m| m.start())
+    }
+
+    fn is_in(&self, lower: &str) -> bool {
+        self.0.is_match(lower)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.patterns_len()
+    }
 }
 
 /// One marker, lowercased, its searcher built once: markers are looked for in every line of
@@ -61,13 +94,20 @@ impl Marker {
     }
 }
 
+/// Builds the marker table now (see [`super::prepare`]).
+pub fn prepare() {
+    markers();
+}
+
 fn markers() -> &'static Markers {
     static PARSED: OnceLock<Markers> = OnceLock::new();
     PARSED.get_or_init(|| parse_markers(MARKERS))
 }
 
 fn parse_markers(text: &str) -> Markers {
-    let mut m = Markers::default();
+    let (mut start, mut end, mut delayed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut end_line, mut autoreply, mut recipient, mut given_up) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for line in text.lines() {
         if line.trim().is_empty() || line.starts_with('#') {
             continue;
@@ -76,19 +116,27 @@ fn parse_markers(text: &str) -> Markers {
         let (Some(_mta), Some(kind), Some(marker)) = (cols.next(), cols.next(), cols.next()) else {
             continue;
         };
-        let list = match kind {
-            "start" => &mut m.start,
-            "end" => &mut m.end,
-            "end-line" => &mut m.end_line,
-            "delayed" => &mut m.delayed,
-            "autoreply" => &mut m.autoreply,
-            "recipient" => &mut m.recipient,
-            "given-up" => &mut m.given_up,
-            _ => continue,
-        };
-        list.push(Marker::new(marker));
+        let lower = marker.to_ascii_lowercase();
+        match kind {
+            "start" => start.push(lower),
+            "end" => end.push(lower),
+            "delayed" => delayed.push(lower),
+            "end-line" => end_line.push(Marker::new(marker)),
+            "autoreply" => autoreply.push(Marker::new(marker)),
+            "recipient" => recipient.push(Marker::new(marker)),
+            "given-up" => given_up.push(Marker::new(marker)),
+            _ => {}
+        }
     }
-    m
+    Markers {
+        start: AnyOf::new(&start),
+        end: AnyOf::new(&end),
+        end_line,
+        delayed: AnyOf::new(&delayed),
+        autoreply,
+        recipient,
+        given_up,
+    }
 }
 
 /// Reads a plain-text bounce; `None` when the message is no bounce (no report marker, and
@@ -114,7 +162,7 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
     let has_marker = |t: &str| {
         t.lines().any(|l| {
             let l = l.to_ascii_lowercase();
-            markers.start.iter().any(|m| m.is_in(&l))
+            markers.start.is_in(&l)
         })
     };
     if text.trim().is_empty() {
@@ -133,29 +181,28 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         text = unquoted;
     }
     let lines: Vec<&str> = text.lines().collect();
-    let lower: Vec<String> = lines.iter().map(|l| l.to_ascii_lowercase()).collect();
-    let start = lower
-        .iter()
-        .position(|l| markers.start.iter().any(|m| m.is_in(l)));
+    let lowered = Lowered::new(&lines);
+    let lower = lowered.lines();
+    let start = lowered.first_line_with(&markers.start, 0);
     let start = match start {
         Some(i) => i,
         // Without a marker, only a message from a mailer daemon is read as a bounce.
         None if from_a_daemon(message) => 0,
         None => return None,
     };
-    let end = lower[start..]
+    let end_line = lower[start..]
         .iter()
         .position(|l| {
             let t = l.trim_start();
-            markers.end.iter().any(|m| m.is_in(l))
-                || markers.end_line.iter().any(|m| t.starts_with(m.as_str()))
+            markers.end_line.iter().any(|m| t.starts_with(m.as_str()))
         })
-        .map_or(lines.len(), |n| start + n);
+        .map(|n| start + n);
+    let end = match (lowered.first_line_with(&markers.end, start), end_line) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or(lines.len()),
+    };
     let region = &lines[start..end];
-    let delayed = lower[..end]
-        .iter()
-        .any(|l| markers.delayed.iter().any(|m| m.is_in(l)))
-        && !given_up(&text);
+    let delayed = markers.delayed.is_in(lowered.before(end)) && !given_up(&text);
 
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     // The report's words before its first recipient: some reports (Notes, au, MailMarshal)
@@ -324,6 +371,49 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
         recipients,
         feedback: Vec::new(),
     })
+}
+
+/// A report's lines in lower case, in one string: a marker is looked for once in the whole
+/// text, not once per line (markers hold no line break, so a match is within one line).
+struct Lowered {
+    text: String,
+    /// Where each line starts in `text`, and its length.
+    lines: Vec<(usize, usize)>,
+}
+
+impl Lowered {
+    fn new(lines: &[&str]) -> Self {
+        let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+        let mut spans = Vec::with_capacity(lines.len());
+        for line in lines {
+            spans.push((text.len(), line.len()));
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.make_ascii_lowercase();
+        Lowered { text, lines: spans }
+    }
+
+    /// Every line, lower case.
+    fn lines(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .map(|&(at, len)| &self.text[at..at + len])
+            .collect()
+    }
+
+    /// The text of the lines before line `end`.
+    fn before(&self, end: usize) -> &str {
+        let at = self.lines.get(end).map_or(self.text.len(), |&(at, _)| at);
+        &self.text[..at]
+    }
+
+    /// The first line from line `from` on that holds one of `markers`.
+    fn first_line_with(&self, markers: &AnyOf, from: usize) -> Option<usize> {
+        let &(base, _) = self.lines.get(from)?;
+        let at = base + markers.find(&self.text[base..])?;
+        Some(self.lines.partition_point(|&(start, _)| start <= at) - 1)
+    }
 }
 
 /// The last refusal of a session transcript (`Out: 451 4.3.0 Error: ...`, `<<< 550 ...`),
@@ -574,6 +664,34 @@ mod tests {
             lines,
             "a malformed line in markers.tsv"
         );
+    }
+
+    #[test]
+    fn the_first_line_with_a_marker_from_a_line_on() {
+        let lines = [
+            "Hello",
+            "This is the MAIL SYSTEM",
+            "x",
+            "the mail system again",
+        ];
+        let lowered = Lowered::new(&lines);
+        let markers = AnyOf::new(&["mail system".to_owned(), "again".to_owned()]);
+        let table: &[(usize, Option<usize>)] = &[
+            (0, Some(1)),
+            (1, Some(1)),
+            (2, Some(3)),
+            (3, Some(3)),
+            (4, None),
+        ];
+        for (from, want) in table {
+            assert_eq!(
+                lowered.first_line_with(&markers, *from),
+                *want,
+                "from {from}"
+            );
+        }
+        assert_eq!(lowered.before(2), "hello\nthis is the mail system\n");
+        assert_eq!(lowered.lines()[1], "this is the mail system");
     }
 
     #[test]

@@ -44,6 +44,12 @@ enum Test {
 /// The name of signature rows' reason column.
 const SIGNATURE: &str = "signature";
 
+/// Builds both tables now (see [`super::prepare`]).
+pub fn prepare() {
+    commands();
+    stated();
+}
+
 fn commands() -> &'static [(&'static str, Finder<'static>)] {
     static PARSED: OnceLock<Vec<(&'static str, Finder<'static>)>> = OnceLock::new();
     PARSED.get_or_init(|| {

@@ -276,6 +276,13 @@ fn known(reason: &str) -> Option<&'static str> {
     REASONS.iter().copied().find(|r| *r == reason)
 }
 
+/// Builds the phrase automaton and the provider tables now rather than at the first text
+/// classified (see [`crate::downstream::prepare`]).
+pub fn prepare() {
+    phrases::prepare();
+    rhost::prepare();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

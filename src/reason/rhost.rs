@@ -44,6 +44,11 @@ enum Condition {
     Permanent(bool),
 }
 
+/// Reads the table now (see [`super::prepare`]).
+pub fn prepare() {
+    classes();
+}
+
 fn classes() -> &'static [Class] {
     static PARSED: OnceLock<Vec<Class>> = OnceLock::new();
     PARSED.get_or_init(|| parse(RHOSTS))
