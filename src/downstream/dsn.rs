@@ -102,7 +102,7 @@ fn parse_nested(raw: &[u8], depth: u8) -> Option<DsnReport> {
                 explanation = part.text_contents().map(str::to_owned);
             }
             ("text", "rfc822-headers") | ("message", "rfc822" | "global") if probe_id.is_none() => {
-                let headers = String::from_utf8_lossy(body);
+                let headers = String::from_utf8_lossy(header_section(body));
                 probe_id = header_value(&headers, "X-Probe-Id");
                 returned_to = header_value(&headers, "To");
             }
@@ -548,6 +548,27 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
     groups
 }
 
+/// A returned message up to the blank line after its header (blank lines before it skipped):
+/// only the header is read, and a body can be long.
+fn header_section(message: &[u8]) -> &[u8] {
+    let first = message
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        .unwrap_or(message.len());
+    // From the start of the line the first word is on.
+    let start = message[..first]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let rest = &message[start..];
+    let end = [&b"\n\n"[..], b"\n\r\n"]
+        .iter()
+        .filter_map(|blank| memchr::memmem::find(rest, blank))
+        .min()
+        .map_or(rest.len(), |at| at + 1);
+    &message[..start + end]
+}
+
 /// A field of a returned message's header (its folded lines joined), read up to the blank line
 /// that ends the header: the returned body can be long and is no business of this.
 fn header_value(message: &str, name: &str) -> Option<String> {
@@ -644,6 +665,24 @@ Subject: Deliverability check 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
 X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
 \r\n\
 --B1--\r\n";
+
+    #[test]
+    fn a_returned_message_is_read_to_the_end_of_its_header() {
+        let table: &[(&str, &str)] = &[
+            ("To: a@b\nX: 1\n\nbody", "To: a@b\nX: 1\n"),
+            ("\r\n\r\nTo: a@b\r\n\r\nbody", "\r\n\r\nTo: a@b\r\n"),
+            ("\n  folded\nTo: a@b", "\n  folded\nTo: a@b"),
+            ("", ""),
+        ];
+        for (message, want) in table {
+            let got = header_section(message.as_bytes());
+            assert_eq!(std::str::from_utf8(got).unwrap(), *want, "{message:?}");
+        }
+        assert_eq!(
+            header_value("\nTo: a@b,\n c@d\nX-Probe-Id: t1\n\nTo: no", "to").as_deref(),
+            Some("a@b, c@d")
+        );
+    }
 
     #[test]
     fn postfix_bounce() {
