@@ -7,15 +7,19 @@
 # skipped with a message when absent), runs `probe bounce --json` over its maildir/, and
 # joins the result with expected.tsv (Sisimai's answers) on file + recipient index (the Nth
 # recipient probe reports for that file). Prints: rows, same status %, same reason
-# (reason_v5.5plus) %, and the median wall time of 5 whole-process runs with files/s.
+# (reason_v5.5plus) %, and the median wall and CPU times of 10 whole-process runs with files/s.
 # With -v it also lists every disagreement.
 #
 # Speed: `probe bounce` and Sisimai itself (Debian's libsisimai-perl, the Perl version, through
-# bench/sisimai.pl) read the same directory in the same run, alternately, 5 times each; the
-# medians of wall time and of CPU time (user + system) are compared. The issue's figure for
-# Sisimai's Go version here (~0.5 s, ~1,300 files/s) is printed beside it; Go's Sisimai cannot
-# be installed here (no Go toolchain). Without libsisimai-perl the peer is skipped with a note
-# (`apt-get install libsisimai-perl`).
+# bench/sisimai.pl) read the same directory in the same run, as hyperfine would time them: per
+# tool one warm-up run, then 5 timed runs, in two rounds (probe, Sisimai, probe, Sisimai), so
+# both see the same machine; the medians of the 10 wall times and of the 10 CPU times (user +
+# system) are compared. The warm-up matters: the first process after a large one (Sisimai
+# holds its whole corpus in memory) spends several times the usual system time opening and
+# reading files, whichever tool it is. The issue's figure for Sisimai's Go version here
+# (~0.5 s, ~1,300 files/s) is printed beside it; Go's Sisimai cannot be installed here (no Go
+# toolchain newer than 1.19 in Debian 12; it needs 1.22). Without libsisimai-perl the peer is
+# skipped with a note (`apt-get install libsisimai-perl`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=../shared/corpora/bounces
@@ -42,15 +46,19 @@ probe, maildir, peer = sys.argv[1:]
 tools = [("probe", [probe, "bounce", "--json", maildir])]
 if peer:
     tools.append(("sisimai", peer.split()))
-for _ in range(5):
+def quiet(cmd):
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+for _ in range(2):
     for name, cmd in tools:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        print(name, f"{wall:.4f}", f"{cpu:.4f}")
+        quiet(cmd)  # warm-up, not timed
+        for _ in range(5):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            quiet(cmd)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            print(name, f"{wall:.4f}", f"{cpu:.4f}")
 PY
 )
 python3 - "$out" "$corpus/expected.tsv" "$files" "${1:-}" "$timings" <<'PY'
