@@ -434,13 +434,21 @@ mod tests {
 
     #[test]
     fn enhanced_status_is_found_in_text() {
-        assert_eq!(enhanced_status("5.1.1").as_deref(), Some("5.1.1"));
-        assert_eq!(
-            enhanced_status("smtp; 550 5.7.26 blocked").as_deref(),
-            Some("5.7.26")
-        );
-        assert_eq!(enhanced_status("1.2.3.4 said 550").as_deref(), None);
-        assert_eq!(enhanced_status("").as_deref(), None);
+        let table: &[(&str, Option<&str>)] = &[
+            ("5.1.1", Some("5.1.1")),
+            ("smtp; 550 5.7.26 blocked", Some("5.7.26")),
+            ("1.2.3.4 said 550", None),
+            ("", None),
+            ("version 1.0. Then: 550 5.1.1.", Some("5.1.1")),
+            ("from 10.0.0.1 (4.7.1000) then 4.4.7", Some("4.4.7")),
+            ("x5.7.1y", Some("5.7.1")),
+            ("5..1.1 or 3.1.1 or .5.2.2", Some("5.2.2")),
+            ("\u{e9}4.2.2\u{e9}", Some("4.2.2")),
+            ("no code here. none.", None),
+        ];
+        for (text, want) in table {
+            assert_eq!(enhanced_status(text).as_deref(), *want, "{text}");
+        }
     }
 
     #[test]

@@ -415,14 +415,28 @@ fn parse_feedback(block: &str, returned_to: Option<String>) -> DsnReport {
 
 /// The first `D.D{1,3}.D{1,3}` with a class of 2, 4 or 5 in `text` (`5.1.1 (user unknown)`).
 pub fn enhanced_status(text: &str) -> Option<String> {
-    // Bytes, not chars: every byte of a multi-byte character is neither a digit nor a dot,
-    // so the words are the same; this runs over every line of every report, so no word is
-    // copied until one is the code.
-    text.as_bytes()
-        .split(|b| !(b.is_ascii_digit() || *b == b'.'))
-        .map(trim_dots)
-        .find(|w| is_enhanced_status(w))
-        .map(|w| String::from_utf8_lossy(w).into_owned())
+    // A code has dots, so only the words around a dot are looked at: this runs over every
+    // line of every report, most of it prose. A word is a run of digits and dots (a byte of
+    // a multi-byte character is neither).
+    let bytes = text.as_bytes();
+    let in_word = |b: &u8| b.is_ascii_digit() || *b == b'.';
+    let mut from = 0;
+    while let Some(dot) = memchr::memchr(b'.', &bytes[from..]).map(|i| from + i) {
+        let start = bytes[..dot]
+            .iter()
+            .rposition(|b| !in_word(b))
+            .map_or(0, |i| i + 1);
+        let end = bytes[dot..]
+            .iter()
+            .position(|b| !in_word(b))
+            .map_or(bytes.len(), |i| dot + i);
+        let word = trim_dots(&bytes[start..end]);
+        if is_enhanced_status(word) {
+            return Some(String::from_utf8_lossy(word).into_owned());
+        }
+        from = end;
+    }
+    None
 }
 
 /// The word without dots at either end (`5.1.1.` ends a sentence).

@@ -131,9 +131,20 @@ const COMMANDS: &[(&str, &str)] = &[
 pub fn command(text: &str) -> Option<&'static str> {
     let bytes = text.as_bytes();
     let word_char = |b: u8| b.is_ascii_alphanumeric() || b == b'@';
+    // The searchers are built once: every diagnostic is searched for every command.
+    static FINDERS: std::sync::OnceLock<Vec<memchr::memmem::Finder<'static>>> =
+        std::sync::OnceLock::new();
+    let finders = FINDERS.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|(word, _)| memchr::memmem::Finder::new(word.as_bytes()))
+            .collect()
+    });
     let mut found = None;
-    for (word, name) in COMMANDS {
-        let Some(at) = text.find(word) else { continue };
+    for ((word, name), finder) in COMMANDS.iter().zip(finders) {
+        let Some(at) = finder.find(bytes) else {
+            continue;
+        };
         if !word.contains(' ') {
             let before = at.checked_sub(1).map(|i| bytes[i]);
             let after = bytes.get(at + word.len()).copied();
