@@ -128,10 +128,16 @@ fn class_of(fact: &Fact<'_>) -> Option<&'static Class> {
         .and_then(|r| r.rsplit_once('@'))
         .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
         .filter(|d| d.contains('.'));
+    // Sisimai asks whether a host of the table ends with the recipient's domain (`icloud.com`
+    // in `.mail.icloud.com`); at a dot, so that `mail.com` (a provider of its own) is not
+    // taken for `googlemail.com`.
     if let Some(d) = &domain
-        && let Some(c) = classes()
-            .iter()
-            .find(|c| c.hosts.iter().any(|h| h.ends_with(d.as_str())))
+        && let Some(c) = classes().iter().find(|c| {
+            c.hosts.iter().any(|h| {
+                h.strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+            })
+        })
     {
         return Some(c);
     }
@@ -240,6 +246,25 @@ mod tests {
                     assert_eq!(*p, p.to_lowercase(), "{}: not lower case", class.name);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn recipient_domains_match_a_host_at_a_dot() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("a@icloud.com", Some("Apple")),
+            ("a@me.com", Some("Apple")),
+            ("a@google.com", Some("Google")),
+            ("a@cox.net", Some("Cox")),
+            ("a@mail.com", None),
+            ("a@x.cox.net", None),
+        ];
+        for (recipient, want) in table {
+            let fact = Fact {
+                recipient: Some(recipient),
+                ..Fact::default()
+            };
+            assert_eq!(class_of(&fact).map(|c| c.name), *want, "{recipient}");
         }
     }
 
