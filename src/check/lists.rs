@@ -131,15 +131,12 @@ impl ListSet {
             lists: Vec::new(),
             codes: Vec::new(),
         };
-        for (n, line) in text.lines().enumerate() {
+        for (n, line) in crate::table::rows(text) {
             let bad = |message: String| ListsError {
                 origin: origin.to_owned(),
-                line: n + 1,
+                line: n,
                 message,
             };
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
             let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
             match fields[0] {
                 "list" => {

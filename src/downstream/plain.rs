@@ -108,10 +108,7 @@ fn parse_markers(text: &str) -> Markers {
     let (mut start, mut end, mut delayed) = (Vec::new(), Vec::new(), Vec::new());
     let (mut end_line, mut autoreply, mut recipient, mut given_up) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for line in text.lines() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (_, line) in crate::table::rows(text) {
         let mut cols = line.split('\t');
         let (Some(_mta), Some(kind), Some(marker)) = (cols.next(), cols.next(), cols.next()) else {
             continue;
@@ -648,10 +645,7 @@ mod tests {
 
     #[test]
     fn every_marker_line_has_a_known_kind() {
-        let lines = MARKERS
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .count();
+        let lines = crate::table::rows(MARKERS).count();
         let m = parse_markers(MARKERS);
         let parsed = m.start.len()
             + m.end.len()

@@ -116,9 +116,9 @@ fn squeeze_unicode(text: &str) -> String {
     out
 }
 
+/// A table's rows, without their line numbers.
 fn data_lines(text: &'static str) -> impl Iterator<Item = &'static str> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    crate::table::rows(text).map(|(_, line)| line)
 }
 
 fn parse_stated(line: &'static str) -> Option<Stated> {

@@ -40,9 +40,8 @@ fn table() -> &'static Table {
 
 /// Reads the table; a malformed line is skipped (a unit test checks there is none).
 fn parse(text: &'static str) -> Vec<(&'static str, Phrase)> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|line| {
+    crate::table::rows(text)
+        .filter_map(|(_, line)| {
             let mut cols = line.split('\t');
             let (reason, phrase) = (cols.next()?, cols.next()?);
             (!phrase.is_empty()).then(|| (reason, phrase.split('*').collect()))
@@ -177,10 +176,7 @@ mod tests {
 
     #[test]
     fn every_line_is_a_lower_case_phrase_of_a_known_reason() {
-        let lines = PHRASES
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .count();
+        let lines = crate::table::rows(PHRASES).count();
         let table = parse(PHRASES);
         assert_eq!(table.len(), lines, "a malformed line in phrases.tsv");
         build(table.clone());

@@ -83,10 +83,8 @@ fn rows() -> &'static [Row] {
 
 /// Reads the table: a row, or what is wrong with a line (a unit test checks there is none).
 fn parse(text: &'static str) -> Vec<Result<Row, String>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|(i, line)| parse_row(line).map_err(|e| format!("replies.tsv line {}: {e}", i + 1)))
+    crate::table::rows(text)
+        .map(|(n, line)| parse_row(line).map_err(|e| format!("replies.tsv line {n}: {e}")))
         .collect()
 }
 

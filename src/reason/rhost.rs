@@ -57,10 +57,7 @@ fn classes() -> &'static [Class] {
 /// Reads the table; a malformed line is skipped (a unit test checks there is none).
 fn parse(text: &'static str) -> Vec<Class> {
     let mut classes: Vec<Class> = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (_, line) in crate::table::rows(text) {
         let cols: Vec<&'static str> = line.split('\t').collect();
         let [name, kind, value, rest @ ..] = cols.as_slice() else {
             continue;
@@ -229,10 +226,7 @@ mod tests {
 
     #[test]
     fn every_line_parses_with_known_reasons() {
-        let lines = RHOSTS
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .count();
+        let lines = crate::table::rows(RHOSTS).count();
         let parsed = parse(RHOSTS);
         let count: usize = parsed.iter().map(|c| c.hosts.len() + c.rows.len()).sum();
         assert_eq!(count, lines, "a malformed line in rhosts.tsv");

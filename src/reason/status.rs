@@ -8,9 +8,7 @@ const NAMES: &str = include_str!("status.tsv");
 const PSEUDO: &str = include_str!("pseudo-status.tsv");
 
 fn rows(text: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split('\t').collect::<Vec<_>>())
+    crate::table::rows(text).map(|(_, l)| l.split('\t').collect::<Vec<_>>())
 }
 
 fn names() -> &'static HashMap<&'static str, &'static str> {
