@@ -492,28 +492,15 @@ mod tests {
             id.to_owned(),
             msgs.iter()
                 .map(|(seed, provider, verdict)| MessageRecord {
-                    token: format!("{id}-{seed}"),
-                    seed: (*seed).into(),
-                    provider: (*provider).into(),
-                    address: String::new(),
-                    sent_at: 0,
-                    state: crate::store::SendState::Sent,
                     smtp: SmtpOutcome {
                         code: (*verdict == Some(Verdict::Deferred)).then_some(421),
                         enhanced: (*verdict == Some(Verdict::Deferred)).then(|| "4.7.0".into()),
                         text: (*verdict == Some(Verdict::Deferred)).then(|| "try later".into()),
                         ..SmtpOutcome::default()
                     },
-                    tls_json: None,
                     verdict: *verdict,
                     verdict_reason: verdict.map(|v| format!("because {v}")),
-                    folder: None,
-                    tab: None,
-                    seen_at: None,
-                    headers_json: None,
-                    poll_error: None,
-                    queue_id: None,
-                    downstream_json: None,
+                    ..MessageRecord::sent(format!("{id}-{seed}"), *seed, *provider, "", 0)
                 })
                 .collect(),
         )

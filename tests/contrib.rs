@@ -8,7 +8,7 @@ use std::path::Path;
 use seedprobe::check::{CheckResult, Report, Status};
 use seedprobe::config::Transport;
 use seedprobe::report::RunReport;
-use seedprobe::store::{MessageRecord, RunRecord, SendState, SmtpOutcome};
+use seedprobe::store::{MessageRecord, RunRecord, SmtpOutcome};
 use seedprobe::verdict::Verdict;
 
 const PROMTOOL: &str = "/opt/seedprobe-prometheus/usr/bin/promtool";
@@ -39,27 +39,15 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 /// latency, a poll error and checks.
 fn written_families() -> BTreeSet<String> {
     let message = MessageRecord {
-        token: "t".into(),
-        seed: "s".into(),
-        provider: "gmail".into(),
-        address: "s@example.net".into(),
-        sent_at: 0,
-        state: SendState::Sent,
         smtp: SmtpOutcome {
             code: Some(451),
             text: Some("try later".into()),
             ..SmtpOutcome::default()
         },
-        tls_json: None,
         verdict: Some(Verdict::Deferred),
         verdict_reason: Some("451".into()),
-        folder: None,
-        tab: None,
-        seen_at: None,
-        headers_json: None,
         poll_error: Some("timeout".into()),
-        queue_id: None,
-        downstream_json: None,
+        ..MessageRecord::sent("t", "s", "gmail", "s@example.net", 0)
     };
     let found = MessageRecord {
         token: "u".into(),

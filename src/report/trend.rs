@@ -550,7 +550,7 @@ fn latest_table(o: &mut String, trend: &Trend) {
 mod tests {
     use super::*;
     use crate::config::Transport;
-    use crate::store::{MessageRecord, RunRecord, SendState, SmtpOutcome};
+    use crate::store::{MessageRecord, RunRecord};
 
     fn run(id: &str, at: i64, messages: &[(&str, Option<Verdict>)]) -> RunReport {
         RunReport {
@@ -574,23 +574,14 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, (provider, verdict))| MessageRecord {
-                    token: format!("{id}-{i}"),
-                    seed: format!("s{i}"),
-                    provider: (*provider).into(),
-                    address: format!("s{i}@example.net"),
-                    sent_at: at,
-                    state: SendState::Sent,
-                    smtp: SmtpOutcome::default(),
-                    tls_json: None,
                     verdict: *verdict,
-                    verdict_reason: None,
-                    folder: None,
-                    tab: None,
-                    seen_at: None,
-                    headers_json: None,
-                    poll_error: None,
-                    queue_id: None,
-                    downstream_json: None,
+                    ..MessageRecord::sent(
+                        format!("{id}-{i}"),
+                        format!("s{i}"),
+                        *provider,
+                        format!("s{i}@example.net"),
+                        at,
+                    )
                 })
                 .collect(),
         }

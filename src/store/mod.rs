@@ -519,6 +519,36 @@ fn stage_of(name: &str) -> Option<Stage> {
 }
 
 impl MessageRecord {
+    /// A message handed over at `sent_at` (Unix ms) with nothing else known yet: no reply
+    /// kept, no verdict, not seen. Reports, comparisons and their tests start from it.
+    pub fn sent(
+        token: impl Into<String>,
+        seed: impl Into<String>,
+        provider: impl Into<String>,
+        address: impl Into<String>,
+        sent_at: i64,
+    ) -> Self {
+        MessageRecord {
+            token: token.into(),
+            seed: seed.into(),
+            provider: provider.into(),
+            address: address.into(),
+            sent_at,
+            state: SendState::Sent,
+            smtp: SmtpOutcome::default(),
+            tls_json: None,
+            verdict: None,
+            verdict_reason: None,
+            folder: None,
+            tab: None,
+            seen_at: None,
+            headers_json: None,
+            poll_error: None,
+            queue_id: None,
+            downstream_json: None,
+        }
+    }
+
     /// Where it stands for [`crate::verdict::Placement`]: its verdict, or why it has none.
     pub fn placed(&self) -> Placed {
         match (self.verdict, self.state) {
