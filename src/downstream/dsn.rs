@@ -562,8 +562,8 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
     groups
 }
 
-/// A returned message up to the blank line after its header (blank lines before it skipped):
-/// only the header is read, and a body can be long.
+/// A returned message's header: from its first line that is not blank to the blank line
+/// after it. Only the header is read, and a body can be long.
 fn header_section(message: &[u8]) -> &[u8] {
     let first = message
         .iter()
@@ -580,7 +580,7 @@ fn header_section(message: &[u8]) -> &[u8] {
         .filter_map(|blank| memchr::memmem::find(rest, blank))
         .min()
         .map_or(rest.len(), |at| at + 1);
-    &message[..start + end]
+    &rest[..end]
 }
 
 /// A field of a returned message's header (its folded lines joined), read up to the blank line
@@ -684,8 +684,8 @@ X-Probe-Id: 01JAAAAAAAAAAAAAAAAAAAAAAA\r\n\
     fn a_returned_message_is_read_to_the_end_of_its_header() {
         let table: &[(&str, &str)] = &[
             ("To: a@b\nX: 1\n\nbody", "To: a@b\nX: 1\n"),
-            ("\r\n\r\nTo: a@b\r\n\r\nbody", "\r\n\r\nTo: a@b\r\n"),
-            ("\n  folded\nTo: a@b", "\n  folded\nTo: a@b"),
+            ("\r\n\r\nTo: a@b\r\n\r\nbody", "To: a@b\r\n"),
+            ("\n  folded\nTo: a@b", "  folded\nTo: a@b"),
             ("", ""),
         ];
         for (message, want) in table {

@@ -194,10 +194,11 @@ pub fn parse(message: &Message<'_>) -> Option<DsnReport> {
             markers.end_line.iter().any(|m| t.starts_with(m.as_str()))
         })
         .map(|n| start + n);
-    let end = match (lowered.first_line_with(&markers.end, start), end_line) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(lines.len()),
-    };
+    let end = [lowered.first_line_with(&markers.end, start), end_line]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(lines.len());
     let region = &lines[start..end];
     let delayed = markers.delayed.is_in(lowered.before(end)) && !given_up(&text);
 
