@@ -167,14 +167,22 @@ pub fn read_bounces(path: &Path) -> Result<Vec<MessageBounces>, BounceError> {
             (m.file, read)
         })
     };
-    Ok(on_every_core(&files, |part| {
-        part.iter().filter_map(one).collect()
-    }))
+    Ok(on_every_core(
+        &files,
+        |part| part.iter().filter_map(one).collect(),
+        prepare_tables,
+    ))
 }
 
 /// `work` over the items on every core, the results in the items' order. The items go out
-/// in small batches to whichever thread is free, so one slow file holds up no other core.
-fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + Sync) -> Vec<R> {
+/// in small batches to whichever thread is free, so one slow file holds up no other core;
+/// the calling thread, which would only wait, does `meanwhile` (with one core or few items,
+/// `work` builds what it needs as it goes).
+fn on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> Vec<R> + Sync,
+    meanwhile: impl FnOnce(),
+) -> Vec<R> {
     /// Items per batch: small enough to even out, large enough that taking one costs nothing.
     const BATCH: usize = 16;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -199,9 +207,7 @@ fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + 
                 })
             })
             .collect();
-        // The calling thread would only wait: it builds the tables every report is read
-        // against, so that the first reader to need one waits less (or not at all).
-        prepare_tables();
+        meanwhile();
         workers
             .into_iter()
             // bounces() is written not to panic; if a worker did, its results are lost
@@ -214,7 +220,8 @@ fn on_every_core<T: Sync, R: Send>(items: &[T], work: impl Fn(&[T]) -> Vec<R> + 
 }
 
 /// Builds what reading a report needs once per run (automata over the phrase and marker
-/// tables), ahead of the first report.
+/// tables) while the reading threads start, so that the first to need one waits less (or
+/// not at all).
 fn prepare_tables() {
     crate::downstream::prepare();
     crate::reason::prepare();
@@ -239,7 +246,11 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
 /// [`bounces`] of each message, in their order, read on every core: a directory of bounces
 /// is many small independent pieces of work.
 pub fn bounces_of(messages: &[RawMessage]) -> Vec<Option<Vec<Bounce>>> {
-    on_every_core(messages, |part| part.iter().map(bounces).collect())
+    on_every_core(
+        messages,
+        |part| part.iter().map(bounces).collect(),
+        prepare_tables,
+    )
 }
 
 /// One message, or an mbox split at its `From ` lines (mboxrd's `>From ` unquoted).
